@@ -1,0 +1,1 @@
+"""Compression techniques, each a pass with one small interface (see base.py)."""

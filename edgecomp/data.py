@@ -1,0 +1,164 @@
+"""Calibration and evaluation data: .npz files, image folders, or the built-in digits set."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecomp.errors import InputError
+from edgecomp.hashing import array_sha256
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CALIB_SIZE = 256
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Model inputs `x` (float32, batch first) with optional integer labels `y`."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    source: str
+    sha256: str
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    def take(self, count: int, *, seed: int = 0) -> "Dataset":
+        """A reproducible subset of `count` samples (all of them when there are fewer)."""
+        if count >= len(self):
+            return self
+        order = np.random.default_rng(seed).permutation(len(self))[:count]
+        order.sort()
+        return make_dataset(self.x[order], None if self.y is None else self.y[order],
+                            source=f"{self.source}[{count} of {len(self)}]")
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray | None, *, source: str) -> Dataset:
+    """Build a Dataset, checking that inputs and labels line up."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise InputError(f"{source}: 'x' must hold at least one sample with a batch axis first; "
+                         f"got shape {tuple(x.shape)}.")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise InputError(f"{source}: 'y' must be one integer label per sample "
+                             f"({x.shape[0]}); got shape {tuple(y.shape)}.")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise InputError(f"{source}: 'y' must hold integer class labels; got {y.dtype}.")
+        y = y.astype(np.int64)
+    return Dataset(x=x, y=y, source=source, sha256=array_sha256(x, y))
+
+
+def load_npz(path: Path) -> Dataset:
+    """Load `x` (and optional `y`) from an .npz file written by numpy.savez."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive.files:
+                raise InputError(f"{path}: an .npz data file needs an array named 'x' "
+                                 f"(found {sorted(archive.files) or 'none'}); "
+                                 "save it with numpy.savez(path, x=inputs, y=labels).")
+            x = archive["x"]
+            y = archive["y"] if "y" in archive.files else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({exc}).") from exc
+    return make_dataset(x, y, source=str(path))
+
+
+def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
+                      mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,),
+                      grayscale: bool = False) -> Dataset:
+    """Load images from `path/<class>/<image>`; class labels follow sorted folder names.
+
+    Pixels are scaled to [0, 1], then normalized with `mean` and `std`, and laid out NCHW.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise InputError(f"{path}: an image folder needs one sub-folder per class.")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((path / name).iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(file) as image:
+                    image = image.convert("L" if grayscale else "RGB")
+                    if size is not None:
+                        image = image.resize((size[1], size[0]), Image.BILINEAR)
+                    array = np.asarray(image, dtype=np.float32) / 255.0
+            except (OSError, UnidentifiedImageError) as exc:
+                raise InputError(f"{file}: not a readable image ({exc}).") from exc
+            images.append(array[None] if grayscale else array.transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders.")
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise InputError(f"{path}: images differ in size ({sorted(shapes)[:3]}...); "
+                         "pass --image-size HxW to resize them.")
+    x = np.stack(images)
+    channels = x.shape[1]
+    mean_a = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
+    std_a = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
+    if mean_a.shape[0] not in (1, channels) or std_a.shape[0] not in (1, channels):
+        raise InputError(f"--mean/--std need 1 or {channels} values for {path}.")
+    x = (x - mean_a) / std_a
+    return make_dataset(x, np.asarray(labels, dtype=np.int64), source=str(path))
+
+
+def demo_digits(split: str = "all") -> Dataset:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, as (N, 1, 8, 8) in [0, 1].
+
+    `split` is "train" (first 80 % of a fixed shuffle), "val" (the rest) or "all".
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(1234).permutation(len(x))
+    cut = int(len(x) * 0.8)
+    chosen = {"train": order[:cut], "val": order[cut:], "all": order}.get(split)
+    if chosen is None:
+        raise InputError(f"unknown digits split {split!r}; use train, val or all.")
+    return make_dataset(x[chosen], y[chosen], source=f"sklearn-digits:{split}")
+
+
+def load_data(spec: str, **image_options) -> Dataset:
+    """Load a dataset from a path (.npz or image folder) or `demo` (the digits set)."""
+    if spec in ("demo", "digits"):
+        return demo_digits("val")
+    if spec.startswith("digits:"):
+        return demo_digits(spec.split(":", 1)[1])
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"data {spec!r} does not exist; give an .npz file, an image folder, "
+                         "or 'demo'.")
+    if path.is_dir():
+        return load_image_folder(path, **image_options)
+    if path.suffix == ".npz":
+        return load_npz(path)
+    raise InputError(f"{path}: unknown data format; use an .npz file (x, optional y) "
+                     "or a folder of images with one sub-folder per class.")
+
+
+def random_calibration(sample_shape: tuple[int, ...], count: int, *, seed: int = 0) -> Dataset:
+    """Uniform random inputs: only on explicit request, because they calibrate poorly."""
+    log.warning("calibrating on random data: int8 ranges will not match real inputs; "
+                "pass --calib with real samples for a faithful int8 model")
+    rng = np.random.default_rng(seed)
+    x = rng.random((count, *sample_shape), dtype=np.float32)
+    return make_dataset(x, None, source=f"random(seed={seed})")

@@ -1,0 +1,1 @@
+"""Exporters: one module per format, each turning a model into an Artifact with a manifest."""

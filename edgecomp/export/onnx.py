@@ -1,0 +1,170 @@
+"""ONNX export via torch.onnx, quantized with onnxruntime's own tools.
+
+fp32: torch.onnx (dynamo exporter). int8: static QDQ with calibration (per-channel
+weights; MinMax, Entropy or Percentile activation ranges). dynamic-int8: weights int8,
+activations quantized at run time, which suits MatMul-heavy models (FIELD.md: dynamic
+quantization of convolutions is slow on CPU, so static QDQ is our default for them).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgecomp.errors import ExportError, InputError
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
+                                  artifact_path, finish_artifact, needs_calibration,
+                                  register_exporter, tool_versions)
+from edgecomp.export.inspect import inspect_onnx
+
+log = logging.getLogger(__name__)
+OPSET = 18
+
+
+@register_exporter
+class OnnxExporter:
+    """Exports to an .onnx file run by onnxruntime."""
+
+    format = "onnx"
+    suffix = ".onnx"
+
+    def export(self, request: ExportRequest) -> Artifact:
+        needs_calibration(request)
+        if request.precision == Precision.FP16:
+            raise InputError("fp16 ONNX export is not offered: onnxruntime's CPU provider runs "
+                             "fp16 models slower than fp32; use --format tflite for fp16 or "
+                             "int8 for ONNX.")
+        path = artifact_path(request, self.suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
+            work = Path(tmp)
+            float_path = work / "float.onnx"
+            if request.onnx_path is not None:
+                shutil.copyfile(request.onnx_path, float_path)
+            else:
+                _torch_to_onnx(request, float_path)
+            result = work / "result.onnx"
+            if request.precision == Precision.FP32:
+                shutil.copyfile(float_path, result)
+            else:
+                prepared = work / "prepared.onnx"
+                _preprocess(float_path, prepared)
+                if request.precision == Precision.INT8:
+                    _quantize_static(prepared, result, request)
+                else:
+                    _quantize_dynamic(prepared, result, request)
+            result.replace(path)  # same directory: an atomic rename, never a partial file
+        details = {"tools": tool_versions("onnx", "onnxruntime", "onnxscript"),
+                   "reduce_range": request.reduce_range}
+        details.update(inspect_onnx(path))
+        return finish_artifact(request, path=path, fmt=self.format, details=details)
+
+
+def _torch_to_onnx(request: ExportRequest, out: Path) -> None:
+    import torch
+
+    module = request.module.eval()
+    try:
+        program = torch.onnx.export(module, (request.example_input,), dynamo=True,
+                                    opset_version=OPSET, input_names=["input"],
+                                    output_names=["output"], verbose=False)
+        program.save(str(out))
+        _strip_debug_metadata(out)
+    except Exception as exc:  # torch.onnx raises many unrelated types; all mean "cannot export"
+        raise ExportError(f"torch.onnx could not export {request.model_name}: "
+                          f"{str(exc).strip().splitlines()[0][:300]}. Run with --debug for the "
+                          "exporter's report.") from exc
+
+
+def _strip_debug_metadata(path: Path) -> None:
+    """Drop the exporter's per-node stack traces and scopes.
+
+    They hold local file paths and make up a fifth of a small model's file; runtimes
+    never read them.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in (*model.graph.value_info, *model.graph.input, *model.graph.output,
+                  *model.graph.initializer):
+        del value.metadata_props[:]
+    onnx.save(model, str(path))
+
+
+def _preprocess(src: Path, dst: Path) -> None:
+    """Shape inference and graph optimisation, which onnxruntime recommends before quantizing."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as exc:  # the pre-processor is optional; quantize the raw graph instead
+        log.warning("onnxruntime pre-processing failed (%s); quantizing the model as exported",
+                    exc)
+        shutil.copyfile(src, dst)
+
+
+class _CalibrationReader:
+    """onnxruntime's CalibrationDataReader protocol over our calibration array, batch 1."""
+
+    def __init__(self, input_name: str, x: np.ndarray, progress=None):
+        self.input_name = input_name
+        self.x = x
+        self.index = 0
+        self.progress = progress
+
+    def get_next(self):
+        if self.index >= len(self.x):
+            return None
+        sample = {self.input_name: self.x[self.index:self.index + 1]}
+        self.index += 1
+        if self.progress is not None and (self.index % 32 == 0 or self.index == len(self.x)):
+            self.progress("calibrating (ONNX int8)", self.index, len(self.x))
+        return sample
+
+    def rewind(self):
+        self.index = 0
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in initializers]
+    if len(names) != 1:
+        raise InputError(f"int8 calibration supports models with one input; this one has "
+                         f"{len(names)} ({', '.join(names)}).")
+    return names[0]
+
+
+def _quantize_static(src: Path, dst: Path, request: ExportRequest) -> None:
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    methods = {CalibrationMethod.MINMAX: OrtMethod.MinMax,
+               CalibrationMethod.ENTROPY: OrtMethod.Entropy,
+               CalibrationMethod.PERCENTILE: OrtMethod.Percentile}
+    reader = _CalibrationReader(_input_name(src), request.calib.x, request.progress)
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                    per_channel=request.per_channel, reduce_range=request.reduce_range,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=methods[request.calibration_method],
+                    # onnxruntime keeps every calibration activation in memory
+                    # (onnxruntime#10503); --calib-size bounds it, and its
+                    # CalibMaxIntermediateOutputs option is not used because
+                    # MinMax discards the chunks it flushes (calibrate.py, 1.32).
+                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+
+def _quantize_dynamic(src: Path, dst: Path, request: ExportRequest) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), per_channel=request.per_channel,
+                     reduce_range=request.reduce_range, weight_type=QuantType.QInt8)

@@ -1,0 +1,97 @@
+"""The result record: one measured artifact, the schema behind JSON, the database and reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency statistics in milliseconds over the timed runs."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    count: int
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely an artifact's outputs follow the float PyTorch model on the evaluation set."""
+
+    cosine: float
+    max_abs_err: float
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """Everything known about one artifact measured on one target.
+
+    A failed measurement is a record with `error` set and no latency; it is never
+    shown or counted as a success.
+    """
+
+    model: str
+    technique: str
+    target: str
+    format: str
+    precision: str
+    size_bytes: int
+    accuracy: float | None
+    float_accuracy: float | None
+    accuracy_delta: float | None
+    agreement: Agreement | None
+    latency_ms: Latency | None
+    load_ms: float | None
+    first_inference_ms: float | None
+    peak_rss_mb: float | None
+    rss_growth_mb: float | None
+    runtime: str | None
+    threads: int | None
+    transport: str
+    device: dict[str, Any]
+    artifact_sha256: str
+    artifact_name: str
+    source_sha256: str
+    calib_sha256: str | None
+    calib_source: str | None
+    manifest: dict[str, Any]
+    plan: dict[str, Any] | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    energy_mj: float | None = None
+    energy_reason: str | None = None
+    error: str | None = None
+    host: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
+    record_version: int = RECORD_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.latency_ms is not None
+
+    def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
+        """The record as a JSON-ready dict; the keys are documented in the README."""
+        data = dataclasses.asdict(self)
+        if not with_samples:
+            data.pop("samples_ms")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ResultRecord":
+        """Rebuild a record from `to_json` output (as stored in the database)."""
+        values = dict(data)
+        if values.get("latency_ms") is not None:
+            values["latency_ms"] = Latency(**values["latency_ms"])
+        if values.get("agreement") is not None:
+            values["agreement"] = Agreement(**values["agreement"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
