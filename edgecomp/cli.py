@@ -1,0 +1,67 @@
+"""The `edgecomp` command: a thin layer that parses flags and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from edgecomp.errors import EdgecompError
+
+# Subcommand groups living beside their concept; each module has add_parser(subparsers).
+COMMAND_MODULES = ["edgecomp.commands.flow_cmd"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgecomp",
+        description="Compress a neural network, export it to LiteRT and ONNX, and measure it "
+                    "on your own edge boards.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks and library logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        _quiet_runtimes()
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from edgecomp.commands.ui import err_console
+
+    try:
+        return int(args.func(args) or 0)
+    except EdgecompError as exc:
+        if args.debug:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing was recorded for the unfinished step.")
+        return 130
+
+
+def _quiet_runtimes() -> None:
+    """Keep TensorFlow/absl/torch chatter out of the user's terminal."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    warnings.filterwarnings("ignore")
+    for name in ("torch", "litert_torch", "absl", "onnxscript", "onnx_ir", "torchao"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

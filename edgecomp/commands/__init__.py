@@ -1,0 +1,1 @@
+"""CLI subcommand groups; edgecomp/cli.py wires them in."""

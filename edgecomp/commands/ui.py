@@ -1,0 +1,74 @@
+"""Terminal output owned by the CLI: the console, progress bars and result tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgecomp.results.compare import ComparisonRow
+from edgecomp.results.record import ResultRecord
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def progress_bars() -> Iterator:
+    """A `progress(description, done, total)` callback drawing one bar per description."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = bars.add_task(description, total=total)
+            bars.update(tasks[description], completed=done, total=total)
+
+        yield progress
+
+
+def _fmt(value, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
+
+
+def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Table:
+    """The `compare` table: one line per artifact, fastest first within model and target."""
+    table = Table(title=title, title_justify="left")
+    for column in ("model", "technique", "target", "format", "precision", "size",
+                   "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ"):
+        table.add_column(column, justify="right" if column not in (
+            "model", "technique", "target", "format", "precision") else "left")
+    for row in rows:
+        r = row.record
+        io = r.manifest.get("io_dtype", "float32")
+        precision = r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8" else "")
+        if not r.ok:
+            table.add_row(r.model, r.technique, r.target, r.format, precision, _size(r.size_bytes),
+                          "-", "-", "-", "[red]failed[/red]", "-", "-", "-")
+            continue
+        delta = "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.2f}"
+        table.add_row(r.model, r.technique, r.target, r.format, precision, _size(r.size_bytes),
+                      _fmt(r.accuracy, ".2f", "%"), delta,
+                      _fmt(r.agreement.cosine if r.agreement else None, ".4f"),
+                      _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),
+                      _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"))
+    return table
+
+
+def write_json(path: Path, records: list[ResultRecord]) -> None:
+    """Write result objects (the README documents the keys) atomically to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps([r.to_json() for r in records], indent=2))
+    os.replace(tmp, path)

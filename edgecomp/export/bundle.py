@@ -1,0 +1,65 @@
+"""Read an artifact back from disk, with its manifest when edgecomp wrote one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgecomp.errors import InputError
+from edgecomp.export.base import Artifact, Precision
+from edgecomp.hashing import file_sha256
+
+FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+
+
+def artifact_from_file(path: Path) -> Artifact:
+    """An Artifact for `path`; without a manifest its precision is read from the file."""
+    if not path.is_file():
+        raise InputError(f"artifact {path} does not exist.")
+    fmt = FORMATS.get(path.suffix)
+    if fmt is None:
+        raise InputError(f"{path}: unknown artifact type; edgecomp measures .tflite and .onnx "
+                         "files.")
+    manifest_path = path.with_suffix(path.suffix + ".json")
+    sha = file_sha256(path)
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{manifest_path} is not valid JSON ({exc}); delete it to measure "
+                             "the artifact without it.") from exc
+        if manifest.get("sha256") != sha:
+            raise InputError(f"{path} does not match its manifest {manifest_path.name} (sha256 "
+                             "differs): the file changed after export; re-export it or delete "
+                             "the stale manifest.")
+        return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
+                        manifest=manifest)
+    manifest = _manifest_from_file(path, fmt, sha)
+    return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
+                    manifest=manifest)
+
+
+def _manifest_from_file(path: Path, fmt: str, sha: str) -> dict:
+    """What a foreign artifact is, read from the file itself."""
+    from edgecomp.export.inspect import inspect_onnx, inspect_tflite
+
+    try:
+        details = inspect_tflite(path) if fmt == "tflite" else inspect_onnx(path)
+    except Exception as exc:  # runtimes raise assorted types for a corrupt file
+        raise InputError(f"{path} is not a readable {fmt} model (truncated or corrupt?): "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
+    by_dtype = details["weight_bytes_by_dtype"]
+    if details["integer_weight_share"] > 0.5:
+        quantized_io = any(i["dtype"] in ("int8", "uint8") for i in details["inputs"])
+        activation_quant = quantized_io or any(op in details["ops"] for op in (
+            "QUANTIZE", "QuantizeLinear"))
+        precision = Precision.INT8 if activation_quant else Precision.DYNAMIC_INT8
+    elif by_dtype.get("float16", 0) > by_dtype.get("float32", 0):
+        precision = Precision.FP16
+    else:
+        precision = Precision.FP32
+    return {"manifest_version": 1, "file": path.name, "format": fmt,
+            "precision": precision.value,
+            "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
+            "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
+            "technique": "none", "source_sha256": "unknown", "calibration": None, **details}

@@ -1,0 +1,44 @@
+"""Shared fixtures: an isolated store and cache, the trained demo model, digits data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Every test session gets its own results database, cache and user config, so tests never
+# touch the user's files and never depend on them.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="edgecomp-tests-"))
+os.environ["EDGECOMP_DB"] = str(_SESSION_HOME / "results.db")
+os.environ["EDGECOMP_CACHE"] = os.environ.get("EDGECOMP_TEST_CACHE", str(_SESSION_HOME / "cache"))
+os.environ.setdefault("EDGECOMP_TARGETS", str(_SESSION_HOME / "targets"))
+os.environ.setdefault("EDGECOMP_PROFILES", str(_SESSION_HOME / "profiles"))
+os.environ.setdefault("EDGECOMP_RECIPES", str(_SESSION_HOME / "recipes"))
+
+
+@pytest.fixture(scope="session")
+def demo_source():
+    """The built-in demo CNN, trained once per session (or taken from EDGECOMP_TEST_CACHE)."""
+    from edgecomp.sources import demo_model
+
+    return demo_model()
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory):
+    """Calibration and evaluation .npz files cut from scikit-learn's digits."""
+    from edgecomp.data import demo_digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    train, val = demo_digits("train"), demo_digits("val")
+    np.savez(folder / "calib.npz", x=train.x[:200])
+    np.savez(folder / "val.npz", x=val.x, y=val.y)
+    return folder / "calib.npz", folder / "val.npz"
