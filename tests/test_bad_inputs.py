@@ -1,0 +1,137 @@
+"""Bad input ends in one clear sentence, a non-zero exit, and nothing written."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgecomp.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FACTORY = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    def small_cnn():
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(8 * 8 * 8, 10))
+""")
+
+
+class Payload:
+    """A pickle that would run a shell command when loaded without weights_only."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch, digits_npz):
+    """A user's project folder with a model factory, weights and data."""
+    (tmp_path / "mymodels.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    namespace: dict = {}
+    exec(FACTORY, namespace)
+    torch.save(namespace["small_cnn"]().state_dict(), tmp_path / "net.pt")
+    db = tmp_path / "results.db"
+    monkeypatch.setenv("EDGECOMP_DB", str(db))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("mymodels", None)
+
+
+def rows(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out
+
+
+def assert_clean_failure(code, text, project, *, match: str):
+    assert code != 0
+    assert "Traceback" not in text
+    assert match in text, text
+    out = project / "out"
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+    assert rows(project / "results.db") == 0
+
+
+def test_truncated_pt2_model(project, capsys, digits_npz):
+    from edgecomp.models import DemoCNN
+
+    program = torch.export.export(DemoCNN().eval(), (torch.zeros(1, 1, 8, 8),))
+    torch.export.save(program, project / "model.pt2")
+    data = (project / "model.pt2").read_bytes()
+    (project / "model.pt2").write_bytes(data[: len(data) // 2])
+    code, text = run_cli(capsys, "export", "model.pt2", "--calib", str(digits_npz[0]),
+                         "--precision", "int8", "-o", "out")
+    assert_clean_failure(code, text, project, match="not a readable torch.export program")
+
+
+def test_truncated_onnx_model(project, capsys, digits_npz):
+    (project / "model.onnx").write_bytes(b"\x08\x07\x12\x04torch\x1a")
+    code, text = run_cli(capsys, "export", "model.onnx", "--format", "onnx", "-o", "out")
+    assert_clean_failure(code, text, project, match="not a valid ONNX model")
+
+
+def test_malicious_pickle_weights_are_refused_without_running_them(project, capsys,
+                                                                   digits_npz):
+    marker = project / "pwned"
+    torch.save({"weight": Payload(marker)}, project / "evil.pt")
+    code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "evil.pt",
+                         "--calib", str(digits_npz[0]), "-o", "out")
+    assert_clean_failure(code, text, project, match="would run code")
+    assert not marker.exists()
+
+
+def test_shape_mismatch_between_model_and_data(project, capsys):
+    np.savez(project / "wrong.npz", x=np.zeros((20, 3, 16, 16), np.float32))
+    code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "net.pt",
+                         "--input-shape", "1,1,8,8", "--calib", "wrong.npz",
+                         "--precision", "int8", "-o", "out")
+    assert_clean_failure(code, text, project, match="samples of shape (3, 16, 16)")
+
+
+def test_missing_calibration_data(project, capsys, digits_npz):
+    code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "net.pt",
+                         "--input-shape", "1,1,8,8", "--precision", "int8", "-o", "out")
+    assert_clean_failure(code, text, project, match="needs calibration data")
+
+
+def test_unknown_target(project, capsys, digits_npz):
+    code, text = run_cli(capsys, "deploy", "mymodels:small_cnn", "--weights", "net.pt",
+                         "--calib", str(digits_npz[0]), "--target", "no-such-board",
+                         "-o", "out")
+    assert_clean_failure(code, text, project, match="no-such-board")
+
+
+def test_cli_exit_code_and_no_traceback_in_a_real_process(project, digits_npz):
+    """The installed entry point, not just main(): exit status 1 and one error line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecomp.cli", "export", "mymodels:small_cnn", "--weights",
+         "missing.pt", "-o", "out"], cwd=project, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "missing.pt does not exist" in result.stderr
