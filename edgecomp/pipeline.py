@@ -189,5 +189,23 @@ def device_facts(report: dict[str, Any], transport: Transport) -> dict[str, Any]
     return facts
 
 
-def with_technique(prepared: Prepared, technique: str) -> Prepared:
-    return replace(prepared, technique=technique)
+def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
+             progress: ProgressFn | None = None) -> tuple[Prepared, list]:
+    """Run a recipe's passes on the model; the result is exported under the recipe's name."""
+    from edgecomp.compress.base import DataContext
+    from edgecomp.compress.recipe import load_recipe, run_recipe
+    from edgecomp.hashing import state_dict_sha256
+
+    source = prepared.source
+    if source.module is None:
+        raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
+                         "models (give the model as package.module:function or .pt2).")
+    recipe = load_recipe(recipe_spec)
+    if train is not None:
+        check_data_shape(source, train.sample_shape, what="training")
+    context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
+                          calib=prepared.calib, teacher=source.module, progress=progress)
+    model, reports = run_recipe(recipe, source.module, context)
+    model.eval()
+    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()))
+    return replace(prepared, source=compressed, technique=recipe.name), reports

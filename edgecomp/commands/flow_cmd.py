@@ -22,6 +22,10 @@ def add_parser(subparsers) -> None:
     _data_args(deploy)
     _export_args(deploy)
     _measure_args(deploy)
+    deploy.add_argument("--recipe", help="compress with this recipe (file or name) first")
+    deploy.add_argument("--train", help="training data for recipes that fine-tune")
+    deploy.add_argument("--no-baseline", action="store_true",
+                        help="with --recipe, skip the uncompressed fp32 baseline artifacts")
     deploy.add_argument("-o", "--out", type=Path, default=None,
                         help="artifact directory (default ./edgecomp-out/<model>)")
     deploy.add_argument("--json", type=Path, help="write the result objects to this JSON file")
@@ -177,7 +181,11 @@ def _load_source(args, data_plan, progress):
 
 def run_deploy(args) -> int:
     from edgecomp.commands.ui import console, progress_bars
-    from edgecomp.pipeline import export_all, measure_and_record, prepare, reference_outputs
+    from dataclasses import replace
+
+    from edgecomp.data import load_data
+    from edgecomp.pipeline import (compress, export_all, measure_and_record, prepare,
+                                   reference_outputs)
     from edgecomp.remote.runner import open_transport
 
     data_plan = _data_plan(args)
@@ -197,8 +205,18 @@ def run_deploy(args) -> int:
                            needs_calib=Precision.INT8 in plan.precisions)
         with open_transport(args.target) as transport:
             out_dir = args.out or Path("edgecomp-out") / source.name
-            artifacts = export_all(prepared, plan, out_dir, progress=progress)
+            # The reference is the uncompressed float model, also for compressed artifacts.
             reference = reference_outputs(prepared)
+            artifacts = []
+            if args.recipe:
+                if not args.no_baseline:
+                    baseline = replace(plan, precisions=(Precision.FP32,))
+                    artifacts += export_all(prepared, baseline, out_dir, progress=progress)
+                train = load_data(args.train or ("digits:train" if demo else None)) \
+                    if (args.train or demo) else None
+                prepared, _reports = compress(prepared, args.recipe, train=train,
+                                              progress=progress)
+            artifacts += export_all(prepared, plan, out_dir, progress=progress)
             records = []
             for index, artifact in enumerate(artifacts):
                 progress("measuring artifacts", index, len(artifacts))

@@ -9,13 +9,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-import torch
-
-from edgecomp.data import Dataset
 from edgecomp.errors import InputError
 from edgecomp.hashing import file_sha256
+
+if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
+    import torch
+
+    from edgecomp.data import Dataset
 
 
 class Precision(str, enum.Enum):
