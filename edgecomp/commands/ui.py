@@ -15,7 +15,9 @@ from rich.table import Table
 from edgecomp.results.compare import ComparisonRow
 from edgecomp.results.record import ResultRecord
 
-console = Console(stderr=False, highlight=False)
+# Tables are wide; when output is not a terminal (CI logs, pipes) rich would assume 80 columns.
+_WIDTH = None if os.isatty(1) else 200
+console = Console(stderr=False, highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -20,6 +20,7 @@ from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Pr
                                   artifact_path, finish_artifact, needs_calibration,
                                   register_exporter, tool_versions)
 from edgecomp.export.inspect import inspect_onnx
+from edgecomp.export.quiet import native_output_captured
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -52,11 +53,12 @@ class OnnxExporter:
                 shutil.copyfile(float_path, result)
             else:
                 prepared = work / "prepared.onnx"
-                _preprocess(float_path, prepared)
-                if request.precision == Precision.INT8:
-                    _quantize_static(prepared, result, request)
-                else:
-                    _quantize_dynamic(prepared, result, request)
+                with native_output_captured():
+                    _preprocess(float_path, prepared)
+                    if request.precision == Precision.INT8:
+                        _quantize_static(prepared, result, request)
+                    else:
+                        _quantize_dynamic(prepared, result, request)
             result.replace(path)  # same directory: an atomic rename, never a partial file
         details = {"tools": tool_versions("onnx", "onnxruntime", "onnxscript"),
                    "reduce_range": request.reduce_range}
@@ -69,9 +71,10 @@ def _torch_to_onnx(request: ExportRequest, out: Path) -> None:
 
     module = request.module.eval()
     try:
-        program = torch.onnx.export(module, (request.example_input,), dynamo=True,
-                                    opset_version=OPSET, input_names=["input"],
-                                    output_names=["output"], verbose=False)
+        with native_output_captured():
+            program = torch.onnx.export(module, (request.example_input,), dynamo=True,
+                                        opset_version=OPSET, input_names=["input"],
+                                        output_names=["output"], verbose=False)
         program.save(str(out))
         _strip_debug_metadata(out)
     except Exception as exc:  # torch.onnx raises many unrelated types; all mean "cannot export"

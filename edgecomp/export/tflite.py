@@ -19,9 +19,11 @@ from edgecomp.export.base import (Artifact, ExportRequest, Precision, artifact_p
                                   atomic_write_bytes, finish_artifact, needs_calibration,
                                   register_exporter, tool_versions)
 from edgecomp.export.inspect import inspect_tflite
+from edgecomp.export.quiet import native_output_captured
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
 
 
 @register_exporter
@@ -40,14 +42,13 @@ class TFLiteExporter:
         module = request.module.eval()
         example = (request.example_input,)
         try:
-            if request.precision == Precision.INT8:
-                data = _convert_int8(module, example, request)
-            else:
-                data = _convert_float(module, example)
-                if request.precision == Precision.FP16:
-                    data = _ai_edge_quantize(data, "fp16")
-                elif request.precision == Precision.DYNAMIC_INT8:
-                    data = _ai_edge_quantize(data, "dynamic-int8")
+            with native_output_captured():
+                if request.precision == Precision.INT8:
+                    data = _convert_int8(module, example, request)
+                else:
+                    data = _litert_convert(module, example)
+                    if request.precision != Precision.FP32:
+                        data = _ai_edge_quantize(data, request.precision)
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
             raise ExportError(f"litert-torch could not convert {request.model_name} to "
                               f"{request.precision.value} LiteRT: {_first_line(exc)}. Run with "
@@ -60,7 +61,8 @@ class TFLiteExporter:
         atomic_write_bytes(path, data)
         details = {"tools": tool_versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer",
                                           "torchao")}
-        details.update(inspect_tflite(path))
+        with native_output_captured():
+            details.update(inspect_tflite(path))
         return finish_artifact(request, path=path, fmt=self.format, details=details)
 
 
@@ -69,32 +71,29 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _quiet_convert(module, example, **kwargs) -> bytes:
-    """Convert with litert-torch into bytes, keeping its progress chatter out of the terminal."""
+def _litert_convert(module, example, **kwargs) -> bytes:
+    """Convert with litert-torch into flatbuffer bytes."""
     import litert_torch
 
-    logging.getLogger("litert_torch").setLevel(logging.WARNING)
-    edge_model = litert_torch.convert(module, example, **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
+        edge_model = litert_torch.convert(module, example, **kwargs)
         out = Path(tmp) / "model.tflite"
         edge_model.export(str(out))
         return out.read_bytes()
-
-
-def _convert_float(module: torch.nn.Module, example) -> bytes:
-    return _quiet_convert(module, example)
 
 
 def _convert_int8(module: torch.nn.Module, example, request: ExportRequest) -> bytes:
     """PT2E static int8: export, insert observers, calibrate on the user's data, convert."""
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
+    from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=request.per_channel))
     graph = torch.export.export(module, example).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    # Exported graphs start in training mode: calibrating so would update BatchNorm stats.
+    move_exported_model_to_eval(graph)
     calib = request.calib.x
     with torch.no_grad():
         for index in range(len(calib)):
@@ -102,15 +101,16 @@ def _convert_int8(module: torch.nn.Module, example, request: ExportRequest) -> b
             if request.progress is not None and (index % 32 == 31 or index == len(calib) - 1):
                 request.progress("calibrating (LiteRT int8)", index + 1, len(calib))
     graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
-    return _quiet_convert(graph, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    move_exported_model_to_eval(graph)
+    return _litert_convert(graph, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 
-def _ai_edge_quantize(model_bytes: bytes, kind: str) -> bytes:
+def _ai_edge_quantize(model_bytes: bytes, precision: Precision) -> bytes:
     """Weight-only fp16 or dynamic-range int8 with ai-edge-quantizer on an fp32 flatbuffer."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
     qt = quantizer.Quantizer(bytearray(model_bytes))
-    if kind == "dynamic-int8":
+    if precision == Precision.DYNAMIC_INT8:
         qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     else:
         qt.update_quantization_recipe(

@@ -1,0 +1,1 @@
+"""The on-device agent (edgecomp_agent.py), copied to boards and run there."""
