@@ -116,19 +116,16 @@ def _preprocess(src: Path, dst: Path) -> None:
 class _CalibrationReader:
     """onnxruntime's CalibrationDataReader protocol over our calibration array, batch 1."""
 
-    def __init__(self, input_name: str, x: np.ndarray, progress=None):
+    def __init__(self, input_name: str, x: np.ndarray):
         self.input_name = input_name
         self.x = x
         self.index = 0
-        self.progress = progress
 
     def get_next(self):
         if self.index >= len(self.x):
             return None
         sample = {self.input_name: self.x[self.index:self.index + 1]}
         self.index += 1
-        if self.progress is not None and (self.index % 32 == 0 or self.index == len(self.x)):
-            self.progress("calibrating (ONNX int8)", self.index, len(self.x))
         return sample
 
     def rewind(self):
@@ -147,6 +144,41 @@ def _input_name(path: Path) -> str:
     return names[0]
 
 
+# Histogram settings for Entropy and Percentile: onnxruntime's defaults (128 bins for
+# entropy, equal to the quantized bins) leave no threshold to search, so Entropy would
+# equal MinMax; 2048 bins is the choice TensorRT's entropy calibrator documents.
+HISTOGRAM_BINS = 2048
+CALIBRATION_CHUNK = 32
+
+
+def _calibrate(src: Path, work: Path, request: ExportRequest) -> Path:
+    """Activation ranges, streamed in chunks so memory stays bounded (onnxruntime#10503).
+
+    Returns a calibration cache file that quantize_static reads instead of calibrating.
+    """
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    method, options = {
+        CalibrationMethod.MINMAX: (OrtMethod.MinMax, {}),
+        CalibrationMethod.ENTROPY: (OrtMethod.Entropy, {"num_bins": HISTOGRAM_BINS,
+                                                        "num_quantized_bins": 128}),
+        CalibrationMethod.PERCENTILE: (OrtMethod.Percentile, {"num_bins": HISTOGRAM_BINS,
+                                                              "percentile": 99.999}),
+    }[request.calibration_method]
+    calibrator = create_calibrator(src, augmented_model_path=str(work / "augmented.onnx"),
+                                   calibrate_method=method, extra_options=options)
+    name, x = _input_name(src), request.calib.x
+    for start in range(0, len(x), CALIBRATION_CHUNK):
+        chunk = x[start:start + CALIBRATION_CHUNK]
+        calibrator.collect_data(_CalibrationReader(name, chunk))
+        if request.progress is not None:
+            request.progress("calibrating (ONNX int8)", min(start + len(chunk), len(x)), len(x))
+    cache = work / "calibration.json"
+    save_tensors_data(calibrator.compute_data(), cache)
+    return cache
+
+
 def _quantize_static(src: Path, dst: Path, request: ExportRequest) -> None:
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -154,15 +186,12 @@ def _quantize_static(src: Path, dst: Path, request: ExportRequest) -> None:
     methods = {CalibrationMethod.MINMAX: OrtMethod.MinMax,
                CalibrationMethod.ENTROPY: OrtMethod.Entropy,
                CalibrationMethod.PERCENTILE: OrtMethod.Percentile}
-    reader = _CalibrationReader(_input_name(src), request.calib.x, request.progress)
-    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+    cache = _calibrate(src, dst.parent, request)
+    quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ,
                     per_channel=request.per_channel, reduce_range=request.reduce_range,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=methods[request.calibration_method],
-                    # onnxruntime keeps every calibration activation in memory
-                    # (onnxruntime#10503); --calib-size bounds it, and its
-                    # CalibMaxIntermediateOutputs option is not used because
-                    # MinMax discards the chunks it flushes (calibrate.py, 1.32).
+                    calibration_cache_path=str(cache),
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
 
