@@ -397,16 +397,23 @@ def open_runtime(path, requested, threads):
                      % (suffix, RUNTIME_PACKAGES[candidates[0]][1]), "missing_runtime")
 
 
-def load_model(runtime):
-    if not os.path.isfile(runtime.path):
-        raise AgentError("model file %s does not exist on this board" % runtime.path,
-                         "bad_artifact")
+def import_runtime(runtime):
+    """Import the runtime's module, turning a broken install into an install hint."""
     try:
-        runtime.load()
+        importlib.import_module(RUNTIME_PACKAGES[runtime.name][0])
     except ImportError as exc:
         raise AgentError("the %s runtime failed to import (%s); reinstall it with `pip install "
                          "%s`" % (runtime.name, exc, RUNTIME_PACKAGES[runtime.name][1]),
                          "missing_runtime")
+
+
+def load_model(runtime):
+    if not os.path.isfile(runtime.path):
+        raise AgentError("model file %s does not exist on this board" % runtime.path,
+                         "bad_artifact")
+    import_runtime(runtime)
+    try:
+        runtime.load()
     except Exception as exc:  # runtimes raise RuntimeError, ValueError, their own Fail types
         raise AgentError("%s could not load %s (truncated or unsupported model?): %s"
                          % (runtime.name, os.path.basename(runtime.path),
@@ -637,7 +644,7 @@ def command_measure(args):
     with BoardLock(lock_path, args.lock_timeout, os.path.basename(args.model)) as lock:
         before = device_state()
         # Import the runtime before the idle reading, so growth counts the model, not code.
-        importlib.import_module(RUNTIME_PACKAGES[runtime.name][0])
+        import_runtime(runtime)
         idle_rss = proc_status_mb("VmRSS")
         start = time.perf_counter()
         load_model(runtime)
