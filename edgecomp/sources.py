@@ -163,7 +163,13 @@ def _load_exported(path: Path) -> ModelSource:
         example = _example(tuple(int(d) for d in placeholders[0].meta["val"].shape))
     else:
         example = _example(tuple(args[0].shape))
-    return ModelSource(name=path.stem, kind="exported", module=program.module(),
+    # torchao (installed with litert-torch) lets the unlifted graph switch train/eval the
+    # way nn.Module users expect; torch's own module raises on .eval().
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    module = program.module()
+    allow_exported_model_train_eval(module)
+    return ModelSource(name=path.stem, kind="exported", module=module,
                        example_input=example, sha256=file_sha256(path), spec=str(path))
 
 

@@ -69,7 +69,8 @@ class OnnxExporter:
 def _torch_to_onnx(request: ExportRequest, out: Path) -> None:
     import torch
 
-    module = request.module.eval()
+    module = request.module
+    module.eval()
     try:
         with native_output_captured():
             program = torch.onnx.export(module, (request.example_input,), dynamo=True,

@@ -39,7 +39,8 @@ class TFLiteExporter:
                              "exported to ONNX targets (use --format onnx).")
         needs_calibration(request)
         path = artifact_path(request, self.suffix)
-        module = request.module.eval()
+        module = request.module
+        module.eval()  # (an exported program's eval() returns None)
         example = (request.example_input,)
         try:
             with native_output_captured():
@@ -68,7 +69,7 @@ class TFLiteExporter:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return text[0][:300].rstrip(".") if text else type(exc).__name__
 
 
 def _litert_convert(module, example, **kwargs) -> bytes:
