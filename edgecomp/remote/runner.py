@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from edgecomp.errors import InputError
 from edgecomp.remote.base import Transport
 
 
 def open_transport(name: str) -> Transport:
     """A connected transport for `name`; an unknown name is one sentence listing known ones."""
-    from edgecomp.remote.local import LocalTransport
-
     if name == "local":
+        from edgecomp.remote.local import LocalTransport
+
         return LocalTransport()
-    raise InputError(f"unknown target {name!r}; known targets: local. Add boards to the "
-                     "target inventory (see README).")
+    from edgecomp.remote.ssh import SshTransport
+    from edgecomp.targets import get_target
+
+    return SshTransport(get_target(name))

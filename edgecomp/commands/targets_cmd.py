@@ -1,0 +1,109 @@
+"""`edgecomp targets`: list boards, check one, trust its host key."""
+
+from __future__ import annotations
+
+import sys
+
+from edgecomp.errors import DeviceError, InputError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("targets", help="list, check and trust boards")
+    commands = parser.add_subparsers(dest="targets_command", metavar="SUBCOMMAND")
+    listing = commands.add_parser("list", help="every known target")
+    listing.set_defaults(func=run_list)
+    check = commands.add_parser("check", help="reach a board and report what it has")
+    check.add_argument("name")
+    check.set_defaults(func=run_check)
+    trust = commands.add_parser("trust", help="add a board's SSH host key to the inventory")
+    trust.add_argument("name")
+    trust.add_argument("--yes", action="store_true", help="trust without asking")
+    trust.set_defaults(func=run_trust)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def run_list(args) -> int:
+    from rich.table import Table
+
+    from edgecomp.commands.ui import console
+    from edgecomp.targets import inventory_dir, load_targets
+
+    table = Table(title=f"targets (inventory: {inventory_dir()})", title_justify="left")
+    for column in ("name", "address", "profile", "python", "power probe", "file"):
+        table.add_column(column)
+    table.add_row("local", "this machine", "-", "this python", "none", "built in")
+    for target in load_targets().values():
+        table.add_row(target.name, f"{target.user}@{target.host}:{target.port}", target.profile,
+                      target.python, target.power_probe, target.source)
+    console.print(table)
+    return 0
+
+
+def run_check(args) -> int:
+    from edgecomp.commands.ui import console
+    from edgecomp.remote.runner import open_transport
+
+    with open_transport(args.name) as transport:
+        info = transport.info()
+    device = info["device"]
+    console.print(f"[bold]{args.name}[/bold] reachable; agent python {info['python']}")
+    console.print(f"  CPU      {device.get('cpu_model')} ({device.get('online_cores')}/"
+                  f"{device.get('cores')} cores online, governor {device.get('governor')})")
+    console.print(f"  memory   {_mb(device.get('mem_available_mb'))} available of "
+                  f"{_mb(device.get('mem_total_mb'))}")
+    console.print(f"  disk     {_mb(device.get('disk_free_mb'))} free in the work directory")
+    console.print(f"  kernel   {device.get('kernel')} ({device.get('machine')})")
+    temps = device.get("temperatures_c") or {}
+    if temps:
+        console.print("  thermal  " + ", ".join(f"{k} {v:.1f}°C" for k, v in temps.items()))
+    for name, version in info["runtimes"].items():
+        console.print(f"  runtime  {name}: {version or 'not installed'}")
+    for line in info["missing"]:
+        console.print(f"  [yellow]missing[/yellow] {line}")
+    return 1 if len(info["missing"]) == 2 else 0
+
+
+def _mb(value) -> str:
+    return "?" if value is None else f"{value:.0f} MiB"
+
+
+def run_trust(args) -> int:
+    from edgecomp.commands.ui import console
+    from edgecomp.remote.ssh import fetch_host_key, host_key_name, key_fingerprint
+    from edgecomp.targets import get_target, inventory_known_hosts
+
+    if args.name == "local":
+        raise InputError("the local target needs no host key.")
+    target = get_target(args.name)
+    key = fetch_host_key(target)
+    fingerprint = key_fingerprint(key)
+    console.print(f"{target.name} ({target.host}:{target.port}) presents "
+                  f"{key.get_name()} {fingerprint}")
+    known = inventory_known_hosts()
+    import paramiko
+
+    host_keys = paramiko.HostKeys()
+    if known.is_file():
+        host_keys.load(str(known))
+    name = host_key_name(target)
+    existing = host_keys.lookup(name) or {}
+    if key.get_name() in existing:
+        if existing[key.get_name()] == key:
+            console.print("already trusted.")
+            return 0
+        raise DeviceError(f"{known} holds a DIFFERENT {key.get_name()} key for {name}; "
+                          "edgecomp never replaces a key. If the board was reinstalled, delete "
+                          "that line by hand, then trust again.")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError("confirm the fingerprint: run in a terminal, or pass --yes after "
+                             "checking it on the board (ssh-keygen -lf /etc/ssh/ssh_host_*.pub).")
+        answer = input("Trust this key? Compare it with the board's own fingerprint [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            console.print("not trusted.")
+            return 1
+    known.parent.mkdir(parents=True, exist_ok=True)
+    host_keys.add(name, key.get_name(), key)
+    host_keys.save(str(known))
+    console.print(f"trusted; saved in {known}")
+    return 0

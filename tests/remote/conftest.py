@@ -1,0 +1,75 @@
+"""A real OpenSSH server as the board: tools/sim-board, started once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_BOARD = ROOT / "tools" / "sim-board"
+
+
+def sim_board(*args: str, state: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EDGECOMP_SIM_DIR": str(state)}
+    return subprocess.run([sys.executable, str(SIM_BOARD), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+class Board:
+    """A started simulated board: its name, state directory and sshd facts."""
+
+    def __init__(self, name: str, state: Path):
+        self.name = name
+        self.state = state
+
+    @property
+    def info(self) -> dict:
+        return json.loads((self.state / "board.json").read_text())
+
+    @property
+    def port(self) -> int:
+        return self.info["port"]
+
+    @property
+    def workdir(self) -> Path:
+        return self.state / "board-home" / "work"
+
+    @property
+    def sshd_pid(self) -> int:
+        return int((self.state / "sshd.pid").read_text())
+
+    def stop(self) -> None:
+        sim_board("stop", state=self.state)
+
+
+def start_board(name: str, state: Path, *extra: str) -> Board:
+    result = sim_board("start", "--name", name, *extra, state=state)
+    if result.returncode != 0:
+        raise RuntimeError(f"sim-board start failed: {result.stderr}")
+    return Board(name, state)
+
+
+@pytest.fixture()
+def board_factory(tmp_path):
+    """Start extra boards for one test (e.g. one whose sshd the test kills)."""
+    started = []
+
+    def start(name: str) -> Board:
+        started.append(start_board(name, tmp_path / name))
+        return started[-1]
+
+    yield start
+    for extra in started:
+        extra.stop()
+
+
+@pytest.fixture(scope="session")
+def board(tmp_path_factory):
+    board = start_board("sim-pi4", tmp_path_factory.mktemp("sim-board"))
+    yield board
+    board.stop()
