@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -84,13 +83,15 @@ def test_same_artifact_agrees_between_ssh_and_local(deployed, board):
     out, results = deployed
     tflite = next(r for r in results if r["format"] == "tflite" and r["precision"] == "fp32")
     artifact = out / "artifacts" / tflite["artifact_name"]
-    options = MeasureOptions(runs=300, seconds=0.5, warmup_seconds=0.2, threads=1)
+    options = MeasureOptions(runs=200, seconds=0.3, warmup_seconds=0.1, threads=1)
     local, remote = [], []
     with SshTransport(get_target(board.name)) as ssh, LocalTransport() as here:
-        for _ in range(3):  # interleaved, so a busy moment on the machine hits both
+        for _ in range(6):  # interleaved, so a busy moment on the machine hits both
             local.append(here.measure(artifact, options)["latency_ms"]["p50"])
             remote.append(ssh.measure(artifact, options)["latency_ms"]["p50"])
-    ratio = statistics.median(remote) / statistics.median(local)
+    # On this shared VM a process's p50 lands in one of two modes ~1.5x apart whatever
+    # launched it (seen with both pythons directly), so compare each side's best process.
+    ratio = min(remote) / min(local)
     assert 0.8 <= ratio <= 1.2, (local, remote)
 
 
