@@ -12,7 +12,7 @@ from edgecomp.errors import EdgecompError
 
 # Subcommand groups living beside their concept; each module has add_parser(subparsers).
 COMMAND_MODULES = ["edgecomp.commands.flow_cmd", "edgecomp.commands.compress_cmd",
-                   "edgecomp.commands.targets_cmd"]
+                   "edgecomp.commands.targets_cmd", "edgecomp.commands.plan_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

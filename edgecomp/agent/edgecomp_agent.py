@@ -566,15 +566,197 @@ class FileProbe(PowerProbe):
             return float(handle.read().strip())
 
 
+def parse_tegrastats_input_power(line):
+    """Watts on the board's input rail from one tegrastats line, or None.
+
+    Jetson boards report several rails; only the input rail (VDD_IN, or POM_5V_IN on
+    older JetPacks) is the board's power. Summing rails double-counts
+    (rbonghi/jetson_stats#51).
+    """
+    for rail in ("VDD_IN", "POM_5V_IN"):
+        marker = rail + " "
+        at = line.find(marker)
+        if at >= 0:
+            value = line[at + len(marker):].split("/", 1)[0].split()[0]
+            if value.endswith("mW") and value[:-2].isdigit():
+                return int(value[:-2]) / 1000.0
+    return None
+
+
+def parse_pmic_read_adc(text):
+    """Total watts from `vcgencmd pmic_read_adc` (Raspberry Pi 5): sum of V*I per rail."""
+    currents, volts = {}, {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2 or "=" not in fields[1]:
+            continue
+        label, value = fields[0], fields[1].split("=", 1)[1]
+        try:
+            number = float(value.rstrip("AV"))
+        except ValueError:
+            continue
+        if label.endswith("_A") and value.endswith("A"):
+            currents[label[:-2]] = number
+        elif label.endswith("_V") and value.endswith("V"):
+            volts[label[:-2]] = number
+    rails = [name for name in currents if name in volts]
+    if not rails:
+        return None
+    return sum(currents[name] * volts[name] for name in rails)
+
+
+def normalize_power_supply(current_now, voltage_now):
+    """Android /sys/class/power_supply/battery readings to watts drawn.
+
+    The kernel ABI says microamps and microvolts, but vendors report milliamps on some
+    devices and either sign for discharge (google/perfetto#1441): a magnitude below
+    10,000 is taken as mA, and the sign is dropped because only draw is measured.
+    """
+    current = abs(float(current_now))
+    voltage = abs(float(voltage_now))
+    amps = current / 1000.0 if current < 10000 else current / 1e6
+    volts = voltage / 1e6 if voltage > 1000 else voltage  # uV, or already volts
+    return amps * volts
+
+
+def find_hwmon_input_rail(root):
+    """(voltage file, current file) of the INA3221 channel labelled as the input rail."""
+    for dirpath, _, files in os.walk(root):
+        for name in sorted(files):
+            if not (name.startswith("in") and name.endswith("_label")):
+                continue
+            try:
+                with open(os.path.join(dirpath, name)) as handle:
+                    label = handle.read().strip()
+            except OSError:
+                continue
+            if label in ("VDD_IN", "POM_5V_IN"):
+                channel = name[2:-len("_label")]
+                volt = os.path.join(dirpath, "in%s_input" % channel)
+                curr = os.path.join(dirpath, "curr%s_input" % channel)
+                if os.path.isfile(volt) and os.path.isfile(curr):
+                    return volt, curr
+    return None
+
+
+def read_number(path):
+    with open(path) as handle:
+        return float(handle.read().strip())
+
+
+class JetsonIna3221Probe(PowerProbe):
+    """Jetson's INA3221 through hwmon: the input rail's mV * mA, never a sum of rails."""
+
+    name = "jetson-ina3221"
+
+    def __init__(self):
+        self.rail = find_hwmon_input_rail(sysroot_path("sys", "bus", "i2c", "drivers"))
+        self.reason = None if self.rail else ("no INA3221 channel labelled VDD_IN under "
+                                              "/sys/bus/i2c/drivers")
+
+    def available(self):
+        return self.rail is not None
+
+    def read_watts(self):
+        millivolts, milliamps = read_number(self.rail[0]), read_number(self.rail[1])
+        return millivolts * milliamps / 1e6
+
+
+class AndroidPowerSupplyProbe(PowerProbe):
+    """Android's battery fuel gauge: current_now * voltage_now, units normalized."""
+
+    name = "android-power-supply"
+
+    def __init__(self):
+        base = sysroot_path("sys", "class", "power_supply", "battery")
+        self.files = (os.path.join(base, "current_now"), os.path.join(base, "voltage_now"))
+        self.reason = None if self.available() else "no battery current_now/voltage_now"
+
+    def available(self):
+        return all(os.path.isfile(f) for f in self.files)
+
+    def read_watts(self):
+        return normalize_power_supply(read_number(self.files[0]), read_number(self.files[1]))
+
+
+class HwmonPowerProbe(PowerProbe):
+    """An INA219/INA260 on I2C through hwmon's power1_input (microwatts)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.path = None
+        base = sysroot_path("sys", "class", "hwmon")
+        try:
+            entries = sorted(os.listdir(base))
+        except OSError:
+            entries = []
+        for entry in entries:
+            chip = read_text("sys", "class", "hwmon", entry, "name")
+            candidate = os.path.join(base, entry, "power1_input")
+            if chip == name and os.path.isfile(candidate):
+                self.path = candidate
+        self.reason = None if self.path else "no %s hwmon device with power1_input" % name
+
+    def available(self):
+        return self.path is not None
+
+    def read_watts(self):
+        return read_number(self.path) / 1e6
+
+
+class CommandProbe(PowerProbe):
+    """A probe read by running a board tool (vcgencmd) and parsing its output."""
+
+    def __init__(self, name, argv, parse):
+        self.name = name
+        self.argv = argv
+        self.parse = parse
+        self.reason = None if shutil.which(argv[0]) else "%s is not on this board" % argv[0]
+
+    def available(self):
+        return self.reason is None
+
+    def read_watts(self):
+        out = subprocess.run(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=2, check=False).stdout.decode("ascii", "replace")
+        watts = self.parse(out)
+        if watts is None:
+            raise ValueError("unparseable %s output" % self.argv[0])
+        return watts
+
+
+PROBES = {
+    "none": PowerProbe,
+    "jetson-ina3221": JetsonIna3221Probe,
+    "android-power-supply": AndroidPowerSupplyProbe,
+    "rpi5-pmic": lambda: CommandProbe("rpi5-pmic", ["vcgencmd", "pmic_read_adc"],
+                                      parse_pmic_read_adc),
+    "ina219": lambda: HwmonPowerProbe("ina219"),
+    "ina260": lambda: HwmonPowerProbe("ina260"),
+}
+
+
 def make_probe(spec):
-    if not spec or spec == "none":
+    if not spec:
         return PowerProbe()
     if spec.startswith("file:"):
         return FileProbe(spec[len("file:"):])
-    raise AgentError("unknown power probe %r; use none or file:PATH" % spec, "bad_args")
+    if spec not in PROBES:
+        raise AgentError("unknown power probe %r; use file:PATH or one of %s"
+                         % (spec, ", ".join(sorted(PROBES))), "bad_args")
+    return PROBES[spec]()
 
 
 def measure_power(runtime, arrays, probe, seconds, rate_hz, idle_seconds):
+    """Energy per inference from a separate power pass; a probe failure is data, not a crash."""
+    try:
+        return _power_pass(runtime, arrays, probe, seconds, rate_hz, idle_seconds)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return {"probe": probe.name, "energy_mj": None,
+                "reason": "reading the %s probe failed: %s" % (probe.name, exc)}
+
+
+def _power_pass(runtime, arrays, probe, seconds, rate_hz, idle_seconds):
     """Idle baseline, then a separate pass invoking the model while a thread samples power.
 
     Energy per inference = integral of (P - idle) over the pass / iterations (trapezoid).
@@ -593,13 +775,16 @@ def measure_power(runtime, arrays, probe, seconds, rate_hz, idle_seconds):
             time.sleep(period)
         return samples
 
+    idle_started = time.time()
     idle = sample_for(idle_seconds)
+    idle_window = [idle_started, time.time()]
     idle_w = sum(w for _, w in idle) / len(idle)
     stop = threading.Event()
     box = {}
     sampler = threading.Thread(target=lambda: box.setdefault("s", sample_for(0, stop)))
     runtime.set_inputs(arrays)
     start = time.perf_counter()
+    wall_start = time.time()
     sampler.start()
     iterations = 0
     while time.perf_counter() - start < seconds:
@@ -620,6 +805,7 @@ def measure_power(runtime, arrays, probe, seconds, rate_hz, idle_seconds):
             "avg_w": sum(w for _, w in samples) / len(samples), "samples": len(samples),
             "rate_hz": (len(samples) - 1) / duration if duration > 0 else None,
             "iterations": iterations, "seconds": end - start,
+            "idle_window": idle_window, "pass_window": [wall_start, wall_start + end - start],
             "energy_mj": joules / iterations * 1000.0, "reason": None}
 
 
@@ -638,7 +824,9 @@ def command_info(args):
 
 
 def command_measure(args):
-    threads = args.threads or os.cpu_count() or 1
+    # More threads than cores only adds contention (a profile may plan for a bigger board).
+    cores = os.cpu_count() or 1
+    threads = min(args.threads or cores, cores)
     runtime = open_runtime(args.model, args.runtime, threads)
     lock_path = args.lock or default_lock_path()
     with BoardLock(lock_path, args.lock_timeout, os.path.basename(args.model)) as lock:
@@ -683,7 +871,7 @@ def command_measure(args):
     peak = peak_rss_mb()
     return {"ok": True, "agent_version": AGENT_VERSION, "python": platform.python_version(),
             "runtime": runtime.name, "runtime_version": runtime_version(runtime.name),
-            "threads": threads, "load_ms": load_ms, "first_inference_ms": first_ms,
+            "threads": threads, "threads_requested": args.threads, "load_ms": load_ms, "first_inference_ms": first_ms,
             "warmup": {"runs": warm_runs, "seconds": warm_seconds},
             "samples_ms": samples, "latency_ms": latency_stats(samples),
             "idle_rss_mb": idle_rss, "peak_rss_mb": peak,

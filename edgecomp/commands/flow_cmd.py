@@ -22,6 +22,8 @@ def add_parser(subparsers) -> None:
     _data_args(deploy)
     _export_args(deploy)
     _measure_args(deploy)
+    deploy.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a plan decision (see `plan`)")
     deploy.add_argument("--recipe", help="compress with this recipe (file or name) first")
     deploy.add_argument("--train", help="training data for recipes that fine-tune")
     deploy.add_argument("--no-baseline", action="store_true",
@@ -89,8 +91,9 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", dest="precisions", action="append",
                         choices=[p.value for p in Precision],
                         help="repeatable (default: fp32 and int8)")
-    parser.add_argument("--io-dtype", choices=["float32", "int8"], default="float32",
-                        help="int8 models' input/output tensors (LiteRT; default float32)")
+    parser.add_argument("--io-dtype", choices=["float32", "int8"],
+                        help="int8 models' input/output tensors (LiteRT; default: the plan's, "
+                             "else float32)")
     parser.add_argument("--per-tensor", action="store_true",
                         help="per-tensor weight scales instead of per-channel")
     parser.add_argument("--calibration-method", choices=[m.value for m in CalibrationMethod],
@@ -148,7 +151,7 @@ def _export_plan(args, *, default_formats=("tflite", "onnx")):
         formats=tuple(dict.fromkeys(args.formats or default_formats)),
         precisions=tuple(dict.fromkeys(Precision(p) for p in (args.precisions or
                                                                ["fp32", "int8"]))),
-        io_dtype=args.io_dtype, per_channel=not args.per_tensor,
+        io_dtype=args.io_dtype or "float32", per_channel=not args.per_tensor,
         calibration_method=CalibrationMethod(args.calibration_method),
         reduce_range=args.reduce_range)
 
@@ -201,8 +204,12 @@ def run_deploy(args) -> int:
 
     with progress_bars() as progress:
         source = _load_source(args, data_plan, progress)
+        hardware = _hardware_plan(args, source)
+        if hardware is not None:
+            plan, options = _apply_plan(args, hardware, plan, options, demo=demo)
         prepared = prepare(source, data_plan,
                            needs_calib=Precision.INT8 in plan.precisions)
+        prepared.plan = hardware.to_json() if hardware is not None else None
         with open_transport(args.target) as transport:
             out_dir = args.out or Path("edgecomp-out") / source.name
             # The reference is the uncompressed float model, also for compressed artifacts.
@@ -224,6 +231,47 @@ def run_deploy(args) -> int:
                                                   reference=reference))
             progress("measuring artifacts", len(artifacts), len(artifacts))
     return _finish(args, records, command="deploy")
+
+
+def _hardware_plan(args, source):
+    """The plan for the target's profile; `local` on a machine with no profile has none."""
+    from edgecomp.commands.plan_cmd import plan_for, print_plan
+    from edgecomp.plan import parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    try:
+        hardware = plan_for(source, args.target, overrides)
+    except InputError:
+        if args.target != "local":
+            raise
+        log.info("no hardware profile for this machine; deploying without a plan")
+        return None
+    print_plan(hardware)
+    return hardware
+
+
+def _apply_plan(args, hardware, plan, options, *, demo: bool):
+    """Let the plan choose what the user left open; explicit flags always win."""
+    from dataclasses import replace
+
+    from edgecomp.export.base import Precision
+
+    changes = {"per_channel": not args.per_tensor and
+               hardware.get("quant_scheme") == "per_channel_symmetric",
+               "reduce_range": args.reduce_range or hardware.get("reduce_range") == "true"}
+    if args.io_dtype is None:
+        changes["io_dtype"] = hardware.get("io_dtype")
+    if not demo and not args.formats:
+        changes["formats"] = (hardware.get("format"),)
+    if not demo and not args.precisions:
+        chosen = Precision(hardware.get("precision"))
+        if chosen == Precision.FP16 and hardware.get("format") == "onnx":
+            # TensorRT builds fp16 engines from an fp32 ONNX file on the board.
+            chosen = Precision.FP32
+        changes["precisions"] = tuple(dict.fromkeys((Precision.FP32, chosen)))
+    if args.threads is None:
+        options = replace(options, threads=int(hardware.get("threads")))
+    return replace(plan, **changes), options
 
 
 def _finish(args, records, *, command: str) -> int:

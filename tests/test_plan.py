@@ -1,0 +1,148 @@
+"""The planner: different hardware gives different choices, each with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from edgecomp.cli import main
+from edgecomp.errors import InputError
+from edgecomp.modelfacts import model_facts
+from edgecomp.models import DemoCNN
+from edgecomp.plan import make_plan
+from edgecomp.profiles import load_profiles
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(128, 4, 256, batch_first=True)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.head(self.encoder(x).mean(1))
+
+
+class Huge(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16384), nn.ReLU(),
+                                  nn.Linear(16384, 16384))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    return load_profiles()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return model_facts(DemoCNN(), torch.zeros(1, 1, 8, 8), name="cnn")
+
+
+@pytest.fixture(scope="module")
+def transformer():
+    return model_facts(TinyTransformer(), torch.zeros(1, 16, 128), name="transformer")
+
+
+def decisions(plan):
+    return {d.key: d.value for d in plan.decisions}
+
+
+def test_model_facts(cnn, transformer):
+    assert cnn.param_count == sum(p.numel() for p in DemoCNN().parameters())
+    assert {"conv2d", "linear", "maxpool"} <= cnn.op_types and cnn.conv_share > 0.9
+    assert "attention" in transformer.op_types and transformer.conv_share == 0.0
+    assert cnn.macs > 1_000_000
+
+
+def test_every_decision_has_a_reason(profiles, cnn):
+    for profile in profiles.values():
+        plan = make_plan(profile, cnn)
+        for decision in plan.decisions:
+            assert len(decision.reason) > 20, (profile.name, decision)
+
+
+def test_cpu_boards_get_int8_with_reasons_that_name_the_isa(profiles, cnn):
+    pi4, pi5 = make_plan(profiles["pi4"], cnn), make_plan(profiles["pi5"], cnn)
+    assert decisions(pi4)["format"] == "tflite" and decisions(pi4)["delegate"] == "xnnpack"
+    assert decisions(pi4)["precision"] == "int8" and decisions(pi5)["precision"] == "int8"
+    reason = {d.key: d.reason for d in pi5.decisions}["precision"]
+    assert "dot-product" in reason
+    assert "without dot-product" in {d.key: d.reason for d in pi4.decisions}["precision"]
+    assert decisions(pi4)["pruning"] == "channel" and decisions(pi4)["threads"] == 4
+
+
+def test_phone_uses_gpu_fp16_and_big_cores(profiles, cnn):
+    plan = make_plan(profiles["android-arm64"], cnn)
+    d = decisions(plan)
+    assert d["delegate"] == "gpu" and d["precision"] == "fp16"
+    assert d["threads"] == 5 and "cortex-x3" in d["cores"]
+    assert any("NNAPI is deprecated" in w for w in plan.warnings)
+
+
+def test_ampere_gets_int8_tensorrt_and_2_4_sparsity(profiles, cnn):
+    orin, nano = (decisions(make_plan(profiles[n], cnn)) for n in ("jetson-orin-nano",
+                                                                    "jetson-nano"))
+    assert orin["runtime"] == "tensorrt" and orin["precision"] == "int8"
+    assert orin["pruning"] == "2:4" and orin["channel_multiple"] == 16
+    assert orin["activation_symmetric"] == "true"
+    assert nano["precision"] == "fp16" and nano["pruning"] == "channel"
+
+
+def test_x86_without_vnni_reduces_range(profiles, cnn, transformer):
+    d = decisions(make_plan(profiles["x86-64"], cnn))
+    assert d["format"] == "onnx" and d["reduce_range"] == "true"
+    assert decisions(make_plan(profiles["x86-64"], transformer))["precision"] == "dynamic-int8"
+
+
+def test_unaccelerated_ops_are_a_warning(profiles, transformer):
+    plan = make_plan(profiles["pi-zero-2w"], transformer)
+    assert any("does not accelerate" in w and "layernorm" in w for w in plan.warnings)
+
+
+def test_big_model_does_not_fit_the_zero(profiles):
+    facts = model_facts(Huge(), torch.zeros(1, 1, 8, 8), name="huge")
+    zero = make_plan(profiles["pi-zero-2w"], facts)
+    assert decisions(zero)["memory_fit"] == "too-large"
+    assert any("does not fit" in w for w in zero.warnings)
+    assert decisions(make_plan(profiles["jetson-orin-nano"], facts))["memory_fit"] != "too-large"
+
+
+def test_overrides_win_and_say_so(profiles, cnn):
+    plan = make_plan(profiles["pi4"], cnn, {"precision": "fp16", "threads": "2"})
+    by_key = {d.key: d for d in plan.decisions}
+    assert by_key["precision"].value == "fp16" and by_key["precision"].overridden
+    assert "planner would choose int8" in by_key["precision"].reason
+    assert by_key["threads"].value == 2
+    with pytest.raises(InputError, match="choose one of"):
+        make_plan(profiles["pi4"], cnn, {"precision": "int3"})
+    with pytest.raises(InputError, match="unknown decision"):
+        make_plan(profiles["pi4"], cnn, {"colour": "red"})
+
+
+def test_plan_command_text_and_json(tmp_path, capsys):
+    plans = {}
+    for name in ("pi4", "pi5", "android-arm64", "jetson-orin-nano", "x86-64"):
+        path = tmp_path / f"{name}.json"
+        assert main(["plan", "--target", name, "--json", str(path)]) == 0
+        plans[name] = json.loads(path.read_text())
+        assert "reason" in capsys.readouterr().out
+        for decision in plans[name]["decisions"].values():
+            assert isinstance(decision["reason"], str) and decision["reason"]
+    formats = {n: p["decisions"]["format"]["value"] for n, p in plans.items()}
+    precisions = {n: p["decisions"]["precision"]["value"] for n, p in plans.items()}
+    assert formats["pi4"] == "tflite" and formats["x86-64"] == "onnx"
+    assert precisions["android-arm64"] == "fp16" and precisions["jetson-orin-nano"] == "int8"
+    assert plans["jetson-orin-nano"]["decisions"]["pruning"]["value"] == "2:4"
+
+
+def test_plan_for_unknown_target(capsys):
+    assert main(["plan", "--target", "mars-rover"]) == 1
+    assert "neither a target nor a profile" in capsys.readouterr().err
