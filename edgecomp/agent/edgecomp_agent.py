@@ -577,9 +577,12 @@ def parse_tegrastats_input_power(line):
         marker = rail + " "
         at = line.find(marker)
         if at >= 0:
+            # JetPack 5+: "VDD_IN 4939mW/4939mW"; JetPack 4 (Nano): "POM_5V_IN 2138/2138".
             value = line[at + len(marker):].split("/", 1)[0].split()[0]
-            if value.endswith("mW") and value[:-2].isdigit():
-                return int(value[:-2]) / 1000.0
+            if value.endswith("mW"):
+                value = value[:-2]
+            if value.isdigit():
+                return int(value) / 1000.0
     return None
 
 

@@ -25,6 +25,9 @@ class MeasureOptions:
     runtime: str = "auto"
     seed: int = 0
     lock_timeout: float = 600.0
+    power_seconds: float | None = None  # the separate power pass; default: `seconds`
+    power_hz: float = 50.0
+    power_idle_seconds: float = 1.0
 
     def agent_args(self) -> list[str]:
         """The agent's command-line flags for these options."""
@@ -33,6 +36,10 @@ class MeasureOptions:
                 "--warmup-seconds", str(self.warmup_seconds),
                 "--runtime", self.runtime, "--seed", str(self.seed),
                 "--lock-timeout", str(self.lock_timeout)]
+        args += ["--power-hz", str(self.power_hz),
+                 "--power-idle-seconds", str(self.power_idle_seconds)]
+        if self.power_seconds is not None:
+            args += ["--power-seconds", str(self.power_seconds)]
         if self.threads is not None:
             args += ["--threads", str(self.threads)]
         return args

@@ -73,3 +73,16 @@ def board(tmp_path_factory):
     board = start_board("sim-pi4", tmp_path_factory.mktemp("sim-board"))
     yield board
     board.stop()
+
+
+@pytest.fixture(scope="session")
+def deployed_artifact(tmp_path_factory):
+    """A small real LiteRT artifact for measurements that do not need the whole demo."""
+    import litert_torch
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(),
+                                 torch.nn.Linear(256, 10)).eval()
+    path = tmp_path_factory.mktemp("artifact") / "mlp.tflite"
+    litert_torch.convert(module, (torch.zeros(1, 64),)).export(str(path))
+    return path
