@@ -102,17 +102,33 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                     "fp16 path)")
     exporters = {fmt: get_exporter(fmt) for fmt, _ in pairs}
     artifacts = []
-    for fmt, precision in pairs:
-        request = ExportRequest(
-            module=source.module, example_input=source.example_input, model_name=source.name,
-            source_sha256=source.sha256, precision=precision, out_dir=out_dir,
-            calib=prepared.calib if precision == Precision.INT8 else None,
-            io_dtype=plan.io_dtype, per_channel=plan.per_channel,
-            calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
-            onnx_path=source.onnx_path, technique=prepared.technique, progress=progress)
-        log.info("exporting %s %s", fmt, precision.value)
-        artifacts.append(exporters[fmt].export(request))
+    for technique, module in exported_modules(prepared):
+        for fmt, precision in pairs:
+            request = ExportRequest(
+                module=module, example_input=source.example_input, model_name=source.name,
+                source_sha256=source.sha256, precision=precision, out_dir=out_dir,
+                calib=prepared.calib if precision == Precision.INT8 else None,
+                io_dtype=plan.io_dtype, per_channel=plan.per_channel,
+                calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
+                onnx_path=source.onnx_path, technique=technique, progress=progress)
+            log.info("exporting %s %s %s", technique, fmt, precision.value)
+            artifacts.append(exporters[fmt].export(request))
     return artifacts
+
+
+def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:
+    """(technique, module) pairs to export: one per exit for an early-exit model.
+
+    An early-exit network becomes one artifact per exit (`<recipe>.exit1`, ...), so that
+    an application runs exit 1 and continues with the next artifact only while the top
+    probability stays below its threshold; each is measured on the board like any other.
+    """
+    module = prepared.source.module
+    exits = getattr(module, "exit_models", None)
+    if module is None or exits is None:
+        return [(prepared.technique, module)]
+    return [(f"{prepared.technique}.exit{k}", exit_model)
+            for k, exit_model in enumerate(exits(), start=1)]
 
 
 def reference_outputs(prepared: Prepared) -> np.ndarray | None:
@@ -190,7 +206,8 @@ def device_facts(report: dict[str, Any], transport: Transport) -> dict[str, Any]
 
 
 def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
-             progress: ProgressFn | None = None) -> tuple[Prepared, list]:
+             progress: ProgressFn | None = None,
+             out_dir: Path | None = None) -> tuple[Prepared, list]:
     """Run a recipe's passes on the model; the result is exported under the recipe's name."""
     from edgecomp.compress.base import DataContext
     from edgecomp.compress.recipe import load_recipe, run_recipe
@@ -204,8 +221,14 @@ def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
     if train is not None:
         check_data_shape(source, train.sample_shape, what="training")
     context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
-                          calib=prepared.calib, teacher=source.module, progress=progress)
+                          calib=prepared.calib, teacher=source.module, progress=progress,
+                          out_dir=out_dir, stem=f"{source.name}.{recipe.name}")
     model, reports = run_recipe(recipe, source.module, context)
     model.eval()
     compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()))
-    return replace(prepared, source=compressed, technique=recipe.name), reports
+    plan = dict(prepared.plan or {})
+    plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
+                      "export": recipe.export,
+                      "reports": [{"name": r.name, "metrics": r.metrics, "notes": r.notes,
+                                   "files": r.files} for r in reports]}
+    return replace(prepared, source=compressed, technique=recipe.name, plan=plan), reports

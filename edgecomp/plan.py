@@ -86,10 +86,18 @@ def validate_override(key: str, value: str) -> None:
         raise InputError(f"--set {key}={value}: must be a positive integer.")
 
 
-def _pick_delegate(profile: Profile, facts: ModelFacts) -> tuple[str, str, Delegate, str]:
-    """(format, runtime, delegate, reason): an accelerator that covers the model, else CPU."""
+def _pick_delegate(profile: Profile, facts: ModelFacts,
+                   fmt: str | None = None) -> tuple[str, str, Delegate, str]:
+    """(format, runtime, delegate, reason): an accelerator that covers the model, else CPU.
+
+    With `fmt` (the user chose the format) only runtimes that load that format compete.
+    """
+    runtimes = [r for r in profile.runtimes if fmt is None or fmt in r.formats]
+    if not runtimes:
+        raise InputError(f"{profile.name} lists no runtime that loads {fmt}; choose one of "
+                         f"{', '.join(sorted({f for r in profile.runtimes for f in r.formats}))}.")
     candidates = []
-    for runtime in profile.runtimes:
+    for runtime in runtimes:
         for name in runtime.delegates:
             delegate = profile.delegate(name)
             if delegate.deprecated:
@@ -102,19 +110,20 @@ def _pick_delegate(profile: Profile, facts: ModelFacts) -> tuple[str, str, Deleg
             unit = f"{profile.gpu.name} GPU" if profile.gpu else delegate.unit.upper()
             reason = (f"the {delegate.name} delegate on the {unit} runs every op of the model; "
                       f"{runtime.name} loads {runtime.formats[0]}")
-            return runtime.formats[0], runtime.name, delegate, reason
+            return fmt or runtime.formats[0], runtime.name, delegate, reason
     runtime, delegate, _ = next(((r, d, m) for r, d, m in candidates if d.unit == "cpu"),
                                 candidates[0])
     cores = "/".join(sorted({c.core for c in profile.cpu.clusters}))
     isa = ", ".join(profile.cpu.isa)
-    reason = (f"{runtime.name} with {delegate.name} on the {cores} CPU ({isa}): the board's "
-              "first-listed runtime"
+    reason = (f"{runtime.name} with {delegate.name} on the {cores} CPU ({isa}): "
+              + (f"the board's runtime for {fmt}" if fmt else "the board's first-listed runtime")
               + ("; no accelerator covers the model's ops" if any(
                   d.unit != "cpu" for _, d, _ in candidates) else ""))
-    return runtime.formats[0], runtime.name, delegate, reason
+    return fmt or runtime.formats[0], runtime.name, delegate, reason
 
 
-def _precision(profile: Profile, facts: ModelFacts, delegate: Delegate) -> tuple[str, str]:
+def _precision(profile: Profile, facts: ModelFacts, delegate: Delegate,
+               runtime: str) -> tuple[str, str]:
     if delegate.unit == "gpu" and delegate.name != "tensorrt":
         return "fp16", (f"the {delegate.name} delegate computes in fp16 and dequantizes int8 "
                         "models, so fp16 halves the file with no int8 accuracy risk")
@@ -126,7 +135,9 @@ def _precision(profile: Profile, facts: ModelFacts, delegate: Delegate) -> tuple
                         "no int8 tensor cores: int8 would not be faster")
     matmul_heavy = facts.conv_share is not None and facts.conv_share < 0.5 and \
         bool({"matmul", "attention", "linear"} & facts.op_types)
-    if matmul_heavy and "dynamic-int8" in delegate.precisions:
+    # Dynamic quantization pays off in onnxruntime (MatMulInteger); LiteRT's static int8
+    # fully-connected kernels are as accurate on such small MLPs and faster.
+    if matmul_heavy and runtime == "onnxruntime" and "dynamic-int8" in delegate.precisions:
         return "dynamic-int8", ("MatMul-heavy model on onnxruntime's CPU provider: dynamic int8 "
                                 "weights keep activations exact and run MatMulInteger")
     if "int8" not in delegate.precisions:
@@ -179,8 +190,12 @@ def make_plan(profile: Profile, facts: ModelFacts,
               overrides: Mapping[str, str] | None = None) -> Plan:
     """Decide how to prepare `facts`' model for `profile`; `overrides` win, with a note."""
     warnings: list[str] = []
-    fmt, runtime, delegate, why_runtime = _pick_delegate(profile, facts)
-    precision, why_precision = _precision(profile, facts, delegate)
+    overrides = overrides or {}
+    for key, value in overrides.items():
+        validate_override(key, value)
+    fmt, runtime, delegate, why_runtime = _pick_delegate(profile, facts,
+                                                         overrides.get("format"))
+    precision, why_precision = _precision(profile, facts, delegate, runtime)
     gpu_like = delegate.unit in ("gpu", "npu")
     decisions: list[Decision] = [
         Decision("format", fmt, why_runtime),
@@ -244,20 +259,19 @@ def make_plan(profile: Profile, facts: ModelFacts,
                         "(skin temperature): keep runs short and check throttled_during")
     plan = Plan(profile=profile.name, model=facts.name, decisions=tuple(decisions),
                 warnings=tuple(warnings))
-    return _apply(plan, overrides or {})
+    return _apply(plan, overrides)
 
 
 def _apply(plan: Plan, overrides: Mapping[str, str]) -> Plan:
-    for key, value in overrides.items():
-        validate_override(key, value)
     decisions = []
     for decision in plan.decisions:
         if decision.key in overrides:
             value: Any = overrides[decision.key]
             if isinstance(decision.value, int):
                 value = int(value)
-            decision = Decision(decision.key, value, f"set by user (planner would choose "
-                                f"{decision.value}: {decision.reason})", overridden=True)
+            why = (f"set by user; {decision.reason}" if value == decision.value else
+                   f"set by user (planner would choose {decision.value}: {decision.reason})")
+            decision = Decision(decision.key, value, why, overridden=True)
         decisions.append(decision)
     return replace(plan, decisions=tuple(decisions))
 

@@ -64,7 +64,7 @@ def run_compress(args) -> int:
     from edgecomp.commands.ui import console, progress_bars
     from edgecomp.compress.recipe import load_all_passes
     from edgecomp.data import load_data
-    from edgecomp.pipeline import DataPlan, compress, prepare
+    from edgecomp.pipeline import DataPlan, compress, exported_modules, prepare
     from edgecomp.sources import demo_model, load_model, parse_shape
 
     if args.list:
@@ -97,12 +97,16 @@ def run_compress(args) -> int:
         data = DataPlan(calib=args.calib or ("digits:train" if demo else None),
                         eval=args.eval or ("digits:val" if demo else None), seed=args.seed)
         prepared = prepare(source, data, needs_calib=False)
-        result, reports = compress(prepared, recipe, train=train, progress=progress)
+        result, reports = compress(prepared, recipe, train=train, progress=progress,
+                                   out_dir=args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{source.name}.{result.technique}"
-    program = torch.export.export(result.source.module, (source.example_input,))
-    model_path = args.out / f"{stem}.pt2"
-    torch.export.save(program, str(model_path))
+    saved = []
+    for technique, module in exported_modules(result):
+        path = args.out / f"{source.name}.{technique}.pt2"
+        program = torch.export.export(module.eval(), (source.example_input,))
+        torch.export.save(program, str(path))
+        saved.append(path)
     report_path = args.out / f"{stem}.report.json"
     report_path.write_text(json.dumps([_report_json(r) for r in reports], indent=2,
                                       default=str))
@@ -113,7 +117,10 @@ def run_compress(args) -> int:
                 console.print(f"  {key}: {value}")
         for note in report.notes:
             console.print(f"  note: {note}")
-    console.print(f"wrote {model_path} and {report_path}")
+    for report in reports:
+        for kind, path in report.files.items():
+            console.print(f"{kind}: {path} ({Path(path).stat().st_size} bytes)")
+    console.print(f"wrote {', '.join(str(p) for p in saved)} and {report_path}")
     return 0
 
 

@@ -222,7 +222,8 @@ def run_deploy(args) -> int:
                 train = load_data(args.train or ("digits:train" if demo else None)) \
                     if (args.train or demo) else None
                 prepared, _reports = compress(prepared, args.recipe, train=train,
-                                              progress=progress)
+                                              progress=progress, out_dir=out_dir)
+                plan = _recipe_export(args, plan, prepared.plan["recipe"]["export"])
             artifacts += export_all(prepared, plan, out_dir, progress=progress)
             records = []
             for index, artifact in enumerate(artifacts):
@@ -233,12 +234,29 @@ def run_deploy(args) -> int:
     return _finish(args, records, command="deploy")
 
 
+def _recipe_export(args, plan, export: dict):
+    """A recipe's [export] table chooses precision/formats the user left open."""
+    from dataclasses import replace
+
+    from edgecomp.export.base import Precision
+
+    changes = {}
+    if export.get("precision") and not args.precisions:
+        changes["precisions"] = (Precision(export["precision"]),)
+    if export.get("formats") and not args.formats:
+        changes["formats"] = tuple(export["formats"])
+    return replace(plan, **changes)
+
+
 def _hardware_plan(args, source):
     """The plan for the target's profile; `local` on a machine with no profile has none."""
     from edgecomp.commands.plan_cmd import plan_for, print_plan
     from edgecomp.plan import parse_overrides
 
     overrides = parse_overrides(args.overrides)
+    if args.formats and len(set(args.formats)) == 1:
+        # One format asked for: plan the runtime, delegate and precision for that format.
+        overrides.setdefault("format", args.formats[0])
     try:
         hardware = plan_for(source, args.target, overrides)
     except InputError:

@@ -8,6 +8,7 @@ the recipe loader read `PASSES`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol
 
 import torch
@@ -33,6 +34,8 @@ class DataContext:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     train_fn: Callable[..., nn.Module] | None = None
     progress: ProgressFn | None = None
+    out_dir: Path | None = None  # where passes that write files (archives) put them
+    stem: str = "model"  # file-name stem for those files: <stem>.ecdc
 
 
 @dataclass

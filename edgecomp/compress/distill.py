@@ -1,0 +1,59 @@
+"""Knowledge distillation: train a student on a teacher's softened outputs (Hinton et al.)."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.errors import InputError
+
+
+@register_pass
+class Distillation:
+    """Teacher → student with temperature and soft/hard loss weight.
+
+    With `student` (package.module:function) a new, smaller model is trained from
+    scratch; without it the current model is the student (the recovery step after
+    pruning or quantization) and the original model is the teacher.
+    """
+
+    name: ClassVar[str] = "distill"
+
+    def __init__(self, epochs: int = 10, temperature: float = 4.0, alpha: float = 0.7,
+                 lr: float = 1e-3, student: str | None = None):
+        if temperature <= 0 or not 0.0 <= alpha <= 1.0:
+            raise InputError("distill: temperature must be positive and alpha in [0, 1].")
+        self.epochs, self.temperature, self.alpha = epochs, temperature, alpha
+        self.lr, self.student = lr, student
+
+    def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
+        from edgecomp.compress.train import evaluate, train_classifier
+
+        if ctx.train is None:
+            raise InputError("distill needs training data: give --data/--train.")
+        teacher = ctx.teacher if ctx.teacher is not None else model
+        torch.manual_seed(ctx.seed)  # the student's initial weights follow the seed too
+        if self.student:
+            module_name, _, function = self.student.partition(":")
+            try:
+                student = getattr(importlib.import_module(module_name), function)()
+            except (ImportError, AttributeError) as exc:
+                raise InputError(f"distill: cannot build student {self.student}: {exc}.") \
+                    from exc
+        else:
+            student = copy.deepcopy(model)
+        student = train_classifier(student, ctx.train, epochs=self.epochs, lr=self.lr,
+                                   seed=ctx.seed, teacher=teacher,
+                                   temperature=self.temperature, alpha=self.alpha,
+                                   progress=ctx.progress)
+        metrics = {"student_params": sum(p.numel() for p in student.parameters()),
+                   "teacher_params": sum(p.numel() for p in teacher.parameters())}
+        if ctx.val is not None and ctx.val.y is not None:
+            metrics["student_accuracy"] = round(evaluate(student, ctx.val), 3)
+            metrics["teacher_accuracy"] = round(evaluate(teacher, ctx.val), 3)
+        return student, PassReport(self.name, params=vars(self).copy(), metrics=metrics)

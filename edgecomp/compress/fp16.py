@@ -1,0 +1,28 @@
+"""fp16: round weights to half precision and mark the model for fp16 export."""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from edgecomp.compress.base import DataContext, PassReport, register_pass
+
+
+@register_pass
+class HalfPrecision:
+    """Round weights through float16 so evaluation shows fp16's effect; export as fp16."""
+
+    name: ClassVar[str] = "fp16"
+    export_precision: ClassVar[str] = "fp16"
+
+    def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(parameter.half().float())
+        params = sum(p.numel() for p in model.parameters())
+        return model.eval(), PassReport(self.name, params={}, metrics={
+            "export_precision": "fp16", "weight_bytes": params * 2})

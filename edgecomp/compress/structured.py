@@ -1,0 +1,133 @@
+"""Structured pruning: remove whole channels/neurons across dependent layers (Torch-Pruning).
+
+Torch-Pruning's dependency graph keeps residual adds, concatenations and depthwise
+convolutions consistent, so the pruned network is physically smaller and dense runtimes
+get faster. Channel counts are rounded to the target's kernel tile (FIELD.md:
+odd counts can make a pruned model slower). N:M (2:4) sparsity is the other kind here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.prune import finetune, layer_sparsity, prunable_layers
+from edgecomp.errors import InputError
+
+IMPORTANCE = ("l1", "l2", "taylor", "hessian")
+
+
+def channel_counts(model: nn.Module) -> dict[str, int]:
+    return {name: (m.out_channels if isinstance(m, nn.Conv2d) else m.out_features)
+            for name, m in prunable_layers(model)}
+
+
+def _importance(kind: str):
+    import torch_pruning as tp
+
+    return {"l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+            "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+            "taylor": tp.importance.GroupTaylorImportance,
+            "hessian": tp.importance.GroupHessianImportance}[kind]()
+
+
+def _gradients(model: nn.Module, ctx: DataContext, kind: str, batches: int = 8) -> None:
+    """Taylor needs gradients of the loss; the Hessian estimate accumulates per-sample ones."""
+    if ctx.train is None:
+        raise InputError(f"prune.structured importance={kind} needs training data for "
+                         "gradients; use l1/l2 or give --data.")
+    import torch.nn.functional as F
+
+    x, y = torch.from_numpy(ctx.train.x[:batches * 32]), torch.from_numpy(ctx.train.y[:batches * 32])
+    model.zero_grad()
+    for start in range(0, len(x), 32):
+        loss = F.cross_entropy(model(x[start:start + 32]), y[start:start + 32])
+        loss.backward()
+
+
+@register_pass
+class StructuredPruning:
+    """Channel pruning with L1/L2/Taylor/Hessian importance, rounded channel counts."""
+
+    name: ClassVar[str] = "prune.structured"
+
+    def __init__(self, ratio: float = 0.5, importance: str = "l1", round_to: int = 8,
+                 iterative_steps: int = 1, finetune_epochs: int = 8, lr: float = 1e-3,
+                 distill: bool = True):
+        if not 0.0 < ratio < 1.0:
+            raise InputError(f"prune.structured: ratio must be between 0 and 1, got {ratio}.")
+        if importance not in IMPORTANCE:
+            raise InputError(f"prune.structured: importance is one of {', '.join(IMPORTANCE)}.")
+        self.ratio, self.importance, self.round_to = ratio, importance, round_to
+        self.iterative_steps, self.finetune_epochs = iterative_steps, finetune_epochs
+        self.lr, self.distill = lr, distill
+
+    def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
+        import torch_pruning as tp
+
+        torch.manual_seed(ctx.seed)
+        model = copy.deepcopy(model).eval()
+        before = channel_counts(model)
+        macs_before, params_before = tp.utils.count_ops_and_params(model, ctx.example_input)
+        outputs = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1:]
+        pruner = tp.pruner.MetaPruner(
+            model, ctx.example_input, importance=_importance(self.importance),
+            pruning_ratio=self.ratio, iterative_steps=self.iterative_steps,
+            ignored_layers=outputs, round_to=self.round_to)
+        for _ in range(self.iterative_steps):
+            if self.importance in ("taylor", "hessian"):
+                _gradients(model, ctx, self.importance)
+            pruner.step()
+            model.zero_grad()
+        # The teacher is the unpruned model (ctx.teacher); distillation recovers accuracy.
+        model = finetune(model, ctx, self.finetune_epochs, lr=self.lr, distill=self.distill)
+        macs_after, params_after = tp.utils.count_ops_and_params(model, ctx.example_input)
+        after = channel_counts(model)
+        report = PassReport(self.name, params=vars(self).copy(), metrics={
+            "channels": {name: [before[name], after[name]] for name in before},
+            "params": [int(params_before), int(params_after)],
+            "macs": [int(macs_before), int(macs_after)]})
+        report.notes.append("MACs are not latency: the benchmark measures the speedup")
+        return model.eval(), report
+
+
+@register_pass
+class NMSparsity:
+    """N:M semi-structured sparsity (2:4): in every group of M input weights keep N."""
+
+    name: ClassVar[str] = "prune.nm"
+
+    def __init__(self, n: int = 2, m: int = 4, finetune_epochs: int = 2, lr: float = 1e-3):
+        if not 0 < n < m:
+            raise InputError("prune.nm: need 0 < n < m (2:4 is what Ampere accelerates).")
+        self.n, self.m, self.finetune_epochs, self.lr = n, m, finetune_epochs, lr
+
+    def mask(self, weight: torch.Tensor) -> torch.Tensor:
+        flat = weight.detach().reshape(weight.shape[0], -1)
+        pad = (-flat.shape[1]) % self.m
+        padded = torch.nn.functional.pad(flat.abs(), (0, pad), value=float("inf"))
+        groups = padded.reshape(flat.shape[0], -1, self.m)
+        keep = torch.zeros_like(groups, dtype=torch.bool)
+        keep.scatter_(2, groups.topk(self.n, dim=2).indices, True)
+        return keep.reshape(flat.shape[0], -1)[:, :flat.shape[1]].reshape(weight.shape)
+
+    def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
+        from torch.nn.utils import prune as torch_prune
+
+        model = copy.deepcopy(model)
+        layers = [(n, m) for n, m in prunable_layers(model)
+                  if m.weight[0].numel() >= self.m]
+        for _, module in layers:
+            torch_prune.custom_from_mask(module, "weight", self.mask(module.weight))
+        model = finetune(model, ctx, self.finetune_epochs, lr=self.lr)
+        for _, module in layers:
+            torch_prune.remove(module, "weight")
+        report = PassReport(self.name, params=vars(self).copy(),
+                            metrics={"layer_sparsity": layer_sparsity(model)})
+        report.notes.append(f"{self.n}:{self.m} sparsity speeds up only sparse tensor cores "
+                            "(NVIDIA Ampere and later, via TensorRT); CPUs run it dense")
+        return model.eval(), report

@@ -1,0 +1,51 @@
+"""Every registered pass keeps the shared contract: a new model, a report, input untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from edgecomp.compress.base import PASSES, PassReport, make_pass
+from edgecomp.compress.train import evaluate
+from edgecomp.errors import InputError
+
+# Short training so the contract runs fast; each technique's own test checks its effect.
+QUICK = {"prune.magnitude": {"finetune_epochs": 1}, "prune.structured": {"finetune_epochs": 1},
+         "prune.nm": {"finetune_epochs": 1}, "distill": {"epochs": 1}, "qat": {"epochs": 1},
+         "binary": {"epochs": 1}, "cluster": {"finetune_epochs": 1},
+         "lowrank": {"finetune_epochs": 1}, "separable": {"epochs": 1},
+         "early_exit": {"epochs": 1}}
+
+
+@pytest.mark.parametrize("name", sorted(PASSES))
+def test_pass_contract(name, trained_cnn, context, digits):
+    model = copy.deepcopy(trained_cnn)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out, report = make_pass(name, QUICK.get(name, {})).apply(model, context(model))
+    assert isinstance(report, PassReport) and report.name == name
+    assert isinstance(out, torch.nn.Module) and not out.training
+    # The caller's model is not changed behind its back.
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{name} changed the input model's {key}"
+    with torch.no_grad():
+        assert out(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert evaluate(out, digits[1]) > 10.0  # a working classifier, not noise
+    # Deterministic given the seed.
+    again, _ = make_pass(name, QUICK.get(name, {})).apply(copy.deepcopy(trained_cnn),
+                                                          context(trained_cnn))
+    x = torch.from_numpy(digits[1].x[:16])
+    with torch.no_grad():
+        torch.testing.assert_close(out(x), again(x))
+
+
+@pytest.mark.parametrize("name", sorted(PASSES))
+def test_unknown_option_is_one_sentence(name):
+    with pytest.raises(InputError, match=f"pass '{name}': bad options"):
+        make_pass(name, {"no_such_option": 1})
+
+
+def test_unknown_pass_names_the_choices():
+    with pytest.raises(InputError, match="unknown compression pass 'prune.magic'.*prune.magnitude"):
+        make_pass("prune.magic", {})
