@@ -206,8 +206,9 @@ def device_facts(report: dict[str, Any], transport: Transport) -> dict[str, Any]
 
 
 def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
-             progress: ProgressFn | None = None,
-             out_dir: Path | None = None) -> tuple[Prepared, list]:
+             progress: ProgressFn | None = None, out_dir: Path | None = None,
+             loss_fn: Callable | None = None,
+             train_fn: Callable | None = None) -> tuple[Prepared, list]:
     """Run a recipe's passes on the model; the result is exported under the recipe's name."""
     from edgecomp.compress.base import DataContext
     from edgecomp.compress.recipe import load_recipe, run_recipe
@@ -222,7 +223,8 @@ def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
         check_data_shape(source, train.sample_shape, what="training")
     context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
                           calib=prepared.calib, teacher=source.module, progress=progress,
-                          out_dir=out_dir, stem=f"{source.name}.{recipe.name}")
+                          out_dir=out_dir, stem=f"{source.name}.{recipe.name}",
+                          loss_fn=loss_fn, train_fn=train_fn)
     model, reports = run_recipe(recipe, source.module, context)
     model.eval()
     compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()))

@@ -90,17 +90,27 @@ def _example(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.zeros(shape, dtype=torch.float32)
 
 
+def import_callable(spec: str, *, what: str = "function") -> Any:
+    """`package.module:function` from the user's project (the current directory) or site."""
+    module_name, sep, function_name = spec.partition(":")
+    if not sep or not module_name or not function_name:
+        raise InputError(f"{what} {spec!r}: write it as package.module:function.")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # user code usually lives in the user's project
+    try:
+        found = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"cannot import {what} {spec}: {exc}. Check that the package is "
+                         "importable from the current directory or installed.") from exc
+    if not callable(found):
+        raise InputError(f"{what} {spec} is not callable.")
+    return found
+
+
 def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ...] | None,
                   sample_shape: tuple[int, ...] | None) -> ModelSource:
-    module_name, _, function_name = spec.partition(":")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # factories usually live in the user's project
-    try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"cannot import {spec}: {exc}. Check that the package is importable "
-                         "from the current directory or installed.") from exc
-    model = factory()
+    function_name = spec.partition(":")[2]
+    model = import_callable(spec, what="model factory")()
     if not isinstance(model, nn.Module):
         raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module.")
     if weights is not None:

@@ -7,7 +7,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from edgecomp.errors import InputError
+from edgecomp.errors import ExportError, InputError
 
 
 def add_parser(subparsers) -> None:
@@ -28,9 +28,29 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--eval", help="evaluation data")
     parser.add_argument("--calib", help="calibration data for quantization passes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-o", "--out", type=Path, required=True)
+    add_training_args(parser)
+    parser.add_argument("-o", "--out", type=Path, help="output directory (required to compress)")
     parser.add_argument("--list", action="store_true", help="list the available passes")
     parser.set_defaults(func=run_compress)
+
+
+def add_training_args(parser) -> None:
+    """Flags for tasks the built-in classification loop does not fit."""
+    parser.add_argument("--loss", metavar="MODULE:FUNCTION",
+                        help="loss(outputs, labels) for the built-in training loop")
+    parser.add_argument("--train-fn", metavar="MODULE:FUNCTION",
+                        help="train(model, ctx, epochs) -> model, replacing the built-in loop "
+                             "in every pass that fine-tunes (ctx holds train/val data, teacher, "
+                             "seed)")
+
+
+def training_functions(args) -> dict:
+    """The user's loss and training function, imported, as keyword arguments for compress."""
+    from edgecomp.sources import import_callable
+
+    return {"loss_fn": import_callable(args.loss, what="loss") if args.loss else None,
+            "train_fn": import_callable(args.train_fn, what="training function")
+            if args.train_fn else None}
 
 
 def parse_pass(text: str) -> tuple[str, dict]:
@@ -75,6 +95,8 @@ def run_compress(args) -> int:
             doc = (PASSES[name].__doc__ or "").strip().splitlines()
             console.print(f"{name:22} {doc[0] if doc else ''}")
         return 0
+    if args.out is None:
+        raise InputError("give an output directory with -o/--out.")
     if bool(args.recipe) == bool(args.passes):
         raise InputError("give either --recipe or one or more --pass options.")
     recipe = args.recipe
@@ -98,13 +120,20 @@ def run_compress(args) -> int:
                         eval=args.eval or ("digits:val" if demo else None), seed=args.seed)
         prepared = prepare(source, data, needs_calib=False)
         result, reports = compress(prepared, recipe, train=train, progress=progress,
-                                   out_dir=args.out)
+                                   out_dir=args.out, **training_functions(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{source.name}.{result.technique}"
-    saved = []
+    programs = []
     for technique, module in exported_modules(result):
-        path = args.out / f"{source.name}.{technique}.pt2"
-        program = torch.export.export(module.eval(), (source.example_input,))
+        try:
+            programs.append((args.out / f"{source.name}.{technique}.pt2",
+                             torch.export.export(module.eval(), (source.example_input,))))
+        except Exception as exc:  # torch.export raises many types; all mean "not exportable"
+            raise ExportError(f"torch.export could not capture the compressed {technique} "
+                              f"model ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                              "nothing was written. Run with --debug for the trace.") from exc
+    saved = []
+    for path, program in programs:
         torch.export.save(program, str(path))
         saved.append(path)
     report_path = args.out / f"{stem}.report.json"

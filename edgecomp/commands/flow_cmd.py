@@ -26,6 +26,9 @@ def add_parser(subparsers) -> None:
                         metavar="KEY=VALUE", help="override a plan decision (see `plan`)")
     deploy.add_argument("--recipe", help="compress with this recipe (file or name) first")
     deploy.add_argument("--train", help="training data for recipes that fine-tune")
+    from edgecomp.commands.compress_cmd import add_training_args
+
+    add_training_args(deploy)
     deploy.add_argument("--no-baseline", action="store_true",
                         help="with --recipe, skip the uncompressed fp32 baseline artifacts")
     deploy.add_argument("-o", "--out", type=Path, default=None,
@@ -221,8 +224,11 @@ def run_deploy(args) -> int:
                     artifacts += export_all(prepared, baseline, out_dir, progress=progress)
                 train = load_data(args.train or ("digits:train" if demo else None)) \
                     if (args.train or demo) else None
+                from edgecomp.commands.compress_cmd import training_functions
+
                 prepared, _reports = compress(prepared, args.recipe, train=train,
-                                              progress=progress, out_dir=out_dir)
+                                              progress=progress, out_dir=out_dir,
+                                              **training_functions(args))
                 plan = _recipe_export(args, plan, prepared.plan["recipe"]["export"])
             artifacts += export_all(prepared, plan, out_dir, progress=progress)
             records = []

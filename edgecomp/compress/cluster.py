@@ -56,12 +56,13 @@ class Clustering:
     name: ClassVar[str] = "cluster"
 
     def __init__(self, conv_bits: int = 8, fc_bits: int = 5, finetune_epochs: int = 3,
-                 lr: float = 1e-3, archive: bool = True):
+                 lr: float = 1e-3, archive: bool = True, distill: bool = False):
         for bits in (conv_bits, fc_bits):
             if not 2 <= bits <= 8:
                 raise InputError(f"cluster: bits must be between 2 and 8, got {bits}.")
         self.conv_bits, self.fc_bits = conv_bits, fc_bits
         self.finetune_epochs, self.lr, self.archive = finetune_epochs, lr, archive
+        self.distill = distill
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         model = copy.deepcopy(model)
@@ -78,7 +79,7 @@ class Clustering:
                                                  SharedWeights(centroids, indices))
             # Only the centroids learn: the original weight tensor is frozen.
             module.parametrizations.weight.original.requires_grad_(False)
-        model = finetune(model, ctx, self.finetune_epochs, lr=self.lr)
+        model = finetune(model, ctx, self.finetune_epochs, lr=self.lr, distill=self.distill)
         layers_out = {}
         for name, module in layers:
             shared = module.parametrizations.weight[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import importlib
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -34,23 +34,26 @@ class Distillation:
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         from edgecomp.compress.train import evaluate, train_classifier
 
-        if ctx.train is None:
+        if ctx.train is None and ctx.train_fn is None:
             raise InputError("distill needs training data: give --data/--train.")
         teacher = ctx.teacher if ctx.teacher is not None else model
         torch.manual_seed(ctx.seed)  # the student's initial weights follow the seed too
         if self.student:
-            module_name, _, function = self.student.partition(":")
-            try:
-                student = getattr(importlib.import_module(module_name), function)()
-            except (ImportError, AttributeError) as exc:
-                raise InputError(f"distill: cannot build student {self.student}: {exc}.") \
-                    from exc
+            from edgecomp.sources import import_callable
+
+            student = import_callable(self.student, what="distill student")()
+            if not isinstance(student, nn.Module):
+                raise InputError(f"distill: student {self.student} did not return a "
+                                 "torch.nn.Module.")
         else:
             student = copy.deepcopy(model)
-        student = train_classifier(student, ctx.train, epochs=self.epochs, lr=self.lr,
-                                   seed=ctx.seed, teacher=teacher,
-                                   temperature=self.temperature, alpha=self.alpha,
-                                   progress=ctx.progress)
+        if ctx.train_fn is not None:  # the user's loop; ctx.teacher is there for it
+            student = ctx.train_fn(student, replace(ctx, teacher=teacher), self.epochs)
+        else:
+            student = train_classifier(student, ctx.train, epochs=self.epochs, lr=self.lr,
+                                       seed=ctx.seed, teacher=teacher,
+                                       temperature=self.temperature, alpha=self.alpha,
+                                       progress=ctx.progress)
         metrics = {"student_params": sum(p.numel() for p in student.parameters()),
                    "teacher_params": sum(p.numel() for p in teacher.parameters())}
         if ctx.val is not None and ctx.val.y is not None:

@@ -38,6 +38,6 @@ def test_small_student_learns_from_teacher(trained_cnn, context, digits, tmp_pat
 
 
 def test_student_that_cannot_be_built(trained_cnn, context):
-    with pytest.raises(InputError, match="cannot build student"):
+    with pytest.raises(InputError, match="cannot import distill student"):
         make_pass("distill", {"student": "no_such_module:net"}).apply(trained_cnn,
                                                                      context(trained_cnn))
