@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgecompError as exc:
         if args.debug:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True,
+                          highlight=False)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was recorded for the unfinished step.")

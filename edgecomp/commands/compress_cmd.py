@@ -55,6 +55,8 @@ def training_functions(args) -> dict:
 
 def parse_pass(text: str) -> tuple[str, dict]:
     """'prune.magnitude sparsity=0.9 scope="global"' to (name, options); values are TOML."""
+    if not text.split():
+        raise InputError("--pass needs a pass name, e.g. --pass 'prune.magnitude sparsity=0.9'.")
     name, *pairs = text.split()
     options = {}
     for pair in pairs:
@@ -101,6 +103,15 @@ def run_compress(args) -> int:
         raise InputError("give either --recipe or one or more --pass options.")
     recipe = args.recipe
     if args.passes:
+        from edgecomp.compress.base import make_pass
+
+        load_all_passes()
+        for text in args.passes:  # refuse a bad --pass before anything runs
+            name, options = parse_pass(text)
+            try:
+                make_pass(name, options)
+            except InputError as exc:
+                raise InputError(f"--pass {text!r}: {exc}") from exc
         scratch = Path(tempfile.mkdtemp(prefix="edgecomp-recipe-"))
         recipe_path = scratch / "cli.toml"
         recipe_path.write_text(passes_recipe_text(args.passes))
@@ -142,7 +153,10 @@ def run_compress(args) -> int:
     for report in reports:
         console.print(f"[bold]{report.name}[/bold] {report.params}")
         for key, value in report.metrics.items():
-            if not isinstance(value, (dict, list)):
+            if isinstance(value, list) and len(value) == 2 and \
+                    all(isinstance(v, (int, float)) for v in value):
+                console.print(f"  {key}: {value[0]} → {value[1]}")  # before → after
+            elif not isinstance(value, (dict, list)):
                 console.print(f"  {key}: {value}")
         for note in report.notes:
             console.print(f"  note: {note}")

@@ -35,15 +35,30 @@ def _importance(kind: str):
             "hessian": tp.importance.GroupHessianImportance}[kind]()
 
 
-def _gradients(model: nn.Module, ctx: DataContext, kind: str, batches: int = 8) -> None:
-    """Taylor needs gradients of the loss; the Hessian estimate accumulates per-sample ones."""
-    if ctx.train is None:
-        raise InputError(f"prune.structured importance={kind} needs training data for "
-                         "gradients; use l1/l2 or give --data.")
+def _gradients(model: nn.Module, ctx: DataContext, kind: str, importance,
+               batches: int = 8) -> None:
+    """Gradients for Taylor (batch loss) or the Hessian-diagonal estimate (OBD-style).
+
+    The Hessian diagonal is approximated by the empirical Fisher: squared per-sample
+    gradients, accumulated in Torch-Pruning's scorer one sample at a time.
+    """
+    if ctx.train is None or ctx.train.y is None:
+        raise InputError(f"prune.structured importance={kind} needs labelled training data "
+                         "for gradients; use l1/l2 or give --data.")
     import torch.nn.functional as F
 
-    x, y = torch.from_numpy(ctx.train.x[:batches * 32]), torch.from_numpy(ctx.train.y[:batches * 32])
+    x = torch.from_numpy(ctx.train.x[:batches * 32])
+    y = torch.from_numpy(ctx.train.y[:batches * 32])
     model.zero_grad()
+    if kind == "hessian":
+        importance.zero_grad()
+        samples = min(len(x), 128)
+        losses = F.cross_entropy(model(x[:samples]), y[:samples], reduction="none")
+        for index, loss in enumerate(losses):
+            model.zero_grad()
+            loss.backward(retain_graph=index < len(losses) - 1)
+            importance.accumulate_grad(model)
+        return
     for start in range(0, len(x), 32):
         loss = F.cross_entropy(model(x[start:start + 32]), y[start:start + 32])
         loss.backward()
@@ -74,13 +89,14 @@ class StructuredPruning:
         before = channel_counts(model)
         macs_before, params_before = tp.utils.count_ops_and_params(model, ctx.example_input)
         outputs = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1:]
+        importance = _importance(self.importance)
         pruner = tp.pruner.MetaPruner(
-            model, ctx.example_input, importance=_importance(self.importance),
+            model, ctx.example_input, importance=importance,
             pruning_ratio=self.ratio, iterative_steps=self.iterative_steps,
             ignored_layers=outputs, round_to=self.round_to)
         for _ in range(self.iterative_steps):
             if self.importance in ("taylor", "hessian"):
-                _gradients(model, ctx, self.importance)
+                _gradients(model, ctx, self.importance, importance)
             pruner.step()
             model.zero_grad()
         # The teacher is the unpruned model (ctx.teacher); distillation recovers accuracy.

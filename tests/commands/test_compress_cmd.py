@@ -88,7 +88,7 @@ def test_bad_pass_option_is_one_sentence(project, capsys):
     code = main(["compress", "user_code:mlp", "--weights", "net.pt", "--data", "train.npz",
                  "--pass", "prune.magnitude sparsity=3", "-o", "out"])
     assert code == 1
-    err = capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "sparsity must be between 0 and 1" in err and "Traceback" not in err
     assert not (project / "out").exists()
 
@@ -151,3 +151,19 @@ def test_deploy_early_exit_gives_one_artifact_per_exit(project, digits_npz):
         assert result["accuracy"] > 50
     thresholds = results[0]["plan"]["recipe"]["reports"][0]["metrics"]["thresholds"]
     assert thresholds[-1]["avg_cost"] == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pass", "prune.magic"], "unknown compression pass 'prune.magic'"),
+    (["--pass", ""], "--pass needs a pass name"),
+    (["--pass", "fold x"], "options are key=value pairs"),
+    (["--recipe", "bad.toml"], "[[pass]] number 1: unknown compression pass"),
+    (["--recipe", "structured-50", "--pass", "fold"], "either --recipe or"),
+])
+def test_bad_compress_requests(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text('[[pass]]\nname = "nope"\n')
+    assert main(["compress", *argv, "-o", "out"]) == 1
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -30,12 +30,13 @@ def test_channels_are_removed_and_rounded(importance, trained_cnn, context):
 
 def test_importance_criteria_choose_different_channels(trained_cnn, context):
     kept = {}
-    for importance in ("l1", "taylor"):
+    for importance in ("l1", "taylor", "hessian"):
         model, _ = make_pass("prune.structured", {"ratio": 0.5, "importance": importance,
                                                   "finetune_epochs": 0}) \
             .apply(trained_cnn, context(trained_cnn))
         kept[importance] = model.features[0][0].weight.detach().clone()
     assert not torch.equal(kept["l1"], kept["taylor"])
+    assert not torch.equal(kept["taylor"], kept["hessian"])
 
 
 def test_distillation_recovers_accuracy(trained_cnn, context, digits):
