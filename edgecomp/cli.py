@@ -6,7 +6,6 @@ import argparse
 import importlib
 import logging
 import sys
-from pathlib import Path
 
 from edgecomp.errors import EdgecompError
 

@@ -186,7 +186,7 @@ def _load_source(args, data_plan, progress):
 
 
 def run_deploy(args) -> int:
-    from edgecomp.commands.ui import console, progress_bars
+    from edgecomp.commands.ui import progress_bars
     from dataclasses import replace
 
     from edgecomp.data import load_data
