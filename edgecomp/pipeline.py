@@ -205,20 +205,23 @@ def device_facts(report: dict[str, Any], transport: Transport) -> dict[str, Any]
     return facts
 
 
-def compress(prepared: Prepared, recipe_spec: str, *, train: Dataset | None,
+def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
              progress: ProgressFn | None = None, out_dir: Path | None = None,
              loss_fn: Callable | None = None,
              train_fn: Callable | None = None) -> tuple[Prepared, list]:
-    """Run a recipe's passes on the model; the result is exported under the recipe's name."""
+    """Run a recipe (a file or name, or a parsed `Recipe`) on the model.
+
+    The result is exported under the recipe's name.
+    """
     from edgecomp.compress.base import DataContext
-    from edgecomp.compress.recipe import load_recipe, run_recipe
+    from edgecomp.compress.recipe import Recipe, load_recipe, run_recipe
     from edgecomp.hashing import state_dict_sha256
 
     source = prepared.source
     if source.module is None:
         raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
                          "models (give the model as package.module:function or .pt2).")
-    recipe = load_recipe(recipe_spec)
+    recipe = recipe_spec if isinstance(recipe_spec, Recipe) else load_recipe(recipe_spec)
     if train is not None:
         check_data_shape(source, train.sample_shape, what="training")
     context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def run_compress(args) -> int:
     import torch
 
     from edgecomp.commands.ui import console, progress_bars
-    from edgecomp.compress.recipe import load_all_passes
+    from edgecomp.compress.recipe import load_all_passes, parse_recipe
     from edgecomp.data import load_data
     from edgecomp.pipeline import DataPlan, compress, exported_modules, prepare
     from edgecomp.sources import demo_model, load_model, parse_shape
@@ -102,20 +101,9 @@ def run_compress(args) -> int:
     if bool(args.recipe) == bool(args.passes):
         raise InputError("give either --recipe or one or more --pass options.")
     recipe = args.recipe
-    if args.passes:
-        from edgecomp.compress.base import make_pass
-
-        load_all_passes()
-        for text in args.passes:  # refuse a bad --pass before anything runs
-            name, options = parse_pass(text)
-            try:
-                make_pass(name, options)
-            except InputError as exc:
-                raise InputError(f"--pass {text!r}: {exc}") from exc
-        scratch = Path(tempfile.mkdtemp(prefix="edgecomp-recipe-"))
-        recipe_path = scratch / "cli.toml"
-        recipe_path.write_text(passes_recipe_text(args.passes))
-        recipe = str(recipe_path)
+    if args.passes:  # validated here, before any model is loaded or trained
+        recipe = parse_recipe(passes_recipe_text(args.passes),
+                              source="--pass options (in order)", default_name="cli")
     demo = args.model in (None, "demo")
     train = load_data(args.data or ("digits:train" if demo else None)) \
         if (args.data or demo) else None
@@ -160,7 +148,6 @@ def run_compress(args) -> int:
                 console.print(f"  {key}: {value}")
         for note in report.notes:
             console.print(f"  note: {note}")
-    for report in reports:
         for kind, path in report.files.items():
             console.print(f"{kind}: {path} ({Path(path).stat().st_size} bytes)")
     console.print(f"wrote {', '.join(str(p) for p in saved)} and {report_path}")

@@ -1,4 +1,4 @@
-"""fp16: round weights to half precision and mark the model for fp16 export."""
+"""fp16: round weights to half precision; a recipe's `[export] precision = "fp16"` exports it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ class HalfPrecision:
     """Round weights through float16 so evaluation shows fp16's effect; export as fp16."""
 
     name: ClassVar[str] = "fp16"
-    export_precision: ClassVar[str] = "fp16"
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         model = copy.deepcopy(model)

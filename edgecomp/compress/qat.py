@@ -58,7 +58,6 @@ class QuantizationAwareTraining:
     """Fine-tune with fake int8 weights and activations; export to int8 LiteRT/ONNX."""
 
     name: ClassVar[str] = "qat"
-    export_precision: ClassVar[str] = "int8"
 
     def __init__(self, epochs: int = 3, lr: float = 2e-4, distill: bool = True):
         self.epochs, self.lr, self.distill = epochs, lr, distill

@@ -71,10 +71,18 @@ def resolve(spec: str) -> Path:
 
 
 def load_recipe(spec: str) -> Recipe:
-    """Load and validate a recipe: every pass is built once here to check its options."""
-    load_all_passes()
+    """Load and validate a recipe file or name: see `parse_recipe`."""
     path = resolve(spec)
-    text = path.read_text()
+    return parse_recipe(path.read_text(), source=str(path), default_name=path.stem)
+
+
+def parse_recipe(text: str, *, source: str, default_name: str) -> Recipe:
+    """Validate recipe TOML: every pass is built once here to check its options.
+
+    `source` names where the text came from in every error (a file, or the CLI flags).
+    """
+    load_all_passes()
+    path = source
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -105,8 +113,8 @@ def load_recipe(spec: str) -> Recipe:
     export = data.get("export", {})
     if set(export) - {"precision", "formats"}:
         raise InputError(f"{path}: [export] takes precision and formats.")
-    return Recipe(name=data.get("name", path.stem), description=data.get("description", ""),
-                  passes=tuple(passes), export=export, text=text, source=str(path))
+    return Recipe(name=data.get("name", default_name), description=data.get("description", ""),
+                  passes=tuple(passes), export=export, text=text, source=source)
 
 
 def run_recipe(recipe: Recipe, model: nn.Module,
@@ -119,4 +127,4 @@ def run_recipe(recipe: Recipe, model: nn.Module,
     return model, reports
 
 
-__all__ = ["PASSES", "Recipe", "load_all_passes", "load_recipe", "run_recipe"]
+__all__ = ["PASSES", "Recipe", "load_all_passes", "load_recipe", "parse_recipe", "run_recipe"]
