@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import importlib.metadata
 import json
 import os
@@ -13,28 +12,12 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from edgecomp.errors import InputError
 from edgecomp.hashing import file_sha256
+from edgecomp.vocab import CalibrationMethod, Precision  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
     import torch
 
     from edgecomp.data import Dataset
-
-
-class Precision(str, enum.Enum):
-    """What an artifact computes in."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"  # full integer: int8 weights and activations, calibrated
-    DYNAMIC_INT8 = "dynamic-int8"  # int8 weights, activations quantized at run time
-
-
-class CalibrationMethod(str, enum.Enum):
-    """How activation ranges are chosen from calibration data (ONNX static int8)."""
-
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
 
 
 @dataclass(frozen=True)

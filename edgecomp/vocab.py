@@ -1,0 +1,155 @@
+"""The closed vocabularies shared by profiles, the planner, exporters and records.
+
+Each is a `str` enum, so a value compares equal to its text and serializes as it. A
+profile, target, recipe or `--set` value outside these sets is refused when it loads,
+naming the file and field, instead of silently meaning "not accelerated".
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Format(str, enum.Enum):
+    """An artifact file format."""
+
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+
+class Precision(str, enum.Enum):
+    """What an artifact computes in."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"  # full integer: int8 weights and activations, calibrated
+    DYNAMIC_INT8 = "dynamic-int8"  # int8 weights, activations quantized at run time
+
+
+class CalibrationMethod(str, enum.Enum):
+    """How activation ranges are chosen from calibration data (ONNX static int8)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class IoDtype(str, enum.Enum):
+    """The dtype of an int8 artifact's input and output tensors."""
+
+    FLOAT32 = "float32"
+    INT8 = "int8"
+
+
+class RuntimeName(str, enum.Enum):
+    """Runtimes a board can load artifacts with (the agent's `--runtime`)."""
+
+    AI_EDGE_LITERT = "ai_edge_litert"
+    TFLITE_RUNTIME = "tflite_runtime"
+    TENSORFLOW = "tensorflow"
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+
+
+class DelegateName(str, enum.Enum):
+    """Where a runtime executes the model: its delegate or execution provider."""
+
+    XNNPACK = "xnnpack"
+    CPU = "cpu"  # the runtime's own CPU kernels (LiteRT without XNNPACK, ORT's CPU EP)
+    GPU = "gpu"
+    NNAPI = "nnapi"
+    TENSORRT = "tensorrt"
+
+
+class Unit(str, enum.Enum):
+    """The kind of processor a delegate runs on."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+    NPU = "npu"
+
+
+class PruningKind(str, enum.Enum):
+    """The kind of pruning that shortens a board's work."""
+
+    CHANNEL = "channel"  # whole channels removed (prune.structured)
+    SPARSE_2_4 = "2:4"  # semi-structured (prune.nm), sparse tensor cores only
+    UNSTRUCTURED = "unstructured-size-only"  # zeros: smaller compressed file, no speed
+    NONE = "none"
+
+
+class OpKind(str, enum.Enum):
+    """High-level op kinds that profiles list as accelerated and model facts report."""
+
+    ALL = "*"  # in a delegate's list: every op
+    ADD = "add"
+    ATTENTION = "attention"
+    AVGPOOL = "avgpool"
+    BATCHNORM = "batchnorm"
+    CONCAT = "concat"
+    CONV2D = "conv2d"
+    CONV_TRANSPOSE2D = "conv_transpose2d"
+    DEPTHWISE_CONV2D = "depthwise_conv2d"
+    EMBEDDING = "embedding"
+    FLATTEN = "flatten"
+    GATHER = "gather"
+    GELU = "gelu"
+    GRU = "gru"
+    HARDSWISH = "hardswish"
+    LAYERNORM = "layernorm"
+    LINEAR = "linear"
+    LSTM = "lstm"
+    MATMUL = "matmul"
+    MAXPOOL = "maxpool"
+    MEAN = "mean"
+    MUL = "mul"
+    PAD = "pad"
+    RELU = "relu"
+    RELU6 = "relu6"
+    RESHAPE = "reshape"
+    SIGMOID = "sigmoid"
+    SILU = "silu"
+    SOFTMAX = "softmax"
+    TANH = "tanh"
+    UPSAMPLE = "upsample"
+
+
+class IsaFeature(str, enum.Enum):
+    """CPU instruction-set features the planner reasons about."""
+
+    NEON = "neon"
+    DOTPROD = "dotprod"
+    I8MM = "i8mm"
+    FP16 = "fp16"  # fp16 arithmetic
+    FP16_STORAGE = "fp16-storage"  # fp16 loads/stores and conversion only
+    SVE = "sve"
+    AVX2 = "avx2"
+    FMA = "fma"
+    AVX512 = "avx512"
+    AVX512_VNNI = "avx512-vnni"
+    AVX_VNNI = "avx-vnni"
+
+
+class GpuFeature(str, enum.Enum):
+    """GPU features the planner reasons about."""
+
+    FP16 = "fp16"
+    INT8_TENSOR_CORES = "int8-tensor-cores"
+    SPARSITY_2_4 = "sparsity-2:4"
+
+
+class PowerProbeKind(str, enum.Enum):
+    """Power probes the agent knows (a `file:PATH` probe is also accepted in targets)."""
+
+    NONE = "none"
+    JETSON_INA3221 = "jetson-ina3221"
+    TEGRASTATS = "tegrastats"
+    ANDROID_POWER_SUPPLY = "android-power-supply"
+    RPI5_PMIC = "rpi5-pmic"
+    INA219 = "ina219"
+    INA260 = "ina260"
+
+
+def choices(enum_cls: type[enum.Enum]) -> list[str]:
+    """The values of a vocabulary, for CLI choices and error messages."""
+    return [member.value for member in enum_cls]
