@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only where arrays are hashed: hashing files stays light
+    import numpy as np
 
 
 def file_sha256(path: Path) -> str:
@@ -19,6 +21,8 @@ def file_sha256(path: Path) -> str:
 
 def array_sha256(*arrays: np.ndarray | None) -> str:
     """sha256 over arrays' dtype, shape and bytes, so equal data always hashes equal."""
+    import numpy as np
+
     digest = hashlib.sha256()
     for array in arrays:
         if array is None:
@@ -33,6 +37,8 @@ def array_sha256(*arrays: np.ndarray | None) -> str:
 
 def state_dict_sha256(state: dict) -> str:
     """sha256 of a model's parameters and buffers in key order."""
+    import numpy as np
+
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key]

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgecomp.compress.macs import layer_macs
+
 # Module types to the op kinds profiles list as accelerated (see profiles/*.toml).
 MODULE_OPS = [
     (nn.Conv2d, "conv2d"), (nn.Linear, "linear"), (nn.ReLU, "relu"), (nn.ReLU6, "relu6"),
@@ -19,6 +21,8 @@ MODULE_OPS = [
     (nn.Embedding, "embedding"),
     (nn.LSTM, "lstm"), (nn.GRU, "gru"), (nn.Upsample, "upsample"),
     (nn.ConvTranspose2d, "conv_transpose2d"),
+    (nn.ZeroPad2d, "pad"), (nn.ConstantPad2d, "pad"), (nn.ReflectionPad2d, "pad"),
+    (nn.ReplicationPad2d, "pad"),
 ]
 ONNX_OPS = {"Conv": "conv2d", "Gemm": "linear", "MatMul": "matmul", "Relu": "relu",
             "MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "mean",
@@ -62,7 +66,12 @@ def _numel(value) -> int:
 
 
 def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> ModelFacts:
-    """Run the model once on the example input with hooks on its leaf modules."""
+    """Run the model once on the example input with hooks on the modules it is made of.
+
+    Modules are recognised by type at any depth (a convolution holding a padding child
+    is still a convolution); other modules are hooked only when they are leaves, so
+    containers are not reported as unknown ops.
+    """
     ops: set[str] = set()
     macs = {"conv": 0, "other": 0}
     peak = [0]
@@ -77,15 +86,12 @@ def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> 
             return
         ops.add(kind)
         peak[0] = max(peak[0], (_numel(inputs) + _numel(output)) * 4)
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs["conv"] += output.numel() * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
-            macs["other"] += (output.numel() // module.out_features) * \
-                module.in_features * module.out_features
+        counted = layer_macs(module, inputs, output)
+        if counted is not None:
+            macs[counted[0]] += counted[1]
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
-               if not list(m.children()) or isinstance(m, nn.MultiheadAttention)]
+               if _op_kind(m) is not None or not list(m.children())]
     try:
         with torch.no_grad():
             model.eval()

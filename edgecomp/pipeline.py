@@ -1,239 +1,367 @@
-"""deploy = plan → compress → export → push → measure → record.
+"""deploy(request) -> records: plan → apply plan → prepare → compress → export → measure → record.
 
-Each stage is a function a library user can call alone; `deploy` strings them
-together. Bad input is refused before anything is written: no artifact, no row.
+Each stage is a small function on frozen values that a library user can call alone;
+`deploy` strings them together. Bad input is refused before anything is written (no
+artifact, no row); a failure while measuring one artifact becomes a failed record and the
+others go on; the connection to the board is closed in one place.
 """
 
 from __future__ import annotations
 
 import logging
-import platform
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-import numpy as np
 
-import edgecomp
-from edgecomp.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
-from edgecomp.errors import DeviceError, InputError
-from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
-                                  get_exporter)
+from edgecomp.board import Board, agent_board_facts, local_board_facts, resolve_board
+from edgecomp.build import (DataPlan, ExportPlan, Prepared, Training, compress, export_all,
+                            load_training, plan_recipe, prepare, recipe_export_defaults)
+from edgecomp.errors import InputError
+from edgecomp.export import formats_for, supported_precisions
+from edgecomp.export.base import Artifact
+from edgecomp.plan import BoardFacts, Plan, make_plan
 from edgecomp.remote.base import MeasureOptions, Transport
-from edgecomp.results.record import Latency, ResultRecord
-from edgecomp.sources import ModelSource, check_data_shape
-from edgecomp.verify import Verification, compare_outputs, float_outputs, top1
+from edgecomp.remote.measure import measure_all, reference_outputs
+from edgecomp.remote.runner import open_transport
+from edgecomp.results.record import ResultRecord
+from edgecomp.sources import ModelSource
+from edgecomp.vocab import (RUNTIME_FORMATS, CalibrationMethod, DelegateName, Format, IoDtype,
+                            Precision, RuntimeName)
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class ExportPlan:
-    """Which artifacts to build and how: the formats, precisions and quantization options."""
+# ---------------------------------------------------------------------------------------
+# deploy(request): the stages in order, each on frozen values.
 
-    formats: tuple[str, ...] = ("tflite", "onnx")
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8)
-    io_dtype: str = "float32"
-    per_channel: bool = True
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: `package.module:function` (+ weights), a .pt2 or .onnx file, or the demo."""
+
+    spec: str | None = None  # None or "demo": the built-in demo CNN on the digits
+    weights: Path | None = None
+    input_shape: tuple[int, ...] | None = None
+
+    @property
+    def is_demo(self) -> bool:
+        return self.spec in (None, "", "demo")
+
+
+@dataclass(frozen=True)
+class ExportChoices:
+    """What the user fixed about the artifacts; `None` leaves the decision to the plan."""
+
+    formats: tuple[Format, ...] | None = None
+    precisions: tuple[Precision, ...] | None = None
+    io_dtype: IoDtype | None = None
+    per_tensor: bool = False
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
 
 
 @dataclass(frozen=True)
-class DataPlan:
-    """Where calibration and evaluation data come from."""
+class MeasureChoices:
+    """How long to time each artifact; `threads`/`runtime` of None leave them to the plan."""
 
-    calib: str | None = None  # a path, "demo", or "random"; None is an error for int8
-    eval: str | None = None
-    calib_size: int = DEFAULT_CALIB_SIZE
-    eval_size: int | None = None
-    seed: int = 0
-    image_options: dict[str, Any] = field(default_factory=dict)
+    runs: int = 50
+    seconds: float = 1.0
+    warmup_runs: int = 5
+    warmup_seconds: float = 0.5
+    threads: int | None = None
+    runtime: str | None = None  # an agent runtime name; None or "auto": the target/plan's
 
-
-@dataclass
-class Prepared:
-    """A model with its data, checked against each other, ready to export."""
-
-    source: ModelSource
-    calib: Dataset | None
-    eval: Dataset | None
-    technique: str = "none"
-    plan: dict[str, Any] | None = None
+    def __post_init__(self) -> None:
+        if self.runs <= 0 or self.seconds < 0 or self.warmup_runs < 0 or \
+                self.warmup_seconds < 0:
+            raise InputError("--runs must be positive; --seconds and the warm-up not negative.")
+        if self.threads is not None and self.threads < 1:
+            raise InputError("--threads must be a positive number of threads.")
 
 
-def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepared:
-    """Load calibration and evaluation data and check that they fit the model."""
-    sample_shape = tuple(source.input_shape[1:])
-    calib = None
-    if data.calib == "random":
-        calib = random_calibration(sample_shape, data.calib_size, seed=data.seed)
-    elif data.calib is not None:
-        calib = load_data(data.calib, **data.image_options).take(data.calib_size, seed=data.seed)
-    elif needs_calib:
-        raise InputError("int8 export needs calibration data: pass --calib with an .npz file "
-                         "or image folder of real inputs (or --calib random to accept poor "
-                         "int8 ranges).")
-    eval_set = None
-    if data.eval is not None:
-        eval_set = load_data(data.eval, **data.image_options)
-        if data.eval_size is not None:
-            eval_set = eval_set.take(data.eval_size, seed=data.seed)
-    for what, dataset in (("calibration", calib), ("evaluation", eval_set)):
-        if dataset is not None:
-            check_data_shape(source, dataset.sample_shape, what=what)
-    return Prepared(source=source, calib=calib, eval=eval_set)
+@dataclass(frozen=True)
+class DeployRequest:
+    """Everything `deploy` needs; every field has a default that deploys the demo locally."""
+
+    model: ModelSpec = ModelSpec()
+    target: str = "local"
+    data: DataPlan = DataPlan()
+    export: ExportChoices = ExportChoices()
+    measure: MeasureChoices = MeasureChoices()
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # plan decisions (`--set`)
+    recipe: str | None = None  # a recipe file or name: compress first
+    train: str | None = None  # training data for passes that fine-tune
+    loss: str | None = None  # "pkg.mod:fn": loss(outputs, labels) for the training loop
+    train_fn: str | None = None  # "pkg.mod:fn": train(model, ctx, epochs) -> model
+    baseline: bool = True  # with a recipe, also the uncompressed fp32 artifacts
+    out_dir: Path | None = None  # default ./edgecomp-out/<model>
+    record: bool = True  # add the records to the results store
+    command: str = "edgecomp.pipeline.deploy"  # stored with the run
 
 
-def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
-               progress: ProgressFn | None = None) -> list[Artifact]:
-    """Export every (format, precision) pair the plan asks for; refuse impossible pairs first."""
-    source = prepared.source
-    pairs = [(fmt, precision) for fmt in plan.formats for precision in plan.precisions]
-    if source.module is None and any(fmt != "onnx" for fmt, _ in pairs):
-        raise InputError(f"{source.spec} is an ONNX file: it can only be exported to ONNX "
-                         "(use --format onnx), or give the PyTorch model for LiteRT.")
-    if any(p == Precision.FP16 for _, p in pairs) and "onnx" in plan.formats:
-        pairs = [(f, p) for f, p in pairs if not (f == "onnx" and p == Precision.FP16)]
-        log.warning("fp16 is exported for LiteRT only (onnxruntime's CPU provider has no fast "
-                    "fp16 path)")
-    exporters = {fmt: get_exporter(fmt) for fmt, _ in pairs}
-    artifacts = []
-    for technique, module in exported_modules(prepared):
-        for fmt, precision in pairs:
-            request = ExportRequest(
-                module=module, example_input=source.example_input, model_name=source.name,
-                source_sha256=source.sha256, precision=precision, out_dir=out_dir,
-                calib=prepared.calib if precision == Precision.INT8 else None,
-                io_dtype=plan.io_dtype, per_channel=plan.per_channel,
-                calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
-                onnx_path=source.onnx_path, technique=technique, progress=progress)
-            log.info("exporting %s %s %s", technique, fmt, precision.value)
-            artifacts.append(exporters[fmt].export(request))
-    return artifacts
+@dataclass(frozen=True)
+class Settings:
+    """The plan applied: what to export, and how to measure artifacts of each format."""
+
+    export: ExportPlan
+    measure: MeasureOptions  # for artifacts the plan's runtime does not load
+    by_format: Mapping[str, MeasureOptions] = field(default_factory=dict)
+
+    def options_for(self, artifact: Artifact) -> MeasureOptions:
+        return self.by_format.get(artifact.format, self.measure)
 
 
-def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:
-    """(technique, module) pairs to export: one per exit for an early-exit model.
+def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | None = None,
+           on_plan: Callable[[Plan], None] | None = None) -> list[ResultRecord]:
+    """Plan, compress, export, verify, measure and record a model on a target.
 
-    An early-exit network becomes one artifact per exit (`<recipe>.exit1`, ...), so that
-    an application runs exit 1 and continues with the next artifact only while the top
-    probability stays below its threshold; each is measured on the board like any other.
+    Returns one record per artifact; a measurement that failed is a record with `error`
+    set. Bad input raises `InputError` before any artifact or row is written.
     """
-    module = prepared.source.module
-    exits = getattr(module, "exit_models", None)
-    if module is None or exits is None:
-        return [(prepared.technique, module)]
-    return [(f"{prepared.technique}.exit{k}", exit_model)
-            for k, exit_model in enumerate(exits(), start=1)]
+    data = _data_for(request)
+    recipe = _load_recipe(request.recipe)
+    training = load_training(request.train or ("digits:train" if request.model.is_demo
+                                               else None), loss=request.loss,
+                             train_fn=request.train_fn) if recipe is not None else Training()
+    source = load_source(request.model, data, progress=progress)
+    board = resolve_board(request.target)
+    with open_transport(request.target) as transport:
+        plan = plan_stage(source, board, request.overrides,
+                          board_facts(board, transport))
+        if plan is not None and on_plan is not None:
+            on_plan(plan)
+        settings = apply_plan(request, plan, board)
+        prepared = prepare(source, data,
+                           needs_calib=Precision.INT8 in settings.export.precisions)
+        prepared = replace(prepared, plan=plan.to_json() if plan is not None else None)
+        reference = reference_outputs(prepared)  # the uncompressed float model's outputs
+        out_dir = request.out_dir or Path("edgecomp-out") / source.name
+        artifacts: list[Artifact] = []
+        if recipe is not None:
+            if request.baseline:
+                baseline = replace(settings.export, precisions=(Precision.FP32,))
+                artifacts += export_all(prepared, baseline, out_dir, progress=progress)
+            prepared, settings = compress_stage(prepared, settings, recipe, plan,
+                                                training=training, user_export=request.export,
+                                                out_dir=out_dir, progress=progress)
+        artifacts += export_all(prepared, settings.export, out_dir, progress=progress)
+        records = measure_all(artifacts, prepared, transport, settings.options_for,
+                              reference=reference, progress=progress)
+    if request.record:
+        record_stage(records, command=request.command)
+    return records
 
 
-def reference_outputs(prepared: Prepared) -> np.ndarray | None:
-    """The float model's outputs on the evaluation set (ONNX sources: the fp32 ONNX model)."""
-    if prepared.eval is None or prepared.source.module is None:
+def _data_for(request: DeployRequest) -> DataPlan:
+    """The demo's data is built in: real digits, named in every record."""
+    if not request.model.is_demo:
+        return request.data
+    return replace(request.data, calib=request.data.calib or "digits:train",
+                   eval=request.data.eval or "digits:val")
+
+
+def _load_recipe(spec: str | None):
+    """Load and validate the recipe before anything is written."""
+    if spec is None:
         return None
-    return float_outputs(prepared.source.module, prepared.eval.x)
+    from edgecomp.compress.recipe import load_recipe
+
+    return load_recipe(spec)
 
 
-def verify(artifact: Artifact, prepared: Prepared, reference: np.ndarray | None,
-           transport: Transport) -> Verification | None:
-    """Run the artifact on the evaluation set in its runtime, where it will be measured."""
-    if prepared.eval is None:
+def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None = None
+                ) -> ModelSource:
+    """Load the model; the data's sample shape helps find a factory's input shape."""
+    from edgecomp.sources import demo_model, load_model
+
+    if model.is_demo:
+        return demo_model(progress=progress)
+    sample_shape = None
+    if data.calib not in (None, "random") or data.eval:
+        from edgecomp.data import load_data
+
+        sample_shape = load_data(data.eval or data.calib, **data.image_options).sample_shape
+    return load_model(model.spec, weights=model.weights, input_shape=model.input_shape,
+                      sample_shape=sample_shape)
+
+
+def board_facts(board: Board, transport: Transport) -> BoardFacts:
+    """What the board says about itself: this machine's own facts, or the agent's `info`."""
+    if board.target is None:
+        return local_board_facts() if board.name == "local" else BoardFacts()
+    info = transport.info()
+    cores = getattr(info, "online_cores", None)
+    if cores is None and isinstance(info, dict):
+        cores = info.get("online_cores") or info.get("cores")
+    return agent_board_facts(cores, target=board.name)
+
+
+def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
+               facts: BoardFacts | None = None) -> Plan | None:
+    """The plan for the model on the board; None when `local` has no profile."""
+    from edgecomp.modelfacts import facts_from_onnx, model_facts
+
+    if board.profile is None:
+        if overrides:
+            raise InputError(f"--set needs a hardware profile, and {board.name} has none; plan "
+                             "for a named profile (see `edgecomp profiles list`).")
+        log.info("no hardware profile for %s; deploying without a plan", board.name)
         return None
-    outputs = transport.run_batch(artifact.path, prepared.eval.x)
-    if reference is not None:
-        return compare_outputs(reference, outputs, prepared.eval)
-    if prepared.eval.y is None:
-        return None
-    return Verification(accuracy=round(top1(outputs, prepared.eval.y), 3), float_accuracy=None,
-                        accuracy_delta=None, agreement=None, samples=len(outputs))
-
-
-def host_facts() -> dict[str, Any]:
-    """The machine and software that built the artifacts, stored with every record."""
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "machine": platform.machine(), "edgecomp": edgecomp.__version__}
-
-
-def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transport,
-                       options: MeasureOptions, *, reference: np.ndarray | None,
-                       progress: ProgressFn | None = None) -> ResultRecord:
-    """Verify and measure one artifact; a failure becomes a record with `error` set."""
-    manifest = artifact.manifest
-    base = dict(model=manifest["model"], technique=manifest["technique"],
-                target=transport.target, format=artifact.format,
-                precision=artifact.precision.value, size_bytes=artifact.size_bytes,
-                transport=transport.name, artifact_sha256=manifest["sha256"],
-                artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
-                calib_sha256=(manifest["calibration"] or {}).get("sha256"),
-                calib_source=(manifest["calibration"] or {}).get("source"),
-                manifest=manifest, plan=prepared.plan, host=host_facts())
-    try:
-        check = verify(artifact, prepared, reference, transport)
-        report = transport.measure(artifact.path, options)
-    except DeviceError as exc:
-        return ResultRecord(**base, accuracy=None, float_accuracy=None, accuracy_delta=None,
-                            agreement=None, latency_ms=None, load_ms=None,
-                            first_inference_ms=None, peak_rss_mb=None, rss_growth_mb=None,
-                            runtime=None, threads=None, device={}, error=str(exc))
-    power = report.get("power") or {}
-    return ResultRecord(
-        **base,
-        accuracy=check.accuracy if check else None,
-        float_accuracy=check.float_accuracy if check else None,
-        accuracy_delta=check.accuracy_delta if check else None,
-        agreement=check.agreement if check else None,
-        latency_ms=Latency(**report["latency_ms"]), load_ms=report["load_ms"],
-        first_inference_ms=report["first_inference_ms"], peak_rss_mb=report["peak_rss_mb"],
-        rss_growth_mb=report.get("rss_growth_mb"),
-        runtime=f"{report['runtime']} {report.get('runtime_version', '')}".strip(),
-        threads=report.get("threads"), device=device_facts(report, transport),
-        samples_ms=list(report.get("samples_ms", [])),
-        energy_mj=power.get("energy_mj"),
-        energy_reason=power.get("reason") if power else "no power probe configured")
-
-
-def device_facts(report: dict[str, Any], transport: Transport) -> dict[str, Any]:
-    """The board's state around the measurement, as the agent reported it."""
-    facts = {key: report.get(key) for key in ("device_before", "device_after",
-                                             "throttled_during", "python", "agent_version",
-                                             "lock_wait_s", "power", "warmup")}
-    facts.update(report.get("target") or {"name": transport.target})
-    return facts
-
-
-def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
-             progress: ProgressFn | None = None, out_dir: Path | None = None,
-             loss_fn: Callable | None = None,
-             train_fn: Callable | None = None) -> tuple[Prepared, list]:
-    """Run a recipe (a file or name, or a parsed `Recipe`) on the model.
-
-    The result is exported under the recipe's name.
-    """
-    from edgecomp.compress.base import DataContext
-    from edgecomp.compress.recipe import Recipe, load_recipe, run_recipe
-    from edgecomp.hashing import state_dict_sha256
-
-    source = prepared.source
     if source.module is None:
-        raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
-                         "models (give the model as package.module:function or .pt2).")
-    recipe = recipe_spec if isinstance(recipe_spec, Recipe) else load_recipe(recipe_spec)
-    if train is not None:
-        check_data_shape(source, train.sample_shape, what="training")
-    context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
-                          calib=prepared.calib, teacher=source.module, progress=progress,
-                          out_dir=out_dir, stem=f"{source.name}.{recipe.name}",
-                          loss_fn=loss_fn, train_fn=train_fn)
-    model, reports = run_recipe(recipe, source.module, context)
-    model.eval()
-    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()))
-    plan = dict(prepared.plan or {})
-    plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
-                      "export": recipe.export,
-                      "reports": [{"name": r.name, "metrics": r.metrics, "notes": r.notes,
-                                   "files": r.files} for r in reports]}
-    return replace(prepared, source=compressed, technique=recipe.name, plan=plan), reports
+        model = facts_from_onnx(source.onnx_path, name=source.name)
+    else:
+        model = model_facts(source.module, source.example_input, name=source.name)
+    return make_plan(board.profile, model, overrides, board=facts)
+
+
+def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Settings:
+    """Let the plan decide what the user left open; explicit choices always win.
+
+    The demo exports both formats at fp32 and int8 for comparison, unless the user set a
+    format or precision with `--set`.
+    """
+    wanted = request.export
+    demo = request.model.is_demo
+    target = board.target
+    export = ExportPlan(
+        formats=tuple(f.value for f in wanted.formats or formats_for()),
+        precisions=wanted.precisions or (Precision.FP32, Precision.INT8),
+        io_dtype=(wanted.io_dtype or IoDtype.FLOAT32).value,
+        per_channel=not wanted.per_tensor, calibration_method=wanted.calibration_method,
+        reduce_range=wanted.reduce_range)
+    choice = request.measure
+    lock_timeout = target.lock_timeout if target is not None else MeasureOptions.lock_timeout
+    measure = MeasureOptions(runs=choice.runs, seconds=choice.seconds,
+                             warmup_runs=choice.warmup_runs,
+                             warmup_seconds=choice.warmup_seconds, threads=choice.threads,
+                             seed=request.data.seed, lock_timeout=lock_timeout)
+    by_format: dict[str, MeasureOptions] = {}
+    changes: dict[str, Any] = {}
+    if plan is not None:
+        changes = {"per_channel": not wanted.per_tensor and plan.per_channel,
+                   "reduce_range": wanted.reduce_range or plan.reduce_range,
+                   "activation_symmetric": plan.activation_symmetric}
+        if wanted.io_dtype is None:
+            changes["io_dtype"] = plan.io_dtype.value
+        if wanted.formats is None and (not demo or "format" in plan.overridden):
+            changes["formats"] = (plan.format.value,)
+        if wanted.precisions is None and (not demo or "precision" in plan.overridden):
+            chosen = plan.precision
+            if chosen not in supported_precisions(plan.format):
+                # e.g. TensorRT builds fp16 engines from an fp32 ONNX file on the board.
+                chosen = Precision.FP32
+            changes["precisions"] = tuple(dict.fromkeys((Precision.FP32, chosen)))
+        measure = replace(measure, threads=choice.threads or plan.threads,
+                          throttle_c=plan.throttle_c)
+        runtime, delegate = _agent_runtime(plan)
+        by_format[plan.format.value] = replace(measure, runtime=runtime, delegate=delegate)
+    user = _user_runtime(choice, target)
+    if user is not None:
+        fmt = RUNTIME_FORMATS[user].value
+        planned = by_format.get(fmt, measure)
+        # The plan's delegate belongs to the plan's runtime; another runtime picks its own.
+        runtime, delegate = _AGENT_RUNTIMES.get(user, (user.value, "auto"))
+        if planned.runtime == runtime:
+            delegate = planned.delegate
+        by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
+    return Settings(export=replace(export, **changes), measure=measure, by_format=by_format)
+
+
+def _user_runtime(choice: MeasureChoices, target) -> RuntimeName | None:
+    """The runtime the user asked for: the flag, else the target file's; None: the plan's."""
+    name = choice.runtime if choice.runtime not in (None, "auto") else \
+        (getattr(target.runtime, "value", target.runtime) if target is not None else None)
+    if name in (None, "auto"):
+        return None
+    try:
+        return RuntimeName(name)
+    except ValueError:
+        raise InputError(f"runtime {name!r}: choose one of auto, "
+                         f"{', '.join(r.value for r in RuntimeName)}.") from None
+
+
+# TensorRT is measured through onnxruntime's TensorRT execution provider, so a board
+# without it fails with the agent's sentence instead of silently timing the CPU.
+_AGENT_RUNTIMES = {RuntimeName.TENSORRT: (RuntimeName.ONNXRUNTIME.value,
+                                          DelegateName.TENSORRT.value)}
+
+
+def _agent_runtime(plan: Plan) -> tuple[str, str]:
+    """The agent's (runtime, delegate) for the plan's runtime and delegate."""
+    return _AGENT_RUNTIMES.get(plan.runtime, (plan.runtime.value, plan.delegate.value))
+
+
+def compress_stage(prepared: Prepared, settings: Settings, recipe, plan: Plan | None, *,
+                   training: Training, user_export: ExportChoices, out_dir: Path,
+                   progress: ProgressFn | None = None) -> tuple[Prepared, Settings]:
+    """Run the recipe (the plan fills in its pruning kind and channel multiple), then let the
+    recipe's export defaults choose the precision and formats the user left open."""
+    if plan is not None:
+        recipe = plan_recipe(recipe, plan)
+    prepared, _reports = compress(prepared, recipe, train=training.data, progress=progress,
+                                  out_dir=out_dir, loss_fn=training.loss_fn,
+                                  train_fn=training.train_fn)
+    precision, formats = recipe_export_defaults(recipe)
+    changes: dict[str, Any] = {}
+    if precision is not None and user_export.precisions is None:
+        changes["precisions"] = (precision,)
+    if formats and user_export.formats is None:
+        changes["formats"] = tuple(f.value for f in formats)
+    return prepared, replace(settings, export=replace(settings.export, **changes))
+
+
+def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
+    """Store one run's records in a single transaction; returns the run id."""
+    from edgecomp.results.store import Store
+
+    if not records:
+        return None
+    with Store() as store:
+        return store.add_run(records, command=command)
+
+
+def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_dir: Path, *,
+                 progress: ProgressFn | None = None) -> list[Artifact]:
+    """`edgecomp export`: the chosen formats (default LiteRT) and precisions, no board."""
+    request = DeployRequest(model=model, data=data, export=choices)
+    settings = apply_plan(request, None, Board(name="none", target=None, profile=None))
+    export = settings.export
+    if choices.formats is None:
+        export = replace(export, formats=(Format.TFLITE.value,))
+    source = load_source(model, data, progress=progress)
+    prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions)
+    return export_all(prepared, export, out_dir, progress=progress)
+
+
+def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices = MeasureChoices(),
+          eval_spec: str | None = None, seed: int = 0, record: bool = True,
+          command: str = "edgecomp.pipeline.bench",
+          progress: ProgressFn | None = None) -> list[ResultRecord]:
+    """`edgecomp bench`: measure artifacts that already exist (their manifests say what they
+    are); with labelled evaluation data, their top-1 in the board's runtime."""
+    import torch
+
+    from edgecomp.data import load_data
+    from edgecomp.export.bundle import artifact_from_file
+
+    artifacts = [artifact_from_file(Path(path)) for path in paths]
+    eval_set = load_data(eval_spec) if eval_spec else None
+    board = resolve_board(target) if target != "local" else \
+        Board(name="local", target=None, profile=None)
+    request = DeployRequest(target=target, measure=measure, data=DataPlan(seed=seed))
+    settings = apply_plan(request, None, board)
+    records = []
+    with open_transport(target) as transport:
+        for artifact in artifacts:
+            source = ModelSource(name=artifact.manifest["model"], kind="artifact", module=None,
+                                 example_input=torch.zeros(1),
+                                 sha256=artifact.manifest["source_sha256"], spec=str(artifact.path))
+            prepared = Prepared(source=source, calib=None, eval=eval_set)
+            records += measure_all([artifact], prepared, transport, settings.options_for,
+                                   reference=None, progress=progress)
+    if record:
+        record_stage(records, command=command)
+    return records

@@ -1,34 +1,23 @@
-"""The hardware-aware planner: a pure function of (profile, model facts, user overrides).
+"""The hardware-aware planner: a pure function of (profile, board facts, model facts, overrides).
 
-Each decision carries a one-line reason naming the hardware fact behind it. Board
-facts come from the profile; nothing here names a board.
+It returns a typed, frozen `Plan`: every field is a decision a stage of `deploy` applies
+(format, runtime and delegate to the measurement, precision and quantization scheme to the
+exporters, pruning kind and channel multiple to the recipe, threads to the agent), each with
+a one-line reason naming the hardware fact behind it. Nothing here names a board.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import enum
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from edgecomp.errors import InputError
 from edgecomp.modelfacts import ModelFacts
 from edgecomp.profiles import Delegate, Profile
+from edgecomp.vocab import (DelegateName, Format, IoDtype, Precision, PruningKind, RuntimeName,
+                            Unit)
 
-# Closed sets of values a user may set with `--set key=value`; None means free text.
-CHOICES: dict[str, tuple[str, ...] | None] = {
-    "format": ("tflite", "onnx"),
-    "runtime": ("ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "tensorrt"),
-    "delegate": ("xnnpack", "gpu", "nnapi", "tensorrt", "cpu"),
-    "precision": ("fp32", "fp16", "int8", "dynamic-int8"),
-    "quant_scheme": ("per_channel_symmetric", "per_tensor_symmetric"),
-    "activation_symmetric": ("true", "false"),
-    "io_dtype": ("float32", "int8"),
-    "reduce_range": ("true", "false"),
-    "pruning": ("channel", "2:4", "unstructured-size-only", "none"),
-    "channel_multiple": None,
-    "threads": None,
-    "cores": None,
-    "memory_fit": ("ok", "tight", "too-large"),
-}
 # BatchNorm after a convolution or linear layer is folded into its weights at export.
 FOLDED_AT_EXPORT = frozenset({"batchnorm"})
 # Runtime overhead of an interpreter process beside the model (measured peak RSS of the
@@ -36,8 +25,33 @@ FOLDED_AT_EXPORT = frozenset({"batchnorm"})
 RUNTIME_OVERHEAD_MB = 50
 
 
+class QuantScheme(str, enum.Enum):
+    """How int8 weights are scaled."""
+
+    PER_CHANNEL = "per_channel_symmetric"
+    PER_TENSOR = "per_tensor_symmetric"
+
+
+class MemoryFit(str, enum.Enum):
+    OK = "ok"
+    TIGHT = "tight"
+    TOO_LARGE = "too-large"
+
+
+@dataclass(frozen=True)
+class BoardFacts:
+    """What a board reports about itself, which beats what its profile says."""
+
+    online_cores: int | None = None
+    isa: frozenset[str] = frozenset()
+    ram_mb: int | None = None
+    source: str = ""  # who reported it: "this machine", "the agent on sim-pi4"
+
+
 @dataclass(frozen=True)
 class Decision:
+    """One decision for display and storage."""
+
     key: str
     value: Any
     reason: str
@@ -46,233 +60,309 @@ class Decision:
 
 @dataclass(frozen=True)
 class Plan:
-    """The decisions for one model on one profile, and warnings the user must see."""
+    """The decisions for one model on one board, each applied by a stage of deploy."""
 
     profile: str
     model: str
-    decisions: tuple[Decision, ...]
-    warnings: tuple[str, ...]
+    format: Format  # exported
+    runtime: RuntimeName  # measures artifacts of `format`
+    delegate: DelegateName  # where that runtime executes them
+    precision: Precision  # exported beside the fp32 baseline
+    quant_scheme: QuantScheme  # int8 weight scales
+    activation_symmetric: bool  # int8 activation ranges
+    io_dtype: IoDtype  # an int8 artifact's input/output tensors
+    reduce_range: bool  # 7-bit ONNX weights
+    pruning: PruningKind  # what a recipe's generic `prune` pass becomes
+    channel_multiple: int  # channel counts after structured pruning are rounded to it
+    threads: int  # runtime threads on the board
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    overridden: frozenset[str] = frozenset()
+    memory_fit: MemoryFit = MemoryFit.OK
+    memory_reason: str = ""
+    throttle_c: float = 80.0  # the board throttles above this: the agent flags such runs
+    warnings: tuple[str, ...] = ()
 
-    def get(self, key: str) -> Any:
-        return next(d.value for d in self.decisions if d.key == key)
+    @property
+    def per_channel(self) -> bool:
+        return self.quant_scheme == QuantScheme.PER_CHANNEL
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        return tuple(Decision(key, getattr(self, key), self.reasons.get(key, ""),
+                              key in self.overridden) for key in DECISIONS)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile": self.profile, "model": self.model,
-                "decisions": {d.key: {"value": d.value, "reason": d.reason,
+                "decisions": {d.key: {"value": _json_value(d.value), "reason": d.reason,
                                       "overridden": d.overridden} for d in self.decisions},
-                "warnings": list(self.warnings)}
+                "memory_fit": {"value": self.memory_fit.value, "reason": self.memory_reason},
+                "throttle_c": self.throttle_c, "warnings": list(self.warnings)}
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """['precision=fp16', ...] to a dict, refusing unknown keys and values."""
-    overrides = {}
+# Every decision a user may set with `--set key=value`, and its type: one table that the
+# override parser, the display and the JSON read.
+DECISIONS: dict[str, type] = {
+    "format": Format, "runtime": RuntimeName, "delegate": DelegateName,
+    "precision": Precision, "quant_scheme": QuantScheme, "activation_symmetric": bool,
+    "io_dtype": IoDtype, "reduce_range": bool, "pruning": PruningKind,
+    "channel_multiple": int, "threads": int,
+}
+
+
+def _json_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def parse_decision(key: str, text: str) -> Any:
+    """A `--set` value as its decision's type; unknown keys and values are one sentence."""
+    if key not in DECISIONS:
+        raise InputError(f"--set {key}: unknown decision; choose one of {', '.join(DECISIONS)}.")
+    kind = DECISIONS[key]
+    if kind is bool:
+        if text not in ("true", "false"):
+            raise InputError(f"--set {key}={text}: choose one of true, false.")
+        return text == "true"
+    if kind is int:
+        if not text.isdigit() or int(text) < 1:
+            raise InputError(f"--set {key}={text}: must be a positive integer.")
+        return int(text)
+    try:
+        return kind(text)
+    except ValueError:
+        raise InputError(f"--set {key}={text}: choose one of "
+                         f"{', '.join(m.value for m in kind)}.") from None
+
+
+def _typed(key: str, value: Any) -> Any:
+    """An override as its decision's type: text is parsed, typed values are checked."""
+    if isinstance(value, str) or key not in DECISIONS:
+        return parse_decision(key, str(value.value if isinstance(value, enum.Enum) else value))
+    if not isinstance(value, DECISIONS[key]):
+        raise InputError(f"override {key}={value!r}: expected {DECISIONS[key].__name__}.")
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """['precision=fp16', 'threads=1'] to typed values, refusing unknown keys and values."""
+    overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise InputError(f"--set {item!r}: write it as key=value.")
-        validate_override(key, value)
-        overrides[key] = value
+        overrides[key] = parse_decision(key, value)
     return overrides
 
 
-def validate_override(key: str, value: str) -> None:
-    if key not in CHOICES:
-        raise InputError(f"--set {key}: unknown decision; choose one of "
-                         f"{', '.join(CHOICES)}.")
-    allowed = CHOICES[key]
-    if allowed is not None and value not in allowed:
-        raise InputError(f"--set {key}={value}: choose one of {', '.join(allowed)}.")
-    if key in ("threads", "channel_multiple") and (not value.isdigit() or int(value) < 1):
-        raise InputError(f"--set {key}={value}: must be a positive integer.")
+def _has(profile: Profile, board: BoardFacts, feature: str) -> bool:
+    return profile.has(feature) or feature in board.isa
 
 
-def _pick_delegate(profile: Profile, facts: ModelFacts,
-                   fmt: str | None = None) -> tuple[str, str, Delegate, str]:
+def _pick_delegate(profile: Profile, board: BoardFacts, facts: ModelFacts,
+                   fmt: Format | None, runtime_name: RuntimeName | None = None,
+                   delegate_name: DelegateName | None = None
+                   ) -> tuple[Format, str, Delegate, str]:
     """(format, runtime, delegate, reason): an accelerator that covers the model, else CPU.
 
-    With `fmt` (the user chose the format) only runtimes that load that format compete.
+    A format, runtime or delegate the user chose narrows the runtimes that compete.
     """
-    runtimes = [r for r in profile.runtimes if fmt is None or fmt in r.formats]
+    runtimes = [r for r in profile.runtimes
+                if (fmt is None or fmt.value in r.formats)
+                and (runtime_name is None or r.name == runtime_name)
+                and (delegate_name is None or delegate_name.value in r.delegates)]
     if not runtimes:
-        raise InputError(f"{profile.name} lists no runtime that loads {fmt}; choose one of "
-                         f"{', '.join(sorted({f for r in profile.runtimes for f in r.formats}))}.")
+        offered = "; ".join(f"{r.name} ({', '.join(r.formats)}; {', '.join(r.delegates)})"
+                            for r in profile.runtimes)
+        asked = ", ".join(f"{k}={v.value}" for k, v in (("format", fmt), ("runtime", runtime_name),
+                                                        ("delegate", delegate_name)) if v)
+        raise InputError(f"--set {asked}: no runtime on {profile.name} fits; it offers "
+                         f"{offered}.")
     candidates = []
     for runtime in runtimes:
         for name in runtime.delegates:
             delegate = profile.delegate(name)
-            if delegate.deprecated:
+            if delegate_name is not None and name != delegate_name:
+                continue
+            if delegate.deprecated and delegate_name is None:
                 continue
             missing = [op for op in facts.op_types - FOLDED_AT_EXPORT
                        if not delegate.accelerates(op)]
             candidates.append((runtime, delegate, missing))
     for runtime, delegate, missing in candidates:
-        if delegate.unit in ("gpu", "npu") and not missing:
-            unit = f"{profile.gpu.name} GPU" if profile.gpu else delegate.unit.upper()
+        if delegate.unit in (Unit.GPU, Unit.NPU) and not missing:
+            unit = f"{profile.gpu.name} GPU" if profile.gpu else str(delegate.unit).upper()
             reason = (f"the {delegate.name} delegate on the {unit} runs every op of the model; "
                       f"{runtime.name} loads {runtime.formats[0]}")
-            return fmt or runtime.formats[0], runtime.name, delegate, reason
-    runtime, delegate, _ = next(((r, d, m) for r, d, m in candidates if d.unit == "cpu"),
+            return Format(fmt or runtime.formats[0]), runtime.name, delegate, reason
+    runtime, delegate, _ = next(((r, d, m) for r, d, m in candidates if d.unit == Unit.CPU),
                                 candidates[0])
     cores = "/".join(sorted({c.core for c in profile.cpu.clusters}))
-    isa = ", ".join(profile.cpu.isa)
+    isa = ", ".join(sorted(set(profile.cpu.isa) | board.isa))
     reason = (f"{runtime.name} with {delegate.name} on the {cores} CPU ({isa}): "
-              + (f"the board's runtime for {fmt}" if fmt else "the board's first-listed runtime")
+              + (f"the board's runtime for {fmt.value}" if fmt else
+                 "the board's first-listed runtime")
               + ("; no accelerator covers the model's ops" if any(
-                  d.unit != "cpu" for _, d, _ in candidates) else ""))
-    return fmt or runtime.formats[0], runtime.name, delegate, reason
+                  d.unit != Unit.CPU for _, d, _ in candidates) else ""))
+    return Format(fmt or runtime.formats[0]), runtime.name, delegate, reason
 
 
-def _precision(profile: Profile, facts: ModelFacts, delegate: Delegate,
-               runtime: str) -> tuple[str, str]:
-    if delegate.unit == "gpu" and delegate.name != "tensorrt":
-        return "fp16", (f"the {delegate.name} delegate computes in fp16 and dequantizes int8 "
-                        "models, so fp16 halves the file with no int8 accuracy risk")
-    if delegate.name == "tensorrt":
+def _precision(profile: Profile, board: BoardFacts, facts: ModelFacts, delegate: Delegate,
+               runtime: str) -> tuple[Precision, str]:
+    if delegate.unit == Unit.GPU and delegate.name != DelegateName.TENSORRT:
+        return Precision.FP16, (f"the {delegate.name} delegate computes in fp16 and dequantizes "
+                                "int8 models, so fp16 halves the file with no int8 accuracy risk")
+    if delegate.name == DelegateName.TENSORRT:
         if profile.has("int8-tensor-cores") and "int8" in delegate.precisions:
-            return "int8", (f"{profile.gpu.arch} has int8 tensor cores: TensorRT int8 with "
-                            "calibration is the fastest precision")
-        return "fp16", (f"{profile.gpu.arch if profile.gpu else 'this GPU'} has fast fp16 but "
-                        "no int8 tensor cores: int8 would not be faster")
+            return Precision.INT8, (f"{profile.gpu.arch} has int8 tensor cores: TensorRT int8 "
+                                    "with calibration is the fastest precision")
+        return Precision.FP16, (f"{profile.gpu.arch if profile.gpu else 'this GPU'} has fast "
+                                "fp16 but no int8 tensor cores: int8 would not be faster")
     matmul_heavy = facts.conv_share is not None and facts.conv_share < 0.5 and \
         bool({"matmul", "attention", "linear"} & facts.op_types)
     # Dynamic quantization pays off in onnxruntime (MatMulInteger); LiteRT's static int8
     # fully-connected kernels are as accurate on such small MLPs and faster.
-    if matmul_heavy and runtime == "onnxruntime" and "dynamic-int8" in delegate.precisions:
-        return "dynamic-int8", ("MatMul-heavy model on onnxruntime's CPU provider: dynamic int8 "
-                                "weights keep activations exact and run MatMulInteger")
+    if matmul_heavy and runtime == RuntimeName.ONNXRUNTIME and \
+            "dynamic-int8" in delegate.precisions:
+        return Precision.DYNAMIC_INT8, ("MatMul-heavy model on onnxruntime's CPU provider: "
+                                        "dynamic int8 weights keep activations exact and run "
+                                        "MatMulInteger")
     if "int8" not in delegate.precisions:
-        return "fp32", f"{delegate.name} has no int8 kernels on this board"
-    if profile.has("i8mm"):
+        return Precision.FP32, f"{delegate.name} has no int8 kernels on this board"
+    if _has(profile, board, "i8mm"):
         why = "the CPU has i8mm and dot-product instructions: int8 GEMM runs up to 4x fp32"
-    elif profile.has("dotprod"):
+    elif _has(profile, board, "dotprod"):
         why = "the CPU has dot-product (SDOT) instructions: int8 kernels run ~2x fp32"
-    elif profile.has("avx512-vnni") or profile.has("avx-vnni"):
+    elif _has(profile, board, "avx512-vnni") or _has(profile, board, "avx-vnni"):
         why = "the CPU has VNNI: int8 dot products in one instruction"
     elif profile.cpu.arch == "aarch64":
         why = ("NEON without dot-product: int8 still cuts memory traffic 4x, with smaller "
                "compute gains than on Armv8.2+ cores")
     else:
         why = "AVX2 int8 kernels beat fp32 for convolutions; verified by measurement"
-    return "int8", f"static int8 with calibration: {why}"
+    return Precision.INT8, f"static int8 with calibration: {why}"
 
 
-def _threads(profile: Profile, delegate: Delegate) -> tuple[int, str, str]:
+def _threads(profile: Profile, board: BoardFacts, delegate: Delegate) -> tuple[int, str]:
     clusters = profile.cpu.clusters
+    described = sum(c.count for c in clusters)
+    if board.online_cores and board.online_cores != described:
+        return board.online_cores, (
+            f"{board.source or 'the board'} reports {board.online_cores} online cores (the "
+            f"{profile.name} profile describes {described}): one thread per online core")
     if len(clusters) == 1:
         only = clusters[0]
-        return only.count, f"all {only.count} {only.core} cores", \
-            f"{only.count} identical {only.core} cores: one thread per core"
+        return only.count, f"{only.count} identical {only.core} cores: one thread per core"
     fastest = max(c.max_mhz for c in clusters)
     big = [c for c in clusters if c.max_mhz >= 0.8 * fastest]
-    count = sum(c.count for c in big)
     names = " + ".join(f"{c.count}x {c.core}" for c in big)
     little = [c for c in clusters if c not in big]
     reason = (f"big.LITTLE: threads on the big cores ({names}); a thread on a "
               f"{little[0].core} core would make every inference wait for it")
-    if delegate.unit != "cpu":
+    if delegate.unit != Unit.CPU:
         reason = f"{delegate.name} runs the model; host threads only feed it. " + reason
-    return count, f"big cores ({names})", reason
+    return sum(c.count for c in big), reason
 
 
-def _memory(profile: Profile, facts: ModelFacts, precision: str) -> tuple[str, str]:
-    bytes_per_weight = {"fp32": 4, "fp16": 2, "int8": 1, "dynamic-int8": 1}[precision]
+def _memory(profile: Profile, board: BoardFacts, facts: ModelFacts,
+            precision: Precision) -> tuple[MemoryFit, str]:
+    bytes_per_weight = {Precision.FP32: 4, Precision.FP16: 2, Precision.INT8: 1,
+                        Precision.DYNAMIC_INT8: 1}[precision]
     model_mb = facts.param_count * bytes_per_weight / (1 << 20)
     work_mb = (facts.peak_activation_bytes or 0) * 2 / (1 << 20)
     need = model_mb + work_mb + RUNTIME_OVERHEAD_MB
-    budget = profile.ram_mb * profile.memory_budget
-    verdict = "ok" if need <= 0.5 * budget else "tight" if need <= budget else "too-large"
-    return verdict, (f"needs ~{need:.0f} MB ({model_mb:.1f} MB weights at {precision}, "
-                     f"{work_mb:.1f} MB activations, {RUNTIME_OVERHEAD_MB} MB runtime) of a "
-                     f"{budget:.0f} MB budget ({profile.memory_budget:.0%} of {profile.ram_mb} MB)")
+    ram_mb = board.ram_mb or profile.ram_mb
+    budget = ram_mb * profile.memory_budget
+    fit = MemoryFit.OK if need <= 0.5 * budget else \
+        MemoryFit.TIGHT if need <= budget else MemoryFit.TOO_LARGE
+    return fit, (f"needs ~{need:.0f} MB ({model_mb:.1f} MB weights at {precision.value}, "
+                 f"{work_mb:.1f} MB activations, {RUNTIME_OVERHEAD_MB} MB runtime) of a "
+                 f"{budget:.0f} MB budget ({profile.memory_budget:.0%} of {ram_mb} MB)")
 
 
-def make_plan(profile: Profile, facts: ModelFacts,
-              overrides: Mapping[str, str] | None = None) -> Plan:
-    """Decide how to prepare `facts`' model for `profile`; `overrides` win, with a note."""
-    warnings: list[str] = []
-    overrides = overrides or {}
-    for key, value in overrides.items():
-        validate_override(key, value)
-    fmt, runtime, delegate, why_runtime = _pick_delegate(profile, facts,
-                                                         overrides.get("format"))
-    precision, why_precision = _precision(profile, facts, delegate, runtime)
-    gpu_like = delegate.unit in ("gpu", "npu")
-    decisions: list[Decision] = [
-        Decision("format", fmt, why_runtime),
-        Decision("runtime", runtime, why_runtime),
-        Decision("delegate", delegate.name, why_runtime),
-        Decision("precision", precision, why_precision),
-    ]
-    symmetric_acts = delegate.name == "tensorrt"
-    decisions += [
-        Decision("quant_scheme", "per_channel_symmetric",
-                 f"{delegate.name} takes symmetric int8 weights; one scale per output channel "
-                 "keeps accuracy where channel ranges differ"),
-        Decision("activation_symmetric", "true" if symmetric_acts else "false",
-                 "TensorRT requires symmetric activations" if symmetric_acts else
-                 f"{delegate.name} supports activation zero points: asymmetric ranges use all "
-                 "256 levels after ReLU"),
-        Decision("io_dtype", "int8" if delegate.unit == "npu" else "float32",
-                 "the NPU consumes int8 tensors directly" if delegate.unit == "npu" else
-                 "float I/O: the application feeds float tensors; the QUANTIZE op at the "
-                 "input costs one pass over the input"),
-    ]
-    no_vnni = profile.cpu.arch == "x86_64" and not (profile.has("avx512-vnni") or
-                                                     profile.has("avx-vnni"))
-    decisions.append(Decision(
-        "reduce_range", "true" if no_vnni and fmt == "onnx" else "false",
-        "x86 without VNNI: 7-bit weights avoid VPMADDUBSW saturation (onnxruntime docs)"
-        if no_vnni and fmt == "onnx" else
-        f"{', '.join(profile.cpu.isa)}: full 8-bit weights do not saturate here"))
+def make_plan(profile: Profile, facts: ModelFacts, overrides: Mapping[str, Any] | None = None,
+              *, board: BoardFacts | None = None) -> Plan:
+    """Decide how to prepare `facts`' model for `profile`; `overrides` win, with a note.
+
+    `overrides` holds typed values (see `parse_overrides`); text values are parsed here.
+    """
+    board = board or BoardFacts()
+    overrides = {key: _typed(key, value) for key, value in (overrides or {}).items()}
+    fmt, runtime, delegate, why_runtime = _pick_delegate(
+        profile, board, facts, overrides.get("format"), overrides.get("runtime"),
+        overrides.get("delegate"))
+    precision, why_precision = _precision(profile, board, facts, delegate, runtime)
+    symmetric_acts = delegate.name == DelegateName.TENSORRT
+    no_vnni = profile.cpu.arch == "x86_64" and not (
+        _has(profile, board, "avx512-vnni") or _has(profile, board, "avx-vnni"))
+    isa = ", ".join(sorted(set(profile.cpu.isa) | board.isa))
     if profile.has("sparsity-2:4"):
-        pruning = ("2:4", f"{profile.gpu.arch} tensor cores skip 2:4 sparse weights "
-                          "(up to 2x on GEMMs); channel pruning also helps")
-    elif delegate.unit == "cpu" or not gpu_like:
-        pruning = ("channel", f"dense {delegate.name} kernels on the CPU only speed up when "
-                              "channels are physically removed; unstructured zeros only "
-                              "shrink the compressed file")
+        pruning = (PruningKind.SPARSE_2_4, f"{profile.gpu.arch} tensor cores skip 2:4 sparse "
+                                           "weights (up to 2x on GEMMs); channel pruning also helps")
+    elif delegate.unit == Unit.CPU:
+        pruning = (PruningKind.CHANNEL, f"dense {delegate.name} kernels on the CPU only speed "
+                                        "up when channels are physically removed; unstructured "
+                                        "zeros only shrink the compressed file")
     else:
-        pruning = ("channel", f"the {delegate.name} delegate has no sparse kernels: "
-                              "only removing channels shortens its work")
-    decisions.append(Decision("pruning", *pruning))
-    decisions.append(Decision(
-        "channel_multiple", profile.preferred_channel_multiple,
-        f"{delegate.name} kernels tile channels by {profile.preferred_channel_multiple}: "
-        "odd counts after pruning waste lanes and can be slower (Torch-Pruning#38)"))
-    threads, cores, why_threads = _threads(profile, delegate)
-    decisions += [Decision("threads", threads, why_threads), Decision("cores", cores, why_threads)]
-    fit, why_fit = _memory(profile, facts, precision)
-    decisions.append(Decision("memory_fit", fit, why_fit))
-    if fit == "too-large":
+        pruning = (PruningKind.CHANNEL, f"the {delegate.name} delegate has no sparse kernels: "
+                                        "only removing channels shortens its work")
+    threads, why_threads = _threads(profile, board, delegate)
+    chosen: dict[str, tuple[Any, str]] = {
+        "format": (fmt, why_runtime),
+        "runtime": (RuntimeName(runtime), why_runtime),
+        "delegate": (DelegateName(delegate.name), why_runtime),
+        "precision": (precision, why_precision),
+        "quant_scheme": (QuantScheme.PER_CHANNEL,
+                         f"{delegate.name} takes symmetric int8 weights; one scale per output "
+                         "channel keeps accuracy where channel ranges differ"),
+        "activation_symmetric": (symmetric_acts, "TensorRT requires symmetric activations"
+                                 if symmetric_acts else
+                                 f"{delegate.name} supports activation zero points: asymmetric "
+                                 "ranges use all 256 levels after ReLU"),
+        "io_dtype": (IoDtype.INT8, "the NPU consumes int8 tensors directly")
+        if delegate.unit == Unit.NPU else
+        (IoDtype.FLOAT32, "float I/O: the application feeds float tensors; the QUANTIZE op at "
+                          "the input costs one pass over the input"),
+        "reduce_range": (True, "x86 without VNNI: 7-bit weights avoid VPMADDUBSW saturation "
+                               "(onnxruntime docs)") if no_vnni and fmt == Format.ONNX else
+        (False, f"{isa}: full 8-bit weights do not saturate here"),
+        "pruning": pruning,
+        "channel_multiple": (profile.preferred_channel_multiple,
+                             f"{delegate.name} kernels tile channels by "
+                             f"{profile.preferred_channel_multiple}: odd counts after pruning "
+                             "waste lanes and can be slower (Torch-Pruning#38)"),
+        "threads": (threads, why_threads),
+    }
+    values, reasons = {}, {}
+    for key, (value, reason) in chosen.items():
+        if key in overrides:
+            wanted = overrides[key]
+            shown = _json_value(value)
+            reason = (f"set by user; {reason}" if wanted == value else
+                      f"set by user (planner would choose {shown}: {reason})")
+            value = wanted
+        values[key], reasons[key] = value, reason
+    fit, why_fit = _memory(profile, board, facts, values["precision"])
+    return Plan(profile=profile.name, model=facts.name, **values, reasons=reasons,
+                overridden=frozenset(overrides), memory_fit=fit, memory_reason=why_fit,
+                throttle_c=profile.thermal.throttle_c,
+                warnings=tuple(_warnings(profile, facts, values, fit, why_fit)))
+
+
+def _warnings(profile: Profile, facts: ModelFacts, values: dict[str, Any], fit: MemoryFit,
+              why_fit: str) -> list[str]:
+    warnings = []
+    if fit == MemoryFit.TOO_LARGE:
         warnings.append(f"the model does not fit {profile.name}'s memory budget: {why_fit}; "
                         "prune it or pick a smaller model")
+    delegate = profile.delegate(values["delegate"].value)
     fallback = sorted(op for op in facts.op_types - FOLDED_AT_EXPORT
-                      if not delegate.accelerates(op))
+                      if delegate is not None and not delegate.accelerates(op))
     if fallback:
         warnings.append(f"{delegate.name} does not accelerate {', '.join(fallback)}: those ops "
                         "fall back to the CPU reference kernels and may dominate latency")
     for other in profile.delegates:
         if other.deprecated:
             warnings.append(f"{other.name} not used: {other.deprecated}")
-    if precision == "int8" and profile.thermal.throttle_c < 60:
+    if values["precision"] == Precision.INT8 and profile.thermal.throttle_c < 60:
         warnings.append(f"{profile.name} throttles at {profile.thermal.throttle_c:.0f} C "
                         "(skin temperature): keep runs short and check throttled_during")
-    plan = Plan(profile=profile.name, model=facts.name, decisions=tuple(decisions),
-                warnings=tuple(warnings))
-    return _apply(plan, overrides)
-
-
-def _apply(plan: Plan, overrides: Mapping[str, str]) -> Plan:
-    decisions = []
-    for decision in plan.decisions:
-        if decision.key in overrides:
-            value: Any = overrides[decision.key]
-            if isinstance(decision.value, int):
-                value = int(value)
-            why = (f"set by user; {decision.reason}" if value == decision.value else
-                   f"set by user (planner would choose {decision.value}: {decision.reason})")
-            decision = Decision(decision.key, value, why, overridden=True)
-        decisions.append(decision)
-    return replace(plan, decisions=tuple(decisions))
-
-
+    return warnings

@@ -19,8 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgecomp.atomic import atomic_path
 from edgecomp.errors import InputError
+from edgecomp.export import format_for_path
 from edgecomp.hashing import file_sha256, state_dict_sha256
+from edgecomp.vocab import Format
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,9 @@ class ModelSource:
 
 def cache_dir() -> Path:
     """Where trained demo weights are kept: $EDGECOMP_CACHE or ~/.cache/edgecomp."""
-    base = os.environ.get("EDGECOMP_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgecomp"
-    return Path(base)
+    from edgecomp import paths
+
+    return paths.cache_dir()
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -73,8 +76,13 @@ def load_model(spec: str | None, *, weights: Path | None = None,
     path = Path(spec)
     if path.suffix == ".pt2":
         return _load_exported(path)
-    if path.suffix == ".onnx":
+    artifact_format = format_for_path(path)
+    if artifact_format == Format.ONNX:
         return _load_onnx(path)
+    if artifact_format is not None:
+        raise InputError(f"{path} is an exported {artifact_format.value} artifact, not a model "
+                         "to compress: measure it with `edgecomp bench`, or give the PyTorch "
+                         "or ONNX model it came from.")
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt") and path.exists():
         raise InputError(f"{path} holds weights, not a model: give the code that builds the "
                          f"model as package.module:function and pass the file with --weights.")
@@ -237,10 +245,8 @@ def demo_model(*, progress: Any = None) -> ModelSource:
 
         model = train_classifier(model, demo_digits("train"), epochs=8, lr=3e-3, seed=0,
                                  progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(model.state_dict(), tmp)
     model.eval()
     return ModelSource(name=DEMO_NAME, kind="demo", module=model,
                        example_input=_example(DEMO_INPUT_SHAPE),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from edgecomp.compress.train import predict as float_outputs  # noqa: F401  (one implementation)
 from edgecomp.data import Dataset
 from edgecomp.results.record import Agreement
 
@@ -20,16 +20,6 @@ class Verification:
     accuracy_delta: float | None  # artifact minus float, in percentage points
     agreement: Agreement | None
     samples: int
-
-
-def float_outputs(module: torch.nn.Module, x: np.ndarray, *, batch: int = 256) -> np.ndarray:
-    """The float model's outputs on `x`, batched, as float32."""
-    outputs = []
-    module.eval()
-    with torch.no_grad():
-        for start in range(0, len(x), batch):
-            outputs.append(module(torch.from_numpy(x[start:start + batch])).float().numpy())
-    return np.concatenate(outputs)
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import enum
 
 
-class Format(str, enum.Enum):
+class Vocabulary(str, enum.Enum):
+    """A closed set of words: compares equal to, prints and serializes as its text."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class Format(Vocabulary):
     """An artifact file format."""
 
     TFLITE = "tflite"
     ONNX = "onnx"
 
 
-class Precision(str, enum.Enum):
+class Precision(Vocabulary):
     """What an artifact computes in."""
 
     FP32 = "fp32"
@@ -26,7 +35,7 @@ class Precision(str, enum.Enum):
     DYNAMIC_INT8 = "dynamic-int8"  # int8 weights, activations quantized at run time
 
 
-class CalibrationMethod(str, enum.Enum):
+class CalibrationMethod(Vocabulary):
     """How activation ranges are chosen from calibration data (ONNX static int8)."""
 
     MINMAX = "minmax"
@@ -34,14 +43,14 @@ class CalibrationMethod(str, enum.Enum):
     PERCENTILE = "percentile"
 
 
-class IoDtype(str, enum.Enum):
+class IoDtype(Vocabulary):
     """The dtype of an int8 artifact's input and output tensors."""
 
     FLOAT32 = "float32"
     INT8 = "int8"
 
 
-class RuntimeName(str, enum.Enum):
+class RuntimeName(Vocabulary):
     """Runtimes a board can load artifacts with (the agent's `--runtime`)."""
 
     AI_EDGE_LITERT = "ai_edge_litert"
@@ -51,7 +60,7 @@ class RuntimeName(str, enum.Enum):
     TENSORRT = "tensorrt"
 
 
-class DelegateName(str, enum.Enum):
+class DelegateName(Vocabulary):
     """Where a runtime executes the model: its delegate or execution provider."""
 
     XNNPACK = "xnnpack"
@@ -61,7 +70,7 @@ class DelegateName(str, enum.Enum):
     TENSORRT = "tensorrt"
 
 
-class Unit(str, enum.Enum):
+class Unit(Vocabulary):
     """The kind of processor a delegate runs on."""
 
     CPU = "cpu"
@@ -69,7 +78,7 @@ class Unit(str, enum.Enum):
     NPU = "npu"
 
 
-class PruningKind(str, enum.Enum):
+class PruningKind(Vocabulary):
     """The kind of pruning that shortens a board's work."""
 
     CHANNEL = "channel"  # whole channels removed (prune.structured)
@@ -78,7 +87,7 @@ class PruningKind(str, enum.Enum):
     NONE = "none"
 
 
-class OpKind(str, enum.Enum):
+class OpKind(Vocabulary):
     """High-level op kinds that profiles list as accelerated and model facts report."""
 
     ALL = "*"  # in a delegate's list: every op
@@ -114,7 +123,7 @@ class OpKind(str, enum.Enum):
     UPSAMPLE = "upsample"
 
 
-class IsaFeature(str, enum.Enum):
+class IsaFeature(Vocabulary):
     """CPU instruction-set features the planner reasons about."""
 
     NEON = "neon"
@@ -130,7 +139,7 @@ class IsaFeature(str, enum.Enum):
     AVX_VNNI = "avx-vnni"
 
 
-class GpuFeature(str, enum.Enum):
+class GpuFeature(Vocabulary):
     """GPU features the planner reasons about."""
 
     FP16 = "fp16"
@@ -138,7 +147,7 @@ class GpuFeature(str, enum.Enum):
     SPARSITY_2_4 = "sparsity-2:4"
 
 
-class PowerProbeKind(str, enum.Enum):
+class PowerProbeKind(Vocabulary):
     """Power probes the agent knows (a `file:PATH` probe is also accepted in targets)."""
 
     NONE = "none"
@@ -153,3 +162,11 @@ class PowerProbeKind(str, enum.Enum):
 def choices(enum_cls: type[enum.Enum]) -> list[str]:
     """The values of a vocabulary, for CLI choices and error messages."""
     return [member.value for member in enum_cls]
+
+
+# The format each runtime loads (TensorRT builds its engines from ONNX files).
+RUNTIME_FORMATS: dict[RuntimeName, Format] = {
+    RuntimeName.AI_EDGE_LITERT: Format.TFLITE, RuntimeName.TFLITE_RUNTIME: Format.TFLITE,
+    RuntimeName.TENSORFLOW: Format.TFLITE, RuntimeName.ONNXRUNTIME: Format.ONNX,
+    RuntimeName.TENSORRT: Format.ONNX,
+}

@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="edgecomp-tests-"))
 os.environ["EDGECOMP_DB"] = str(_SESSION_HOME / "results.db")
 os.environ["EDGECOMP_CACHE"] = os.environ.get("EDGECOMP_TEST_CACHE", str(_SESSION_HOME / "cache"))
-os.environ.setdefault("EDGECOMP_TARGETS", str(_SESSION_HOME / "targets"))
-os.environ.setdefault("EDGECOMP_PROFILES", str(_SESSION_HOME / "profiles"))
-os.environ.setdefault("EDGECOMP_RECIPES", str(_SESSION_HOME / "recipes"))
+os.environ["EDGECOMP_TARGETS"] = str(_SESSION_HOME / "targets")
+os.environ["EDGECOMP_PROFILES"] = str(_SESSION_HOME / "profiles")
+os.environ["EDGECOMP_RECIPES"] = str(_SESSION_HOME / "recipes")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,8 +13,9 @@ from edgecomp.cli import main
 from edgecomp.errors import InputError
 from edgecomp.modelfacts import model_facts
 from edgecomp.models import DemoCNN
-from edgecomp.plan import make_plan
+from edgecomp.plan import DECISIONS, BoardFacts, make_plan, parse_overrides
 from edgecomp.profiles import load_profiles
+from edgecomp.vocab import Format, Precision, PruningKind
 
 
 class TinyTransformer(nn.Module):
@@ -83,7 +85,7 @@ def test_phone_uses_gpu_fp16_and_big_cores(profiles, cnn):
     plan = make_plan(profiles["android-arm64"], cnn)
     d = decisions(plan)
     assert d["delegate"] == "gpu" and d["precision"] == "fp16"
-    assert d["threads"] == 5 and "cortex-x3" in d["cores"]
+    assert d["threads"] == 5 and "cortex-x3" in plan.reasons["threads"]
     assert any("NNAPI is deprecated" in w for w in plan.warnings)
 
 
@@ -92,13 +94,13 @@ def test_ampere_gets_int8_tensorrt_and_2_4_sparsity(profiles, cnn):
                                                                     "jetson-nano"))
     assert orin["runtime"] == "tensorrt" and orin["precision"] == "int8"
     assert orin["pruning"] == "2:4" and orin["channel_multiple"] == 16
-    assert orin["activation_symmetric"] == "true"
+    assert orin["activation_symmetric"] is True
     assert nano["precision"] == "fp16" and nano["pruning"] == "channel"
 
 
 def test_x86_without_vnni_reduces_range(profiles, cnn, transformer):
     d = decisions(make_plan(profiles["x86-64"], cnn))
-    assert d["format"] == "onnx" and d["reduce_range"] == "true"
+    assert d["format"] == "onnx" and d["reduce_range"] is True
     assert decisions(make_plan(profiles["x86-64"], transformer))["precision"] == "dynamic-int8"
 
 
@@ -110,9 +112,9 @@ def test_unaccelerated_ops_are_a_warning(profiles, transformer):
 def test_big_model_does_not_fit_the_zero(profiles):
     facts = model_facts(Huge(), torch.zeros(1, 1, 8, 8), name="huge")
     zero = make_plan(profiles["pi-zero-2w"], facts)
-    assert decisions(zero)["memory_fit"] == "too-large"
+    assert zero.memory_fit == "too-large"
     assert any("does not fit" in w for w in zero.warnings)
-    assert decisions(make_plan(profiles["jetson-orin-nano"], facts))["memory_fit"] != "too-large"
+    assert make_plan(profiles["jetson-orin-nano"], facts).memory_fit != "too-large"
 
 
 def test_overrides_win_and_say_so(profiles, cnn):
@@ -125,6 +127,41 @@ def test_overrides_win_and_say_so(profiles, cnn):
         make_plan(profiles["pi4"], cnn, {"precision": "int3"})
     with pytest.raises(InputError, match="unknown decision"):
         make_plan(profiles["pi4"], cnn, {"colour": "red"})
+    with pytest.raises(InputError, match="choose one of true, false"):
+        parse_overrides(["reduce_range=yes"])
+    with pytest.raises(InputError, match="positive integer"):
+        parse_overrides(["threads=0"])
+    assert parse_overrides(["activation_symmetric=true", "pruning=2:4"]) == {
+        "activation_symmetric": True, "pruning": PruningKind.SPARSE_2_4}
+
+
+def test_plan_values_are_typed(profiles, cnn):
+    plan = make_plan(profiles["pi4"], cnn)
+    assert isinstance(plan.format, Format) and isinstance(plan.precision, Precision)
+    assert isinstance(plan.threads, int) and isinstance(plan.reduce_range, bool)
+    assert {d.key for d in plan.decisions} == set(DECISIONS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.threads = 2
+
+
+def test_board_facts_beat_the_profile(profiles, cnn):
+    two_cores = BoardFacts(online_cores=2, isa=frozenset({"avx512-vnni"}), source="this machine")
+    plan = make_plan(profiles["x86-64"], cnn, board=two_cores)
+    assert plan.threads == 2 and "reports 2 online cores" in plan.reasons["threads"]
+    assert plan.reduce_range is False and "VNNI" in plan.reasons["precision"]
+    # A board whose cores match its profile keeps the profile's big.LITTLE reasoning.
+    phone = make_plan(profiles["android-arm64"], cnn, board=BoardFacts(online_cores=8))
+    assert phone.threads == 5
+
+
+def test_inconsistent_runtime_override_is_refused(profiles, cnn):
+    with pytest.raises(InputError, match="no runtime on pi4 fits"):
+        make_plan(profiles["pi4"], cnn, {"runtime": "onnxruntime", "format": "tflite"})
+    with pytest.raises(InputError, match="no runtime on pi4 fits"):
+        make_plan(profiles["pi4"], cnn, {"delegate": "gpu"})
+    # A runtime alone brings its own format and delegate.
+    plan = make_plan(profiles["pi4"], cnn, {"runtime": "onnxruntime"})
+    assert plan.format == "onnx" and plan.runtime == "onnxruntime" and plan.delegate == "cpu"
 
 
 def test_plan_command_text_and_json(tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+from edgecomp.atomic import atomic_path, atomic_write_text
 from edgecomp.errors import ExportError, InputError
 
 
@@ -18,7 +19,7 @@ def add_parser(subparsers) -> None:
                         help="package.module:function, a .pt2 file, or nothing for the demo")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--input-shape")
-    parser.add_argument("--recipe", help="recipe file or name (see recipes/)")
+    parser.add_argument("--recipe", help="recipe file or name (`edgecomp compress --list` shows them)")
     parser.add_argument("--pass", dest="passes", action="append", metavar="'NAME key=value ...'",
                         help="a pass and its options, repeatable, e.g. "
                              "--pass 'prune.magnitude sparsity=0.9'")
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_training_args(parser)
     parser.add_argument("-o", "--out", type=Path, help="output directory (required to compress)")
-    parser.add_argument("--list", action="store_true", help="list the available passes")
+    parser.add_argument("--list", action="store_true", help="list the available passes and recipes")
     parser.set_defaults(func=run_compress)
 
 
@@ -85,7 +86,7 @@ def run_compress(args) -> int:
     from edgecomp.commands.ui import console, progress_bars
     from edgecomp.compress.recipe import load_all_passes, parse_recipe
     from edgecomp.data import load_data
-    from edgecomp.pipeline import DataPlan, compress, exported_modules, prepare
+    from edgecomp.build import DataPlan, compress, exported_modules, prepare
     from edgecomp.sources import demo_model, load_model, parse_shape
 
     if args.list:
@@ -95,6 +96,11 @@ def run_compress(args) -> int:
         for name in sorted(PASSES):
             doc = (PASSES[name].__doc__ or "").strip().splitlines()
             console.print(f"{name:22} {doc[0] if doc else ''}")
+        from edgecomp.compress.recipe import known_recipes
+
+        console.print("\nrecipes (--recipe NAME):")
+        for name, path in sorted(known_recipes().items()):
+            console.print(f"{name:22} {path}")
         return 0
     if args.out is None:
         raise InputError("give an output directory with -o/--out.")
@@ -133,11 +139,12 @@ def run_compress(args) -> int:
                               "nothing was written. Run with --debug for the trace.") from exc
     saved = []
     for path, program in programs:
-        torch.export.save(program, str(path))
+        with atomic_path(path) as tmp:
+            torch.export.save(program, str(tmp))
         saved.append(path)
     report_path = args.out / f"{stem}.report.json"
-    report_path.write_text(json.dumps([_report_json(r) for r in reports], indent=2,
-                                      default=str))
+    atomic_write_text(report_path, json.dumps([_report_json(r) for r in reports], indent=2,
+                                              default=str))
     for report in reports:
         console.print(f"[bold]{report.name}[/bold] {report.params}")
         for key, value in report.metrics.items():

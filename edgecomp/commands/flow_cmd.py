@@ -49,6 +49,7 @@ def add_parser(subparsers) -> None:
     bench.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT",
                        help=".tflite or .onnx files (their .json manifests are used if present)")
     bench.add_argument("--eval", help="evaluation data with labels: report top-1 accuracy")
+    bench.add_argument("--seed", type=int, default=0)
     _measure_args(bench)
     bench.add_argument("--json", type=Path, help="write the result objects to this JSON file")
     bench.add_argument("--no-record", action="store_true")
@@ -87,10 +88,11 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_args(parser: argparse.ArgumentParser) -> None:
-    from edgecomp.export.base import CalibrationMethod, Precision
+    from edgecomp.export import format_names
+    from edgecomp.vocab import CalibrationMethod, Precision
 
     parser.add_argument("--format", dest="formats", action="append",
-                        choices=["tflite", "onnx"], help="repeatable (default: both)")
+                        choices=format_names(), help="repeatable (default: every format)")
     parser.add_argument("--precision", dest="precisions", action="append",
                         choices=[p.value for p in Precision],
                         help="repeatable (default: fp32 and int8)")
@@ -113,9 +115,11 @@ def _measure_args(parser: argparse.ArgumentParser) -> None:
                         help="and at least this many seconds of timed runs")
     parser.add_argument("--warmup-runs", type=int, default=5)
     parser.add_argument("--warmup-seconds", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, help="runtime threads (default: all cores)")
+    parser.add_argument("--threads", type=int,
+                        help="runtime threads (default: the plan's, from the board's cores)")
     parser.add_argument("--runtime", default="auto",
-                        help="ai_edge_litert, tflite_runtime, tensorflow, onnxruntime or auto")
+                        help="ai_edge_litert, tflite_runtime, tensorflow, onnxruntime or auto "
+                             "(default: the target file's runtime, else the plan's)")
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -128,7 +132,7 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def _data_plan(args):
-    from edgecomp.pipeline import DataPlan
+    from edgecomp.build import DataPlan
     from edgecomp.sources import parse_shape
 
     if args.calib_size <= 0:
@@ -146,156 +150,59 @@ def _data_plan(args):
                     eval_size=args.eval_size, seed=args.seed, image_options=image_options)
 
 
-def _export_plan(args, *, default_formats=("tflite", "onnx")):
-    from edgecomp.export.base import CalibrationMethod, Precision
-    from edgecomp.pipeline import ExportPlan
+def _export_choices(args):
+    from edgecomp.pipeline import ExportChoices
+    from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision
 
-    return ExportPlan(
-        formats=tuple(dict.fromkeys(args.formats or default_formats)),
-        precisions=tuple(dict.fromkeys(Precision(p) for p in (args.precisions or
-                                                               ["fp32", "int8"]))),
-        io_dtype=args.io_dtype or "float32", per_channel=not args.per_tensor,
+    return ExportChoices(
+        formats=tuple(dict.fromkeys(Format(f) for f in args.formats)) if args.formats else None,
+        precisions=tuple(dict.fromkeys(Precision(p) for p in args.precisions))
+        if args.precisions else None,
+        io_dtype=IoDtype(args.io_dtype) if args.io_dtype else None,
+        per_tensor=args.per_tensor,
         calibration_method=CalibrationMethod(args.calibration_method),
         reduce_range=args.reduce_range)
 
 
-def _measure_options(args):
-    from edgecomp.remote.base import MeasureOptions
+def _measure_choices(args):
+    from edgecomp.pipeline import MeasureChoices
 
-    if args.runs <= 0 or args.seconds < 0:
-        raise InputError("--runs must be positive and --seconds not negative.")
-    return MeasureOptions(runs=args.runs, seconds=args.seconds, warmup_runs=args.warmup_runs,
+    return MeasureChoices(runs=args.runs, seconds=args.seconds, warmup_runs=args.warmup_runs,
                           warmup_seconds=args.warmup_seconds, threads=args.threads,
-                          runtime=args.runtime, seed=getattr(args, "seed", 0))
+                          runtime=args.runtime)
 
 
-def _load_source(args, data_plan, progress):
-    from edgecomp.sources import demo_model, load_model, parse_shape
+def _model_spec(args):
+    from edgecomp.pipeline import ModelSpec
+    from edgecomp.sources import parse_shape
 
-    input_shape = parse_shape(args.input_shape) if args.input_shape else None
-    if getattr(args, "model", None) in (None, "demo"):
-        return demo_model(progress=progress)
-    sample_shape = None
-    if data_plan.calib not in (None, "random") or data_plan.eval:
-        from edgecomp.data import load_data
+    return ModelSpec(spec=getattr(args, "model", None), weights=args.weights,
+                     input_shape=parse_shape(args.input_shape) if args.input_shape else None)
 
-        sample_shape = load_data(data_plan.eval or data_plan.calib,
-                                 **data_plan.image_options).sample_shape
-    return load_model(args.model, weights=args.weights, input_shape=input_shape,
-                      sample_shape=sample_shape)
+
+def _command() -> str:
+    return shlex.join(["edgecomp", *sys.argv[1:]])
 
 
 def run_deploy(args) -> int:
+    from edgecomp.commands.plan_cmd import print_plan
     from edgecomp.commands.ui import progress_bars
-    from dataclasses import replace
-
-    from edgecomp.data import load_data
-    from edgecomp.pipeline import (compress, export_all, measure_and_record, prepare,
-                                   reference_outputs)
-    from edgecomp.remote.runner import open_transport
-
-    data_plan = _data_plan(args)
-    plan = _export_plan(args)
-    options = _measure_options(args)
-    demo = args.model in (None, "demo")
-    if demo:
-        # The demo's data is built in: real digits, named in every record.
-        data_plan = type(data_plan)(**{**data_plan.__dict__,
-                                       "calib": data_plan.calib or "digits:train",
-                                       "eval": data_plan.eval or "digits:val"})
-    from edgecomp.export.base import Precision
-
-    with progress_bars() as progress:
-        source = _load_source(args, data_plan, progress)
-        hardware = _hardware_plan(args, source)
-        if hardware is not None:
-            plan, options = _apply_plan(args, hardware, plan, options, demo=demo)
-        prepared = prepare(source, data_plan,
-                           needs_calib=Precision.INT8 in plan.precisions)
-        prepared.plan = hardware.to_json() if hardware is not None else None
-        with open_transport(args.target) as transport:
-            out_dir = args.out or Path("edgecomp-out") / source.name
-            # The reference is the uncompressed float model, also for compressed artifacts.
-            reference = reference_outputs(prepared)
-            artifacts = []
-            if args.recipe:
-                if not args.no_baseline:
-                    baseline = replace(plan, precisions=(Precision.FP32,))
-                    artifacts += export_all(prepared, baseline, out_dir, progress=progress)
-                train = load_data(args.train or ("digits:train" if demo else None)) \
-                    if (args.train or demo) else None
-                from edgecomp.commands.compress_cmd import training_functions
-
-                prepared, _reports = compress(prepared, args.recipe, train=train,
-                                              progress=progress, out_dir=out_dir,
-                                              **training_functions(args))
-                plan = _recipe_export(args, plan, prepared.plan["recipe"]["export"])
-            artifacts += export_all(prepared, plan, out_dir, progress=progress)
-            records = []
-            for index, artifact in enumerate(artifacts):
-                progress("measuring artifacts", index, len(artifacts))
-                records.append(measure_and_record(artifact, prepared, transport, options,
-                                                  reference=reference))
-            progress("measuring artifacts", len(artifacts), len(artifacts))
-    return _finish(args, records, command="deploy")
-
-
-def _recipe_export(args, plan, export: dict):
-    """A recipe's [export] table chooses precision/formats the user left open."""
-    from dataclasses import replace
-
-    from edgecomp.export.base import Precision
-
-    changes = {}
-    if export.get("precision") and not args.precisions:
-        changes["precisions"] = (Precision(export["precision"]),)
-    if export.get("formats") and not args.formats:
-        changes["formats"] = tuple(export["formats"])
-    return replace(plan, **changes)
-
-
-def _hardware_plan(args, source):
-    """The plan for the target's profile; `local` on a machine with no profile has none."""
-    from edgecomp.commands.plan_cmd import plan_for, print_plan
+    from edgecomp.pipeline import DeployRequest, deploy
     from edgecomp.plan import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     if args.formats and len(set(args.formats)) == 1:
         # One format asked for: plan the runtime, delegate and precision for that format.
-        overrides.setdefault("format", args.formats[0])
-    try:
-        hardware = plan_for(source, args.target, overrides)
-    except InputError:
-        if args.target != "local":
-            raise
-        log.info("no hardware profile for this machine; deploying without a plan")
-        return None
-    print_plan(hardware)
-    return hardware
-
-
-def _apply_plan(args, hardware, plan, options, *, demo: bool):
-    """Let the plan choose what the user left open; explicit flags always win."""
-    from dataclasses import replace
-
-    from edgecomp.export.base import Precision
-
-    changes = {"per_channel": not args.per_tensor and
-               hardware.get("quant_scheme") == "per_channel_symmetric",
-               "reduce_range": args.reduce_range or hardware.get("reduce_range") == "true"}
-    if args.io_dtype is None:
-        changes["io_dtype"] = hardware.get("io_dtype")
-    if not demo and not args.formats:
-        changes["formats"] = (hardware.get("format"),)
-    if not demo and not args.precisions:
-        chosen = Precision(hardware.get("precision"))
-        if chosen == Precision.FP16 and hardware.get("format") == "onnx":
-            # TensorRT builds fp16 engines from an fp32 ONNX file on the board.
-            chosen = Precision.FP32
-        changes["precisions"] = tuple(dict.fromkeys((Precision.FP32, chosen)))
-    if args.threads is None:
-        options = replace(options, threads=int(hardware.get("threads")))
-    return replace(plan, **changes), options
+        overrides.setdefault("format", parse_overrides([f"format={args.formats[0]}"])["format"])
+    request = DeployRequest(
+        model=_model_spec(args), target=args.target, data=_data_plan(args),
+        export=_export_choices(args), measure=_measure_choices(args), overrides=overrides,
+        recipe=args.recipe, train=args.train, loss=args.loss, train_fn=args.train_fn,
+        baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
+        command=_command())
+    with progress_bars() as progress:
+        records = deploy(request, progress=progress, on_plan=print_plan)
+    return _finish(args, records, command="deploy")
 
 
 def _finish(args, records, *, command: str) -> int:
@@ -305,7 +212,6 @@ def _finish(args, records, *, command: str) -> int:
 
     if not args.no_record:
         with Store() as store:
-            store.add_run(records, command=shlex.join(["edgecomp", *sys.argv[1:]]))
             shown = compare_rows(store.records(include_failed=True), history=False)
         keys = {(r.model, r.target) for r in records}
         shown = [row for row in shown if (row.record.model, row.record.target) in keys]
@@ -322,15 +228,11 @@ def _finish(args, records, *, command: str) -> int:
 
 def run_export(args) -> int:
     from edgecomp.commands.ui import console, progress_bars
-    from edgecomp.export.base import Precision
-    from edgecomp.pipeline import export_all, prepare
+    from edgecomp.pipeline import export_model
 
-    data_plan = _data_plan(args)
-    plan = _export_plan(args, default_formats=("tflite",))
     with progress_bars() as progress:
-        source = _load_source(args, data_plan, progress)
-        prepared = prepare(source, data_plan, needs_calib=Precision.INT8 in plan.precisions)
-        artifacts = export_all(prepared, plan, args.out, progress=progress)
+        artifacts = export_model(_model_spec(args), _data_plan(args), _export_choices(args),
+                                 args.out, progress=progress)
     for artifact in artifacts:
         share = artifact.manifest.get("integer_weight_share")
         console.print(f"{artifact.path}  {artifact.size_bytes} bytes  "
@@ -340,31 +242,12 @@ def run_export(args) -> int:
 
 def run_bench(args) -> int:
     from edgecomp.commands.ui import progress_bars
-    from edgecomp.export.bundle import artifact_from_file
-    from edgecomp.pipeline import Prepared, measure_and_record
-    from edgecomp.remote.runner import open_transport
-    from edgecomp.sources import ModelSource
+    from edgecomp.pipeline import bench
 
-    options = _measure_options(args)
-    artifacts = [artifact_from_file(path) for path in args.artifacts]
-    eval_set = None
-    if args.eval:
-        from edgecomp.data import load_data
-
-        eval_set = load_data(args.eval)
-    records = []
-    with progress_bars() as progress, open_transport(args.target) as transport:
-        for index, artifact in enumerate(artifacts):
-            progress("measuring artifacts", index, len(artifacts))
-            import torch
-
-            prepared = Prepared(source=ModelSource(
-                name=artifact.manifest["model"], kind="artifact", module=None,
-                example_input=torch.zeros(1), sha256=artifact.manifest["source_sha256"],
-                spec=str(artifact.path)), calib=None, eval=eval_set)
-            records.append(measure_and_record(artifact, prepared, transport, options,
-                                              reference=None))
-        progress("measuring artifacts", len(artifacts), len(artifacts))
+    with progress_bars() as progress:
+        records = bench(args.artifacts, target=args.target, measure=_measure_choices(args),
+                        eval_spec=args.eval, seed=args.seed, record=not args.no_record,
+                        command=_command(), progress=progress)
     return _finish(args, records, command="bench")
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 
 from edgecomp.errors import InputError
 
 
 def add_parser(subparsers) -> None:
+    from edgecomp.export import format_names
+
     plan = subparsers.add_parser("plan", help="decide format, precision, pruning and threads "
                                               "for a target or profile, with reasons")
     plan.add_argument("model", nargs="?", metavar="MODEL", help="default: the built-in demo")
@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     plan.add_argument("--input-shape")
     plan.add_argument("--target", required=True,
                       help="a target name, or a profile name (no board needed)")
+    plan.add_argument("--format", choices=format_names(),
+                      help="plan for this format (its runtime, delegate and precision)")
     plan.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a decision, repeatable")
     plan.add_argument("--json", type=Path, help="write the plan as JSON")
@@ -32,37 +34,6 @@ def add_parser(subparsers) -> None:
     profiles.set_defaults(func=run_profiles_list)
 
 
-def profile_for_target(name: str):
-    """The profile of a target, of `local` (this machine), or the profile called `name`."""
-    from edgecomp.profiles import get_profile, load_profiles
-    from edgecomp.targets import load_targets
-
-    if name == "local":
-        if platform.machine() in ("x86_64", "AMD64"):
-            return get_profile("x86-64")
-        raise InputError("this machine has no profile; plan for a named profile instead "
-                         "(see `edgecomp profiles list`).")
-    targets = load_targets()
-    if name in targets:
-        return get_profile(targets[name].profile)
-    if name in load_profiles():
-        return get_profile(name)
-    raise InputError(f"{name!r} is neither a target nor a profile; see `edgecomp targets list` "
-                     "and `edgecomp profiles list`.")
-
-
-def plan_for(source, target: str, overrides: dict[str, str]):
-    from edgecomp.modelfacts import facts_from_onnx, model_facts
-    from edgecomp.plan import make_plan
-
-    profile = profile_for_target(target)
-    if source.module is None:
-        facts = facts_from_onnx(source.onnx_path, name=source.name)
-    else:
-        facts = model_facts(source.module, source.example_input, name=source.name)
-    return make_plan(profile, facts, overrides)
-
-
 def print_plan(plan) -> None:
     from rich.table import Table
 
@@ -72,28 +43,39 @@ def print_plan(plan) -> None:
     table.add_column("decision")
     table.add_column("value")
     table.add_column("reason")
-    for decision in plan.decisions:
-        value = f"{decision.value}" + (" (set)" if decision.overridden else "")
-        table.add_row(decision.key, value, decision.reason)
+    for key, entry in plan.to_json()["decisions"].items():
+        value = str(entry["value"]).lower() if isinstance(entry["value"], bool) else \
+            str(entry["value"])
+        table.add_row(key, value + (" (set)" if entry["overridden"] else ""), entry["reason"])
+    table.add_row("memory", plan.memory_fit.value, plan.memory_reason)
     console.print(table)
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def run_plan(args) -> int:
+    from edgecomp.atomic import atomic_write_text
+    from edgecomp.board import local_board_facts, resolve_board
+    from edgecomp.build import DataPlan
+    from edgecomp.pipeline import ModelSpec, load_source, plan_stage
     from edgecomp.plan import parse_overrides
-    from edgecomp.sources import load_model, parse_shape
+    from edgecomp.sources import parse_shape
 
     overrides = parse_overrides(args.overrides)
-    source = load_model(args.model, weights=args.weights,
-                        input_shape=parse_shape(args.input_shape) if args.input_shape else None)
-    plan = plan_for(source, args.target, overrides)
+    if args.format:
+        overrides.setdefault("format", parse_overrides([f"format={args.format}"])["format"])
+    board = resolve_board(args.target)
+    if board.profile is None:
+        raise InputError("this machine has no profile; plan for a named profile instead "
+                         "(see `edgecomp profiles list`).")
+    model = ModelSpec(spec=args.model, weights=args.weights,
+                      input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+    source = load_source(model, DataPlan())
+    facts = local_board_facts() if board.name == "local" else None
+    plan = plan_stage(source, board, overrides, facts)
     print_plan(plan)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(json.dumps(plan.to_json(), indent=2))
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, json.dumps(plan.to_json(), indent=2))
     return 0
 
 
@@ -101,14 +83,14 @@ def run_profiles_list(args) -> int:
     from rich.table import Table
 
     from edgecomp.commands.ui import console
-    from edgecomp.profiles import REPO_PROFILES, load_profiles, profiles_dir
+    from edgecomp.profiles import load_profiles, profiles_dir
 
     table = Table(title=f"profiles (yours go in {profiles_dir()})", title_justify="left")
     for column in ("name", "description", "cores", "ISA", "RAM", "delegates", "file"):
         table.add_column(column)
     for profile in load_profiles().values():
-        origin = "repo" if Path(profile.source).parent == REPO_PROFILES else \
-            f"user ({profile.source})"
+        origin = f"user ({profile.source})" if Path(profile.source).parent == profiles_dir() \
+            else "shipped"
         table.add_row(profile.name, profile.description, str(profile.cpu.cores),
                       ", ".join(profile.cpu.isa), f"{profile.ram_mb} MB",
                       ", ".join(d.name for d in profile.delegates), origin)

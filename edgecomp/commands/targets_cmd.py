@@ -40,27 +40,32 @@ def run_list(args) -> int:
 
 
 def run_check(args) -> int:
+    from edgecomp.agent.protocol import PROTOCOL_VERSION
     from edgecomp.commands.ui import console
     from edgecomp.remote.runner import open_transport
 
     with open_transport(args.name) as transport:
         info = transport.info()
-    device = info["device"]
-    console.print(f"[bold]{args.name}[/bold] reachable; agent python {info['python']}")
-    console.print(f"  CPU      {device.get('cpu_model')} ({device.get('online_cores')}/"
-                  f"{device.get('cores')} cores online, governor {device.get('governor')})")
-    console.print(f"  memory   {_mb(device.get('mem_available_mb'))} available of "
-                  f"{_mb(device.get('mem_total_mb'))}")
-    console.print(f"  disk     {_mb(device.get('disk_free_mb'))} free in the work directory")
-    console.print(f"  kernel   {device.get('kernel')} ({device.get('machine')})")
-    temps = device.get("temperatures_c") or {}
-    if temps:
-        console.print("  thermal  " + ", ".join(f"{k} {v:.1f}°C" for k, v in temps.items()))
-    for name, version in info["runtimes"].items():
+    device = info.device
+    console.print(f"[bold]{args.name}[/bold] reachable; agent python {info.python} "
+                  f"(protocol {PROTOCOL_VERSION})")
+    console.print(f"  CPU      {info.cpu_model} ({info.arch}; {device.online_cores}/"
+                  f"{device.cores} cores online, {info.online_cores} usable, governor "
+                  f"{device.governor})")
+    console.print(f"  memory   {_mb(device.mem_available_mb)} available of "
+                  f"{_mb(device.mem_total_mb)}")
+    console.print(f"  disk     {_mb(device.disk_free_mb)} free in the work directory")
+    console.print(f"  kernel   {device.kernel} ({device.machine})")
+    if device.temperatures_c:
+        console.print("  thermal  " + ", ".join(f"{k} {v:.1f}°C"
+                                                for k, v in device.temperatures_c.items()))
+    for name, version in info.runtimes.items():
         console.print(f"  runtime  {name}: {version or 'not installed'}")
-    for line in info["missing"]:
+    if info.execution_providers:
+        console.print(f"  onnxruntime providers: {', '.join(info.execution_providers)}")
+    for line in info.missing:
         console.print(f"  [yellow]missing[/yellow] {line}")
-    return 1 if len(info["missing"]) == 2 else 0
+    return 1 if len(info.missing) == 2 else 0
 
 
 def _mb(value) -> str:
@@ -102,8 +107,10 @@ def run_trust(args) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             console.print("not trusted.")
             return 1
-    known.parent.mkdir(parents=True, exist_ok=True)
+    from edgecomp.atomic import atomic_path
+
     host_keys.add(name, key.get_name(), key)
-    host_keys.save(str(known))
+    with atomic_path(known) as tmp:
+        host_keys.save(str(tmp))
     console.print(f"trusted; saved in {known}")
     return 0

@@ -70,7 +70,6 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Ta
 
 def write_json(path: Path, records: list[ResultRecord]) -> None:
     """Write result objects (the README documents the keys) atomically to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps([r.to_json() for r in records], indent=2))
-    os.replace(tmp, path)
+    from edgecomp.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps([r.to_json() for r in records], indent=2))

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgecomp.data import Dataset
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(step_description, done, total); the CLI turns it into a progress bar."""
@@ -51,9 +52,17 @@ class PassReport:
 
 
 class CompressionPass(Protocol):
-    """One technique. Constructed from keyword options (CLI flags or a recipe table)."""
+    """One technique. Constructed from keyword options (CLI flags or a recipe table).
+
+    Besides its name, each pass declares the facts recipes and exports depend on, so
+    nobody keeps a list of pass names: `must_come_last` when its result is tied to the
+    export (fake-quantized, rounded, binarized or clustered weights must not be trained
+    further), and `export_precision` when it implies one (qat: int8, fp16: fp16).
+    """
 
     name: ClassVar[str]
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         """Return the compressed model (a new object or the input changed) and the report."""

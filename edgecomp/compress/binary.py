@@ -11,7 +11,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
-from edgecomp.compress.prune import finetune, prunable_layers
+from edgecomp.compress.prune import prunable_layers
+from edgecomp.compress.train import finetune
+from edgecomp.vocab import Precision
 
 
 class _SignSTE(torch.autograd.Function):
@@ -40,6 +42,8 @@ class BinaryWeights:
     """Binarize conv/linear weights (first and last layer kept float by default)."""
 
     name: ClassVar[str] = "binary"
+    must_come_last: ClassVar[bool] = True  # binarized weights must not be trained further
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, epochs: int = 10, lr: float = 1e-3, keep_first_last: bool = True,
                  distill: bool = True):

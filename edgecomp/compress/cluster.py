@@ -20,8 +20,10 @@ from torch.nn.utils import parametrize
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
 from edgecomp.compress.huffman import read_archive, write_archive
-from edgecomp.compress.prune import finetune, prunable_layers
+from edgecomp.compress.prune import prunable_layers
+from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 
 def kmeans_1d(values: np.ndarray, clusters: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +56,8 @@ class Clustering:
     """k-means weight sharing per layer (2-8 bit indices), fine-tuned, Huffman archived."""
 
     name: ClassVar[str] = "cluster"
+    must_come_last: ClassVar[bool] = True  # shared centroids; the archive is written from them
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, conv_bits: int = 8, fc_bits: int = 5, finetune_epochs: int = 3,
                  lr: float = 1e-3, archive: bool = True, distill: bool = False):

@@ -11,6 +11,7 @@ from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 
 @register_pass
@@ -23,6 +24,8 @@ class Distillation:
     """
 
     name: ClassVar[str] = "distill"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, epochs: int = 10, temperature: float = 4.0, alpha: float = 0.7,
                  lr: float = 1e-3, student: str | None = None):

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.macs import count_macs
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 
 class EarlyExitNet(nn.Module):
@@ -66,29 +68,13 @@ def _head(channels_shape: torch.Size, classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(channels_shape[1:])), classes))
 
 
-def _macs(module: nn.Module, x: torch.Tensor) -> int:
-    total = [0]
-
-    def hook(m, inputs, output):
-        if isinstance(m, nn.Conv2d):
-            total[0] += output.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
-                m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            total[0] += m.in_features * m.out_features
-
-    handles = [m.register_forward_hook(hook) for m in module.modules()]
-    with torch.no_grad():
-        module(x)
-    for handle in handles:
-        handle.remove()
-    return total[0]
-
-
 @register_pass
 class EarlyExit:
     """Add exit heads after the given layer indices, train all exits jointly."""
 
     name: ClassVar[str] = "early_exit"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, after: list[int] | None = None, thresholds: list[float] | None = None,
                  epochs: int = 8, lr: float = 5e-4, head_lr: float = 5e-3,
@@ -137,10 +123,10 @@ class EarlyExit:
     def table(self, net: EarlyExitNet, data, ctx: DataContext) -> list[dict]:
         """Accuracy and average MACs executed at each confidence threshold."""
         x, y = torch.from_numpy(data.x), data.y
-        full = _macs(net.exit_models()[-1], ctx.example_input)
+        full = count_macs(net.exit_models()[-1], ctx.example_input).total
         # Cost of stopping at exit k: its blocks and head (earlier heads are a few
         # hundred MACs and left out).
-        costs = [_macs(m, ctx.example_input) for m in net.exit_models()]
+        costs = [count_macs(m, ctx.example_input).total for m in net.exit_models()]
         with torch.no_grad():
             probs = [F.softmax(o, dim=1).numpy() for o in net.all_exits(x)]
         rows = []

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.vocab import Precision
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
@@ -64,6 +65,8 @@ class Folding:
     """Fold BatchNorm into convolutions/linears and merge back-to-back linear layers."""
 
     name: ClassVar[str] = "fold"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, batchnorm: bool = True, linear: bool = True):
         self.batchnorm, self.linear = batchnorm, linear

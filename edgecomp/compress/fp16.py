@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.vocab import Precision
 
 
 @register_pass
@@ -16,6 +17,8 @@ class HalfPrecision:
     """Round weights through float16 so evaluation shows fp16's effect; export as fp16."""
 
     name: ClassVar[str] = "fp16"
+    must_come_last: ClassVar[bool] = True  # weights rounded for the fp16 export
+    export_precision: ClassVar[Precision | None] = Precision.FP16
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         model = copy.deepcopy(model)
@@ -24,4 +27,4 @@ class HalfPrecision:
                 parameter.copy_(parameter.half().float())
         params = sum(p.numel() for p in model.parameters())
         return model.eval(), PassReport(self.name, params={}, metrics={
-            "export_precision": "fp16", "weight_bytes": params * 2})
+            "export_precision": self.export_precision.value, "weight_bytes": params * 2})

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgecomp.atomic import atomic_write_bytes
 from edgecomp.errors import InputError
 
 MAGIC = b"ECDC"
@@ -125,9 +126,7 @@ def write_archive(layers: dict[str, dict], path: Path) -> int:
         else:
             parts += [struct.pack("<I", len(bias)), np.asarray(bias, np.float16).tobytes()]
     data = b"".join(parts)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write_bytes(path, data)
     return path.stat().st_size
 
 

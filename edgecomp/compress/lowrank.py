@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
-from edgecomp.compress.prune import finetune
+from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 
 def choose_rank(singular: torch.Tensor, *, energy: float | None, ratio: float | None,
@@ -49,6 +50,8 @@ class LowRank:
     """SVD of Linear and Conv2d layers into a rank-k bottleneck where it saves parameters."""
 
     name: ClassVar[str] = "lowrank"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, energy: float | None = 0.9, ratio: float | None = None,
                  finetune_epochs: int = 3, lr: float = 1e-3, min_params: int = 2048):

@@ -14,7 +14,9 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -35,28 +37,13 @@ def total_sparsity(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
-def finetune(model: nn.Module, ctx: DataContext, epochs: int, *, lr: float = 1e-3,
-             distill: bool = False) -> nn.Module:
-    """Recover accuracy with the user's training function or the built-in loop."""
-    if epochs <= 0:
-        return model
-    if ctx.train_fn is not None:
-        return ctx.train_fn(model, ctx, epochs)
-    if ctx.train is None:
-        raise InputError("this pass fine-tunes the model: give training data (--data/--train) "
-                         "or set its fine-tuning epochs to 0.")
-    from edgecomp.compress.train import train_classifier
-
-    return train_classifier(model, ctx.train, epochs=epochs, lr=lr, seed=ctx.seed,
-                            loss_fn=ctx.loss_fn, teacher=ctx.teacher if distill else None,
-                            progress=ctx.progress)
-
-
 @register_pass
 class MagnitudePruning:
     """Unstructured magnitude pruning, one-shot or gradual (Zhu & Gupta schedule)."""
 
     name: ClassVar[str] = "prune.magnitude"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, sparsity: float = 0.8, scope: str = "global", schedule: str = "oneshot",
                  steps: int = 3, finetune_epochs: int = 2, lr: float = 1e-3,

@@ -19,7 +19,9 @@ from torch.nn.utils import parametrize
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
 from edgecomp.compress.fold import fold_batchnorm
-from edgecomp.compress.prune import finetune, prunable_layers
+from edgecomp.compress.prune import prunable_layers
+from edgecomp.compress.train import finetune
+from edgecomp.vocab import Precision
 
 
 class FakeQuantWeight(nn.Module):
@@ -58,6 +60,8 @@ class QuantizationAwareTraining:
     """Fine-tune with fake int8 weights and activations; export to int8 LiteRT/ONNX."""
 
     name: ClassVar[str] = "qat"
+    must_come_last: ClassVar[bool] = True  # weights sit on the int8 grid the export uses
+    export_precision: ClassVar[Precision | None] = Precision.INT8
 
     def __init__(self, epochs: int = 3, lr: float = 2e-4, distill: bool = True):
         self.epochs, self.lr, self.distill = epochs, lr, distill
@@ -81,7 +85,7 @@ class QuantizationAwareTraining:
         for _, module in layers:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         report = PassReport(self.name, params=vars(self).copy(), metrics={
-            "export_precision": "int8", "batchnorms_folded": folded,
+            "export_precision": self.export_precision.value, "batchnorms_folded": folded,
             "fake_quantized_layers": len(layers)})
         report.notes.append("weights are left on their per-channel int8 grid; export with "
                             "--precision int8 (the recipe's [export] does this)")

@@ -7,29 +7,31 @@
     [export]
     precision = "int8"
 
-A bare name (`structured-50`) resolves to recipes/<name>.toml in the repo or in
-$EDGECOMP_RECIPES (else ~/.config/edgecomp/recipes/).
+A bare name (`structured-50`) resolves to `<name>.toml` in the user's recipes directory
+($EDGECOMP_RECIPES, else ~/.config/edgecomp/recipes/) or else in the shipped recipes
+(package data, `edgecomp/shipped/recipes/`). The file's layout is checked by the
+`edgecomp.config` schema loader; each pass checks its own options when it is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import os
 import pkgutil
-import tomllib
-from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, StrictStr
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 import edgecomp.compress
+from edgecomp import paths
 from edgecomp.compress.base import PASSES, DataContext, PassReport, make_pass
+from edgecomp.config import SCHEMA, field_error, find_tomls, load_toml
 from edgecomp.errors import InputError
-
-REPO_RECIPES = Path(__file__).resolve().parent.parent.parent / "recipes"
-# Passes after which weights must not change: their result is tied to the export.
-TERMINAL = {"qat", "fp16", "binary", "cluster"}
+from edgecomp.vocab import Format, Precision
 
 
 def load_all_passes() -> None:
@@ -38,42 +40,78 @@ def load_all_passes() -> None:
         importlib.import_module(f"edgecomp.compress.{info.name}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
+class ExportDefaults:
+    """A recipe's `[export]` table: the precision and formats its result is meant for.
+
+    A field left out is None: the user's flags or the plan decide it.
+    """
+
+    precision: Precision | None = None
+    formats: Annotated[tuple[Format, ...], Field(min_length=1)] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as the recipe wrote it: only the keys it set, values as text."""
+        data: dict[str, Any] = {}
+        if self.precision is not None:
+            data["precision"] = self.precision
+        if self.formats is not None:
+            data["formats"] = list(self.formats)
+        return data
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class RecipeFile:
+    """The layout of a recipe file; each `[[pass]]` table's options belong to its pass."""
+
+    name: StrictStr | None = None
+    description: StrictStr = ""
+    passes: Annotated[tuple[dict[str, Any], ...], Field(alias="pass")] = ()
+    export: ExportDefaults = ExportDefaults()
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     name: str
     description: str
     passes: tuple[tuple[str, dict[str, Any]], ...]
-    export: dict[str, Any]
+    export: ExportDefaults
     text: str
     source: str
 
 
 def recipes_dir() -> Path:
-    if os.environ.get("EDGECOMP_RECIPES"):
-        return Path(os.environ["EDGECOMP_RECIPES"])
-    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(config) / "edgecomp" / "recipes"
+    """Where the user's own recipes live (see `edgecomp.paths`)."""
+    return paths.recipes_dir()
 
 
-def resolve(spec: str) -> Path:
+def known_recipes() -> dict[str, Path | Traversable]:
+    """Every recipe file by name; a user recipe overrides the shipped one of the same name."""
+    return find_tomls(paths.shipped("recipes"), paths.recipes_dir())
+
+
+def resolve(spec: str) -> Path | Traversable:
+    """A recipe file path, or a bare recipe name, to the file it means."""
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise InputError(f"recipe file {path} does not exist.")
         return path
-    for directory in (recipes_dir(), REPO_RECIPES):
-        candidate = directory / f"{spec}.toml"
-        if candidate.is_file():
-            return candidate
-    known = sorted({p.stem for d in (REPO_RECIPES, recipes_dir()) if d.is_dir()
-                    for p in d.glob("*.toml")})
-    raise InputError(f"unknown recipe {spec!r}; known recipes: {', '.join(known)}.")
+    known = known_recipes()
+    if spec not in known:
+        raise InputError(f"unknown recipe {spec!r}; known recipes: {', '.join(sorted(known))}. "
+                         f"Add your own as a TOML file in {paths.recipes_dir()}.")
+    return known[spec]
 
 
 def load_recipe(spec: str) -> Recipe:
     """Load and validate a recipe file or name: see `parse_recipe`."""
     path = resolve(spec)
-    return parse_recipe(path.read_text(), source=str(path), default_name=path.stem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read ({exc}).") from exc
+    return parse_recipe(text, source=str(path), default_name=path.name.removesuffix(".toml"))
 
 
 def parse_recipe(text: str, *, source: str, default_name: str) -> Recipe:
@@ -82,39 +120,30 @@ def parse_recipe(text: str, *, source: str, default_name: str) -> Recipe:
     `source` names where the text came from in every error (a file, or the CLI flags).
     """
     load_all_passes()
-    path = source
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc}).") from exc
-    unknown = set(data) - {"name", "description", "pass", "export"}
-    if unknown:
-        raise InputError(f"{path}: unknown keys {sorted(unknown)}; a recipe has name, "
-                         "description, [[pass]] tables and an optional [export] table.")
-    tables = data.get("pass", [])
-    if not isinstance(tables, list) or not tables:
-        raise InputError(f"{path}: a recipe needs at least one [[pass]] table.")
+    layout = load_toml(text, RecipeFile, source=source)
+    if not layout.passes:
+        raise field_error(source, "pass", "a recipe needs at least one [[pass]] table")
     passes = []
-    for index, table in enumerate(tables):
+    for index, table in enumerate(layout.passes):
         options = dict(table)
         name = options.pop("name", None)
-        if name is None:
-            raise InputError(f"{path}: [[pass]] number {index + 1} has no name.")
+        if not isinstance(name, str):
+            raise field_error(source, f"pass[{index}].name",
+                              "required: the name of a compression pass")
         try:
             make_pass(name, options)
         except InputError as exc:
-            raise InputError(f"{path}: [[pass]] number {index + 1}: {exc}") from exc
+            raise field_error(source, f"pass[{index}]", str(exc)) from exc
         passes.append((name, options))
     for index, (name, _) in enumerate(passes[:-1]):
-        if name in TERMINAL:
+        # A pass that ties the weights to the export (qat, fp16, ...) says so itself.
+        if getattr(PASSES[name], "must_come_last", False):
             following = passes[index + 1][0]
-            raise InputError(f"{path}: {following!r} comes after {name!r}, which must be last "
-                             f"(it ties the weights to the export); move {name!r} to the end.")
-    export = data.get("export", {})
-    if set(export) - {"precision", "formats"}:
-        raise InputError(f"{path}: [export] takes precision and formats.")
-    return Recipe(name=data.get("name", default_name), description=data.get("description", ""),
-                  passes=tuple(passes), export=export, text=text, source=source)
+            raise field_error(source, f"pass[{index + 1}]",
+                              f"{following!r} comes after {name!r}, which must be last (it "
+                              f"ties the weights to the export); move {name!r} to the end")
+    return Recipe(name=layout.name or default_name, description=layout.description,
+                  passes=tuple(passes), export=layout.export, text=text, source=source)
 
 
 def run_recipe(recipe: Recipe, model: nn.Module,
@@ -127,4 +156,5 @@ def run_recipe(recipe: Recipe, model: nn.Module,
     return model, reports
 
 
-__all__ = ["PASSES", "Recipe", "load_all_passes", "load_recipe", "parse_recipe", "run_recipe"]
+__all__ = ["PASSES", "ExportDefaults", "Recipe", "known_recipes", "load_all_passes",
+           "load_recipe", "parse_recipe", "resolve", "run_recipe"]

@@ -8,7 +8,8 @@ from typing import ClassVar
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
-from edgecomp.compress.prune import finetune
+from edgecomp.compress.train import finetune
+from edgecomp.vocab import Precision
 
 
 def separable(conv: nn.Conv2d) -> nn.Sequential:
@@ -24,6 +25,8 @@ class DepthwiseSeparable:
     """Replace k×k convolutions (k > 1, more than `min_in` input channels) and distill."""
 
     name: ClassVar[str] = "separable"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, min_in: int = 8, epochs: int = 10, lr: float = 1e-3):
         self.min_in, self.epochs, self.lr = min_in, epochs, lr

@@ -3,7 +3,7 @@
 Torch-Pruning's dependency graph keeps residual adds, concatenations and depthwise
 convolutions consistent, so the pruned network is physically smaller and dense runtimes
 get faster. Channel counts are rounded to the target's kernel tile (FIELD.md:
-odd counts can make a pruned model slower). N:M (2:4) sparsity is the other kind here.
+odd counts can make a pruned model slower). N:M (2:4) sparsity is in nm.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import DataContext, PassReport, register_pass
-from edgecomp.compress.prune import finetune, layer_sparsity, prunable_layers
+from edgecomp.compress.macs import count_macs
+from edgecomp.compress.prune import prunable_layers
+from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 IMPORTANCE = ("l1", "l2", "taylor", "hessian")
 
@@ -24,6 +27,10 @@ IMPORTANCE = ("l1", "l2", "taylor", "hessian")
 def channel_counts(model: nn.Module) -> dict[str, int]:
     return {name: (m.out_channels if isinstance(m, nn.Conv2d) else m.out_features)
             for name, m in prunable_layers(model)}
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def _importance(kind: str):
@@ -69,6 +76,8 @@ class StructuredPruning:
     """Channel pruning with L1/L2/Taylor/Hessian importance, rounded channel counts."""
 
     name: ClassVar[str] = "prune.structured"
+    must_come_last: ClassVar[bool] = False
+    export_precision: ClassVar[Precision | None] = None
 
     def __init__(self, ratio: float = 0.5, importance: str = "l1", round_to: int = 8,
                  iterative_steps: int = 1, finetune_epochs: int = 8, lr: float = 1e-3,
@@ -87,7 +96,7 @@ class StructuredPruning:
         torch.manual_seed(ctx.seed)
         model = copy.deepcopy(model).eval()
         before = channel_counts(model)
-        macs_before, params_before = tp.utils.count_ops_and_params(model, ctx.example_input)
+        macs_before, params_before = count_macs(model, ctx.example_input).total, _params(model)
         outputs = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1:]
         importance = _importance(self.importance)
         pruner = tp.pruner.MetaPruner(
@@ -101,49 +110,11 @@ class StructuredPruning:
             model.zero_grad()
         # The teacher is the unpruned model (ctx.teacher); distillation recovers accuracy.
         model = finetune(model, ctx, self.finetune_epochs, lr=self.lr, distill=self.distill)
-        macs_after, params_after = tp.utils.count_ops_and_params(model, ctx.example_input)
+        macs_after, params_after = count_macs(model, ctx.example_input).total, _params(model)
         after = channel_counts(model)
         report = PassReport(self.name, params=vars(self).copy(), metrics={
             "channels": {name: [before[name], after[name]] for name in before},
             "params": [int(params_before), int(params_after)],
             "macs": [int(macs_before), int(macs_after)]})
         report.notes.append("MACs are not latency: the benchmark measures the speedup")
-        return model.eval(), report
-
-
-@register_pass
-class NMSparsity:
-    """N:M semi-structured sparsity (2:4): in every group of M input weights keep N."""
-
-    name: ClassVar[str] = "prune.nm"
-
-    def __init__(self, n: int = 2, m: int = 4, finetune_epochs: int = 2, lr: float = 1e-3):
-        if not 0 < n < m:
-            raise InputError("prune.nm: need 0 < n < m (2:4 is what Ampere accelerates).")
-        self.n, self.m, self.finetune_epochs, self.lr = n, m, finetune_epochs, lr
-
-    def mask(self, weight: torch.Tensor) -> torch.Tensor:
-        flat = weight.detach().reshape(weight.shape[0], -1)
-        pad = (-flat.shape[1]) % self.m
-        padded = torch.nn.functional.pad(flat.abs(), (0, pad), value=float("inf"))
-        groups = padded.reshape(flat.shape[0], -1, self.m)
-        keep = torch.zeros_like(groups, dtype=torch.bool)
-        keep.scatter_(2, groups.topk(self.n, dim=2).indices, True)
-        return keep.reshape(flat.shape[0], -1)[:, :flat.shape[1]].reshape(weight.shape)
-
-    def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
-        from torch.nn.utils import prune as torch_prune
-
-        model = copy.deepcopy(model)
-        layers = [(n, m) for n, m in prunable_layers(model)
-                  if m.weight[0].numel() >= self.m]
-        for _, module in layers:
-            torch_prune.custom_from_mask(module, "weight", self.mask(module.weight))
-        model = finetune(model, ctx, self.finetune_epochs, lr=self.lr)
-        for _, module in layers:
-            torch_prune.remove(module, "weight")
-        report = PassReport(self.name, params=vars(self).copy(),
-                            metrics={"layer_sparsity": layer_sparsity(model)})
-        report.notes.append(f"{self.n}:{self.m} sparsity speeds up only sparse tensor cores "
-                            "(NVIDIA Ampere and later, via TensorRT); CPUs run it dense")
         return model.eval(), report

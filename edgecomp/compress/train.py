@@ -1,4 +1,5 @@
-"""The built-in classification training loop, with optional distillation from a teacher."""
+"""Training for compression passes: the built-in classification loop (with optional
+distillation from a teacher), the fine-tuning step passes share, and model outputs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecomp.compress.base import DataContext
 from edgecomp.data import Dataset
 from edgecomp.errors import InputError
 
@@ -72,8 +74,26 @@ def train_classifier(model: nn.Module, data: Dataset, *, epochs: int, lr: float 
     return model
 
 
+def finetune(model: nn.Module, ctx: DataContext, epochs: int, *, lr: float = 1e-3,
+             distill: bool = False) -> nn.Module:
+    """Recover accuracy after a pass with the user's training function or the built-in loop."""
+    if epochs <= 0:
+        return model
+    if ctx.train_fn is not None:
+        return ctx.train_fn(model, ctx, epochs)
+    if ctx.train is None:
+        raise InputError("this pass fine-tunes the model: give training data (--data/--train) "
+                         "or set its fine-tuning epochs to 0.")
+    return train_classifier(model, ctx.train, epochs=epochs, lr=lr, seed=ctx.seed,
+                            loss_fn=ctx.loss_fn, teacher=ctx.teacher if distill else None,
+                            progress=ctx.progress)
+
+
 def predict(model: nn.Module, x: np.ndarray, *, batch: int = 256) -> np.ndarray:
-    """Model outputs for `x` in eval mode, as float32 numpy."""
+    """Model outputs for `x` in eval mode, batched, as float32 numpy.
+
+    Also `edgecomp.verify.float_outputs`: the reference an artifact is compared with.
+    """
     model.eval()
     outputs = []
     with torch.no_grad():

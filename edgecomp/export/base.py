@@ -1,18 +1,20 @@
-"""The exporter interface, the Artifact it returns, and the manifest written beside it."""
+"""What every exporter shares: the request, the Artifact it returns, the manifest beside it.
+
+The exporter interface and registry are in `edgecomp.export` (the package).
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
+from edgecomp.atomic import atomic_write_text
 from edgecomp.errors import InputError
 from edgecomp.hashing import file_sha256
-from edgecomp.vocab import CalibrationMethod, Precision  # noqa: F401  (re-exported)
+from edgecomp.vocab import CalibrationMethod, Format, Precision  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
     import torch
@@ -35,6 +37,7 @@ class ExportRequest:
     per_channel: bool = True
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
+    activation_symmetric: bool = False  # static int8: activation zero points fixed at 0
     onnx_path: Path | None = None  # when the source already is an ONNX file
     technique: str = "none"
     progress: Callable[[str, int, int], None] | None = None
@@ -58,33 +61,23 @@ class Artifact:
         return self.path.stat().st_size
 
 
-class Exporter(Protocol):
-    """Turns a request into an artifact file in `request.out_dir`."""
+def get_exporter(fmt: str):
+    """Moved to `edgecomp.export.get_exporter`; kept here while callers switch."""
+    from edgecomp.export import get_exporter as registered
 
-    format: str
-    suffix: str
-
-    def export(self, request: ExportRequest) -> Artifact:
-        ...
+    return registered(fmt)
 
 
-EXPORTERS: dict[str, Exporter] = {}
+def check_request(exporter, request: ExportRequest) -> None:
+    """Refuse, with a sentence, a request the exporter's declared facts rule out."""
+    from edgecomp.export import check_supported
 
-
-def register_exporter(cls: type) -> type:
-    """Class decorator adding an exporter instance to `EXPORTERS` under its format name."""
-    EXPORTERS[cls.format] = cls()
-    return cls
-
-
-def get_exporter(fmt: str) -> Exporter:
-    """The exporter for `fmt`, importing the built-in ones on first use."""
-    from edgecomp.export import onnx as _onnx  # noqa: F401  (registers itself)
-    from edgecomp.export import tflite as _tflite  # noqa: F401  (registers itself)
-
-    if fmt not in EXPORTERS:
-        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(sorted(EXPORTERS))}.")
-    return EXPORTERS[fmt]
+    check_supported(exporter.format, request.precision,
+                    has_module=request.module is not None)
+    if request.module is None and request.onnx_path is None:
+        raise InputError(f"{request.model_name}: nothing to export; give a PyTorch model or "
+                         "an ONNX file.")
+    needs_calibration(request)
 
 
 def artifact_path(request: ExportRequest, suffix: str) -> Path:
@@ -106,26 +99,17 @@ def tool_versions(*packages: str) -> dict[str, str]:
     return versions
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file under a temporary name and rename it, so no half-written file remains."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
+                    calibration_method: str, details: dict[str, Any]) -> Artifact:
+    """Write the manifest beside a finished artifact file and return the Artifact.
 
-
-def finish_artifact(request: ExportRequest, *, path: Path, fmt: str,
-                    details: dict[str, Any]) -> Artifact:
-    """Write the manifest beside a finished artifact file and return the Artifact."""
+    `calibration_method` names how this exporter chose activation ranges. If the
+    manifest cannot be written, the artifact is removed too: no file without its manifest.
+    """
     manifest = {
         "manifest_version": 1,
         "file": path.name,
-        "format": fmt,
+        "format": fmt.value,
         "precision": request.precision.value,
         "io_dtype": request.io_dtype,
         "sha256": file_sha256(path),
@@ -137,13 +121,19 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: str,
             "source": request.calib.source,
             "sha256": request.calib.sha256,
             "samples": len(request.calib),
-            "method": request.calibration_method.value if fmt == "onnx" else "histogram",
+            "method": calibration_method,
             "per_channel": request.per_channel,
+            "activation_symmetric": request.activation_symmetric,
         },
         **details,
     }
-    artifact = Artifact(path=path, format=fmt, precision=request.precision, manifest=manifest)
-    atomic_write_bytes(artifact.manifest_path, json.dumps(manifest, indent=2).encode())
+    artifact = Artifact(path=path, format=fmt.value, precision=request.precision,
+                        manifest=manifest)
+    try:
+        atomic_write_text(artifact.manifest_path, json.dumps(manifest, indent=2))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return artifact
 
 

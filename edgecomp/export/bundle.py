@@ -6,20 +6,17 @@ import json
 from pathlib import Path
 
 from edgecomp.errors import InputError
+from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
 from edgecomp.hashing import file_sha256
-
-FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 
 
 def artifact_from_file(path: Path) -> Artifact:
     """An Artifact for `path`; without a manifest its precision is read from the file."""
     if not path.is_file():
         raise InputError(f"artifact {path} does not exist.")
-    fmt = FORMATS.get(path.suffix)
-    if fmt is None:
-        raise InputError(f"{path}: unknown artifact type; edgecomp measures .tflite and .onnx "
-                         "files.")
+    exporter = exporter_for_path(path)
+    fmt = exporter.format.value
     manifest_path = path.with_suffix(path.suffix + ".json")
     sha = file_sha256(path)
     if manifest_path.is_file():
@@ -34,17 +31,16 @@ def artifact_from_file(path: Path) -> Artifact:
                              "the stale manifest.")
         return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
                         manifest=manifest)
-    manifest = _manifest_from_file(path, fmt, sha)
+    manifest = _manifest_from_file(path, exporter, sha)
     return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
                     manifest=manifest)
 
 
-def _manifest_from_file(path: Path, fmt: str, sha: str) -> dict:
+def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
     """What a foreign artifact is, read from the file itself."""
-    from edgecomp.export.inspect import inspect_onnx, inspect_tflite
-
+    fmt = exporter.format.value
     try:
-        details = inspect_tflite(path) if fmt == "tflite" else inspect_onnx(path)
+        details = exporter.inspect(path)
     except Exception as exc:  # runtimes raise assorted types for a corrupt file
         raise InputError(f"{path} is not a readable {fmt} model (truncated or corrupt?): "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc

@@ -4,6 +4,9 @@ fp32: torch.onnx (dynamo exporter). int8: static QDQ with calibration (per-chann
 weights; MinMax, Entropy or Percentile activation ranges). dynamic-int8: weights int8,
 activations quantized at run time, which suits MatMul-heavy models (FIELD.md: dynamic
 quantization of convolutions is slow on CPU, so static QDQ is our default for them).
+
+torch, onnx and onnxruntime are imported inside the functions: the registry imports this
+module to read the exporter's facts, and `edgecomp --help` must stay instant.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecomp.errors import ExportError, InputError
-from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
-                                  artifact_path, finish_artifact, needs_calibration,
-                                  register_exporter, tool_versions)
-from edgecomp.export.inspect import inspect_onnx
+from edgecomp.export import register_exporter
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
+                                  artifact_path, check_request, finish_artifact, tool_versions)
+from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -30,15 +36,16 @@ OPSET = 18
 class OnnxExporter:
     """Exports to an .onnx file run by onnxruntime."""
 
-    format = "onnx"
-    suffix = ".onnx"
+    format: ClassVar[Format] = Format.ONNX
+    suffix: ClassVar[str] = ".onnx"
+    precisions: ClassVar[frozenset[Precision]] = frozenset(
+        {Precision.FP32, Precision.DYNAMIC_INT8, Precision.INT8})
+    needs_module: ClassVar[bool] = False  # exports from a torch module or re-quantizes an .onnx
+    declined: ClassVar[dict[Precision, str]] = {
+        Precision.FP16: "onnxruntime's CPU provider runs fp16 models slower than fp32"}
 
     def export(self, request: ExportRequest) -> Artifact:
-        needs_calibration(request)
-        if request.precision == Precision.FP16:
-            raise InputError("fp16 ONNX export is not offered: onnxruntime's CPU provider runs "
-                             "fp16 models slower than fp32; use --format tflite for fp16 or "
-                             "int8 for ONNX.")
+        check_request(self, request)
         path = artifact_path(request, self.suffix)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
@@ -59,11 +66,43 @@ class OnnxExporter:
                         _quantize_static(prepared, result, request)
                     else:
                         _quantize_dynamic(prepared, result, request)
+            details = {"tools": tool_versions("onnx", "onnxruntime", "onnxscript"),
+                       "reduce_range": request.reduce_range}
+            details.update(self.inspect(result))  # read back before it takes the final name
             result.replace(path)  # same directory: an atomic rename, never a partial file
-        details = {"tools": tool_versions("onnx", "onnxruntime", "onnxscript"),
-                   "reduce_range": request.reduce_range}
-        details.update(inspect_onnx(path))
-        return finish_artifact(request, path=path, fmt=self.format, details=details)
+        return finish_artifact(request, path=path, fmt=self.format,
+                               calibration_method=request.calibration_method.value,
+                               details=details)
+
+    def inspect(self, path: Path) -> dict[str, Any]:
+        """I/O, op counts and initializer bytes by dtype of an .onnx file."""
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(path))
+        graph = model.graph
+        initializer_names = {init.name for init in graph.initializer}
+
+        def entry(value) -> dict[str, Any]:
+            tensor_type = value.type.tensor_type
+            shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or -1)
+                     for d in tensor_type.shape.dim]
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+            return {"name": value.name, "shape": shape, "dtype": np.dtype(dtype).name}
+
+        weight_bytes: Counter = Counter()
+        for init in graph.initializer:
+            array = numpy_helper.to_array(init)
+            if array.size >= MIN_WEIGHT_ELEMENTS:
+                weight_bytes[array.dtype.name] += int(array.nbytes)
+        ops = Counter(node.op_type for node in graph.node)
+        return {"inputs": [entry(v) for v in graph.input if v.name not in initializer_names],
+                "outputs": [entry(v) for v in graph.output],
+                "ops": dict(sorted(ops.items())),
+                "opset": [{"domain": o.domain or "ai.onnx", "version": o.version}
+                          for o in model.opset_import],
+                **integer_share(weight_bytes)}
 
 
 def _torch_to_onnx(request: ExportRequest, out: Path) -> None:
@@ -193,7 +232,8 @@ def _quantize_static(src: Path, dst: Path, request: ExportRequest) -> None:
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=methods[request.calibration_method],
                     calibration_cache_path=str(cache),
-                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                    extra_options={"ActivationSymmetric": request.activation_symmetric,
+                                   "WeightSymmetric": True})
 
 
 def _quantize_dynamic(src: Path, dst: Path, request: ExportRequest) -> None:

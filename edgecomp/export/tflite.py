@@ -1,8 +1,12 @@
 """LiteRT/TFLite export via litert-torch: fp32, fp16, dynamic-range int8 and calibrated full int8.
 
 Full int8 uses PT2E (torchao) with litert-torch's quantizer: per-channel symmetric
-weights, histogram-calibrated per-tensor activations. Weight-only fp16 and dynamic-range
-int8 are applied to the fp32 flatbuffer by ai-edge-quantizer, the LiteRT team's tool.
+weights, histogram-calibrated per-tensor activations (asymmetric, or symmetric with zero
+point 0 on request). Weight-only fp16 and dynamic-range int8 are applied to the fp32
+flatbuffer by ai-edge-quantizer, the LiteRT team's tool.
+
+torch and the converters are imported inside the functions: the registry imports this
+module to read the exporter's facts, and `edgecomp --help` must stay instant.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
-from edgecomp.errors import ExportError, InputError
-from edgecomp.export.base import (Artifact, ExportRequest, Precision, artifact_path,
-                                  atomic_write_bytes, finish_artifact, needs_calibration,
-                                  register_exporter, tool_versions)
-from edgecomp.export.inspect import inspect_tflite
+from edgecomp.atomic import atomic_path
+from edgecomp.errors import ExportError
+from edgecomp.export import register_exporter
+from edgecomp.export.base import (Artifact, ExportRequest, Format, Precision, artifact_path,
+                                  check_request, finish_artifact, tool_versions)
+from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share, tensor_entry
 from edgecomp.export.quiet import native_output_captured
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,14 +38,15 @@ os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
 class TFLiteExporter:
     """Exports a torch module to a .tflite flatbuffer run by the LiteRT interpreter."""
 
-    format = "tflite"
-    suffix = ".tflite"
+    format: ClassVar[Format] = Format.TFLITE
+    suffix: ClassVar[str] = ".tflite"
+    precisions: ClassVar[frozenset[Precision]] = frozenset(
+        {Precision.FP32, Precision.FP16, Precision.DYNAMIC_INT8, Precision.INT8})
+    needs_module: ClassVar[bool] = True
+    declined: ClassVar[dict[Precision, str]] = {}
 
     def export(self, request: ExportRequest) -> Artifact:
-        if request.module is None:
-            raise InputError("LiteRT export needs a PyTorch model; an ONNX file can only be "
-                             "exported to ONNX targets (use --format onnx).")
-        needs_calibration(request)
+        check_request(self, request)
         path = artifact_path(request, self.suffix)
         module = request.module
         module.eval()  # (an exported program's eval() returns None)
@@ -59,12 +68,37 @@ class TFLiteExporter:
             from edgecomp.export.tflite_io import float_io
 
             data = float_io(data)
-        atomic_write_bytes(path, data)
         details = {"tools": tool_versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer",
                                           "torchao")}
-        with native_output_captured():
-            details.update(inspect_tflite(path))
-        return finish_artifact(request, path=path, fmt=self.format, details=details)
+        with atomic_path(path) as tmp:  # read back before it takes the artifact's name
+            tmp.write_bytes(data)
+            with native_output_captured():
+                details.update(self.inspect(tmp))
+        return finish_artifact(request, path=path, fmt=self.format,
+                               calibration_method="histogram", details=details)
+
+    def inspect(self, path: Path) -> dict[str, Any]:
+        """I/O, op counts and weight bytes by dtype of a .tflite file, read with the interpreter."""
+        import numpy as np
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path),
+                                  experimental_preserve_all_tensors=False)
+        inputs = [tensor_entry(d) for d in interpreter.get_input_details()]
+        outputs = [tensor_entry(d) for d in interpreter.get_output_details()]
+        ops = Counter(op["op_name"] for op in interpreter._get_ops_details())
+        # Constant tensors (weights, biases) are those with data before allocation.
+        weight_bytes: Counter = Counter()
+        for detail in interpreter.get_tensor_details():
+            try:
+                data = interpreter.get_tensor(detail["index"])
+            except ValueError:
+                continue
+            if data.size >= MIN_WEIGHT_ELEMENTS and detail["name"] and \
+                    "serving_default" not in detail["name"]:
+                weight_bytes[np.dtype(detail["dtype"]).name] += int(data.nbytes)
+        return {"inputs": inputs, "outputs": outputs, "ops": dict(sorted(ops.items())),
+                **integer_share(weight_bytes)}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -83,14 +117,33 @@ def _litert_convert(module, example, **kwargs) -> bytes:
         return out.read_bytes()
 
 
+def _quantization_config(request: ExportRequest):
+    """litert-torch's int8 config: symmetric weights; activations affine unless asked otherwise.
+
+    `get_symmetric_quantization_config` has no switch for activations (its "symmetric"
+    is about weights), but litert-torch's annotators accept per-tensor symmetric
+    activation specs, so the activation spec is replaced (verified: zero points all 0).
+    """
+    import dataclasses
+
+    import torch
+    from litert_torch.quantize import pt2e_quantizer
+
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=request.per_channel)
+    if not request.activation_symmetric:
+        return config
+    activation = dataclasses.replace(config.input_activation, qscheme=torch.per_tensor_symmetric)
+    return dataclasses.replace(config, input_activation=activation, output_activation=activation)
+
+
 def _convert_int8(module: torch.nn.Module, example, request: ExportRequest) -> bytes:
     """PT2E static int8: export, insert observers, calibrate on the user's data, convert."""
+    import torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=request.per_channel))
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_quantization_config(request))
     graph = torch.export.export(module, example).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     # Exported graphs start in training mode: calibrating so would update BatchNorm stats.

@@ -1,16 +1,20 @@
 """The transport interface: measure an artifact with the on-device agent, somewhere.
 
-A transport returns the agent's JSON report as a dict. A failed measurement raises
-`DeviceError` with a sentence; it is never returned as a success.
+A transport returns the agent's typed reports (`edgecomp.agent.protocol`). A failed
+measurement raises `DeviceError` with a sentence; it is never returned as a success.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-AGENT_PATH = Path(__file__).resolve().parent.parent / "agent" / "edgecomp_agent.py"
+from edgecomp.agent.protocol import AgentInfo, MeasureReport, ProtocolError
+from edgecomp.errors import DeviceError
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,10 @@ class MeasureOptions:
     warmup_seconds: float = 0.5
     threads: int | None = None
     runtime: str = "auto"
+    delegate: str = "auto"  # auto, xnnpack, cpu, gpu, nnapi, tensorrt (the agent's --delegate)
     seed: int = 0
     lock_timeout: float = 600.0
+    throttle_c: float | None = None  # the profile's throttle temperature; None: agent's 80 °C
     power_seconds: float | None = None  # the separate power pass; default: `seconds`
     power_hz: float = 50.0
     power_idle_seconds: float = 1.0
@@ -34,15 +40,43 @@ class MeasureOptions:
         args = ["--runs", str(self.runs), "--seconds", str(self.seconds),
                 "--warmup-runs", str(self.warmup_runs),
                 "--warmup-seconds", str(self.warmup_seconds),
-                "--runtime", self.runtime, "--seed", str(self.seed),
-                "--lock-timeout", str(self.lock_timeout)]
+                "--runtime", self.runtime, "--delegate", self.delegate,
+                "--seed", str(self.seed), "--lock-timeout", str(self.lock_timeout)]
         args += ["--power-hz", str(self.power_hz),
                  "--power-idle-seconds", str(self.power_idle_seconds)]
         if self.power_seconds is not None:
             args += ["--power-seconds", str(self.power_seconds)]
         if self.threads is not None:
             args += ["--threads", str(self.threads)]
+        if self.throttle_c is not None:
+            args += ["--throttle-c", str(self.throttle_c)]
         return args
+
+
+def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str, Any]:
+    """The agent's one JSON object, or DeviceError with its sentence."""
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        raise DeviceError(f"the agent on {where} gave no result ({detail[:300]}).")
+    try:
+        report = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise DeviceError(f"the agent on {where} answered with broken JSON ({exc}).") from exc
+    if not isinstance(report, dict) or not report.get("ok"):
+        error = report.get("error") if isinstance(report, dict) else None
+        raise DeviceError(f"{where}: {error or 'the agent failed'}.")
+    return report
+
+
+def parse_report(kind: type[R], data: dict[str, Any], *, where: str) -> R:
+    """A typed report from the agent's JSON; a protocol mismatch becomes one sentence."""
+    try:
+        return kind.from_dict(data)  # type: ignore[attr-defined]
+    except ProtocolError as exc:
+        raise DeviceError(f"the agent on {where} sent a report this edgecomp cannot read "
+                          f"({exc}); update edgecomp on this machine so both sides match.") \
+            from exc
 
 
 class Transport(Protocol):
@@ -51,8 +85,12 @@ class Transport(Protocol):
     name: str  # "local" or "ssh": the record's `transport` field
     target: str  # the target's name, as the user gave it
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> dict[str, Any]:
-        """Run the agent's `measure` on `artifact` and return its JSON report."""
+    def info(self) -> AgentInfo:
+        """Run the agent's `info`: runtimes, cores and the board's state."""
+        ...
+
+    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
+        """Run the agent's `measure` on `artifact` and return its report."""
         ...
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
-"""The `local` target: the same on-device agent, run in a subprocess on this machine."""
+"""The `local` target: the same on-device agent zipapp, run in a subprocess here."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -11,27 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetFacts
 from edgecomp.errors import DeviceError
-from edgecomp.remote.base import AGENT_PATH, MeasureOptions
-
-
-def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str, Any]:
-    """The agent's one JSON object, or DeviceError with its sentence."""
-    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
-        raise DeviceError(f"the agent on {where} gave no result ({detail[:300]}).")
-    try:
-        report = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
-        raise DeviceError(f"the agent on {where} answered with broken JSON ({exc}).") from exc
-    if not report.get("ok"):
-        raise DeviceError(f"{where}: {report.get('error', 'the agent failed')}.")
-    return report
+from edgecomp.remote.agent_bundle import agent_pyz
+from edgecomp.remote.base import MeasureOptions, parse_agent_output, parse_report
 
 
 class LocalTransport:
-    """Runs the agent with this Python; nothing is copied anywhere."""
+    """Runs the agent zipapp with this Python; nothing is copied anywhere."""
 
     name = "local"
 
@@ -41,27 +28,29 @@ class LocalTransport:
 
     def _agent(self, *args: str) -> dict[str, Any]:
         try:
-            result = subprocess.run([sys.executable, str(AGENT_PATH), *args],
+            result = subprocess.run([sys.executable, str(agent_pyz()), *args],
                                     capture_output=True, text=True, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:
             raise DeviceError(f"the local agent did not finish within {self.timeout:.0f} s.") \
                 from exc
         return parse_agent_output(result.stdout, where="local", stderr=result.stderr)
 
-    def info(self) -> dict[str, Any]:
-        return self._agent("info")
+    def info(self) -> AgentInfo:
+        return parse_report(AgentInfo, self._agent("info"), where="local")
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> dict[str, Any]:
-        report = self._agent("measure", str(artifact), *options.agent_args())
-        report["target"] = {"name": "local", "transport": "local"}
-        return report
+    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
+        report = parse_report(MeasureReport,
+                              self._agent("measure", str(artifact), *options.agent_args()),
+                              where="local")
+        return dataclasses.replace(report, target=TargetFacts(name="local", transport="local"))
 
     def run_batch(self, artifact: Path, x: np.ndarray) -> np.ndarray:
         with tempfile.TemporaryDirectory(prefix="edgecomp-run-") as tmp:
             inputs, outputs = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
             np.savez(inputs, x=x)
-            self._agent("run", str(artifact), "--input-npz", str(inputs),
-                        "--output-npz", str(outputs))
+            parse_report(RunReport, self._agent("run", str(artifact), "--input-npz",
+                                                str(inputs), "--output-npz", str(outputs)),
+                         where="local")
             with np.load(outputs) as archive:
                 return archive["y"]
 

@@ -9,6 +9,7 @@ name, are hashed on the board, then renamed into a content-addressed cache.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -23,8 +24,9 @@ import numpy as np
 
 from edgecomp.errors import DeviceError
 from edgecomp.hashing import file_sha256
-from edgecomp.remote.base import AGENT_PATH, MeasureOptions
-from edgecomp.remote.local import parse_agent_output
+from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetFacts
+from edgecomp.remote.agent_bundle import agent_pyz
+from edgecomp.remote.base import MeasureOptions, parse_agent_output, parse_report
 from edgecomp.targets import Target, inventory_known_hosts
 
 log = logging.getLogger(__name__)
@@ -235,9 +237,10 @@ class SshTransport:
         return final
 
     def _agent(self) -> str:
+        """The agent zipapp's path in the board's cache (its name carries its hash)."""
         if self._agent_remote is None:
-            sha = file_sha256(AGENT_PATH)
-            self._agent_remote = self.push(AGENT_PATH, name=f"agent-{sha[:16]}.py")
+            bundle = agent_pyz()
+            self._agent_remote = self.push(bundle, name=bundle.name)
         return self._agent_remote
 
     # -- agent commands -----------------------------------------------------------------
@@ -277,19 +280,21 @@ class SshTransport:
         time.sleep(1.0)
         self._connect()
 
-    def info(self) -> dict[str, Any]:
-        return self._run_agent(["info"], what="reading its state")
+    def info(self) -> AgentInfo:
+        return parse_report(AgentInfo, self._run_agent(["info"], what="reading its state"),
+                            where=self.target)
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> dict[str, Any]:
+    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
         remote = self.push(artifact)
         args = ["measure", remote, *options.agent_args()]
         if self.config.power_probe != "none":
             args += ["--power-probe", self.config.power_probe]
-        report = self._run_agent(args, what=f"measuring {artifact.name}")
-        report["target"] = {"name": self.target, "host": self.config.host,
-                            "profile": self.config.profile, "transport": "ssh",
-                            "board_python": self.board_python}
-        return report
+        report = parse_report(MeasureReport,
+                              self._run_agent(args, what=f"measuring {artifact.name}"),
+                              where=self.target)
+        return dataclasses.replace(report, target=TargetFacts(
+            name=self.target, transport="ssh", host=self.config.host,
+            profile=self.config.profile, board_python=self.board_python))
 
     def run_batch(self, artifact: Path, x: np.ndarray) -> np.ndarray:
         remote = self.push(artifact)
@@ -303,9 +308,10 @@ class SshTransport:
                 sftp.put(str(local_in), remote_in)
             finally:
                 sftp.close()
-            self._run_agent(["run", remote, "--input-npz", remote_in, "--output-npz",
-                             remote_out, "--runtime", self.config.runtime],
-                            what=f"running {artifact.name} on the evaluation set")
+            parse_report(RunReport, self._run_agent(
+                ["run", remote, "--input-npz", remote_in, "--output-npz", remote_out,
+                 "--runtime", self.config.runtime],
+                what=f"running {artifact.name} on the evaluation set"), where=self.target)
             sftp = self.client.open_sftp()
             try:
                 sftp.get(remote_out, str(local_out))

@@ -7,19 +7,11 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
+# Latency statistics in milliseconds over the timed runs: the agent protocol's own record,
+# so the host stores exactly what the board reported.
+from edgecomp.agent.protocol import LatencyStats as Latency  # noqa: F401  (re-exported)
+
 RECORD_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Latency statistics in milliseconds over the timed runs."""
-
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    std: float
-    count: int
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,20 @@ raw latency samples included, is kept as JSON beside the columns used for querie
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import Callable, Iterable
 
+from edgecomp import paths
 from edgecomp.errors import InputError
 from edgecomp.results.record import ResultRecord
 
 
 def default_db_path() -> Path:
-    """The database location, overridable by EDGECOMP_DB."""
-    if os.environ.get("EDGECOMP_DB"):
-        return Path(os.environ["EDGECOMP_DB"])
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "edgecomp" / "results.db"
+    """The database location, overridable by EDGECOMP_DB (see `edgecomp.paths`)."""
+    return paths.db_path()
 
 
 def _v1(db: sqlite3.Connection) -> None:

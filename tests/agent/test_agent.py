@@ -1,10 +1,8 @@
-"""The on-device agent, run as a board runs it: a subprocess printing one JSON object."""
+"""The agent end to end, run as a board runs it, and its portability rules."""
 
 from __future__ import annotations
 
 import ast
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,101 +13,63 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecomp.remote.base import AGENT_PATH
+from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport
 
-sys.path.insert(0, str(AGENT_PATH.parent))
-import edgecomp_agent  # noqa: E402  (the agent is a standalone script, imported for unit tests)
-
-
-def agent(*args, env=None, timeout=120) -> tuple[int, dict, str]:
-    result = subprocess.run([sys.executable, str(AGENT_PATH), *map(str, args)],
-                            capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, **(env or {})})
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1, f"stdout must be one JSON line, got: {result.stdout!r}"
-    return result.returncode, json.loads(lines[0]), result.stderr
+AGENT_DIR = Path(__file__).resolve().parents[2] / "edgecomp" / "agent"
+RUNTIMES = {"numpy", "onnxruntime", "tensorflow", "ai_edge_litert", "tflite_runtime"}
 
 
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory) -> Path:
-    """A tiny real ONNX model: relu(x @ W + b)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "W")
-    b = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "B")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "B"], ["a"]),
-         helper.make_node("Relu", ["a"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [w, b])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("agent") / "tiny.onnx"
-    onnx.save(model, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tflite_model(tmp_path_factory) -> Path:
-    import litert_torch
-    import torch
-
-    module = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU()).eval()
-    path = tmp_path_factory.mktemp("agent") / "tiny.tflite"
-    litert_torch.convert(module, (torch.zeros(1, 16),)).export(str(path))
-    return path
-
-
-def test_info_lists_runtimes_and_device():
+def test_info_lists_runtimes_and_device(agent):
     code, report, _ = agent("info")
-    assert code == 0 and report["ok"]
-    assert report["runtimes"]["onnxruntime"] and report["runtimes"]["ai_edge_litert"]
-    assert report["device"]["cores"] >= 1
-    assert report["device"]["mem_total_mb"] > 0
+    assert code == 0
+    info = AgentInfo.from_dict(report)
+    assert info.runtimes["onnxruntime"] and info.runtimes["ai_edge_litert"]
+    assert "CPUExecutionProvider" in info.execution_providers
+    assert 1 <= info.online_cores <= info.device.cores
+    assert info.device.mem_total_mb > 0 and info.arch
 
 
 @pytest.mark.parametrize("which", ["onnx_model", "tflite_model"])
-def test_measure_honours_runs_seconds_and_warmup(which, request, tmp_path):
+def test_measure_honours_runs_seconds_warmup_and_threads(agent, which, request, tmp_path):
     model = request.getfixturevalue(which)
     started = time.perf_counter()
-    code, report, _ = agent("measure", model, "--runs", 25, "--seconds", 0.3,
-                            "--warmup-runs", 7, "--warmup-seconds", 0.1, "--threads", 1,
-                            "--lock", tmp_path / "lock")
-    assert code == 0, report
-    assert report["runtime"] == ("onnxruntime" if which == "onnx_model" else "ai_edge_litert")
-    assert report["threads"] == 1
-    assert report["warmup"]["runs"] >= 7 and report["warmup"]["seconds"] >= 0.1
-    samples = report["samples_ms"]
-    assert len(samples) >= 25 and report["latency_ms"]["count"] == len(samples)
-    assert sum(samples) / 1000.0 <= time.perf_counter() - started
-    assert report["load_ms"] > 0 and report["first_inference_ms"] > 0
-    assert report["peak_rss_mb"] >= report["idle_rss_mb"] > 0
-    assert report["rss_growth_mb"] == pytest.approx(report["peak_rss_mb"] - report["idle_rss_mb"])
-    assert report["inputs"][0]["shape"] == [1, 16]
-    assert report["power"]["energy_mj"] is None and report["power"]["reason"]
+    code, data, _ = agent("measure", model, "--runs", 25, "--seconds", 0.3,
+                          "--warmup-runs", 7, "--warmup-seconds", 0.1, "--threads", 1,
+                          "--lock", tmp_path / "lock")
+    assert code == 0, data
+    report = MeasureReport.from_dict(data)
+    assert report.runtime == ("onnxruntime" if which == "onnx_model" else "ai_edge_litert")
+    assert report.threads == 1 and report.threads_requested == 1
+    assert report.warmup.runs >= 7 and report.warmup.seconds >= 0.1
+    assert len(report.samples_ms) >= 25 and report.latency_ms.count == len(report.samples_ms)
+    assert sum(report.samples_ms) / 1000.0 <= time.perf_counter() - started
+    assert report.load_ms > 0 and report.first_inference_ms > 0
+    assert report.peak_rss_mb >= report.idle_rss_mb > 0
+    assert report.rss_growth_mb == pytest.approx(report.peak_rss_mb - report.idle_rss_mb)
+    assert report.inputs[0].shape == (1, 16)
+    assert report.power.energy_mj is None and report.power.reason
+    assert report.throttle_c == 80.0
 
 
-def test_statistics_match_numpy():
-    rng = np.random.default_rng(3)
-    samples = list(rng.gamma(2.0, 1.5, size=1001))
-    stats = edgecomp_agent.latency_stats(samples)
-    assert stats["p50"] == pytest.approx(np.percentile(samples, 50))
-    assert stats["p90"] == pytest.approx(np.percentile(samples, 90))
-    assert stats["p99"] == pytest.approx(np.percentile(samples, 99))
-    assert stats["mean"] == pytest.approx(np.mean(samples))
-    assert stats["std"] == pytest.approx(np.std(samples))
-    assert stats["count"] == 1001
-    assert edgecomp_agent.latency_stats([2.0])["p99"] == 2.0
+def test_throttle_temperature_comes_from_the_option(agent, onnx_model, tmp_path):
+    code, data, _ = agent("measure", onnx_model, "--runs", 2, "--seconds", 0,
+                          "--warmup-seconds", 0, "--throttle-c", 1.5, "--lock", tmp_path / "l")
+    assert code == 0, data
+    report = MeasureReport.from_dict(data)
+    assert report.throttle_c == 1.5
+    if report.device_after.temperatures_c:  # any real board is above 1.5 °C
+        assert report.throttled_during is True
 
 
-def test_run_writes_dequantized_outputs(onnx_model, tmp_path):
+def test_run_writes_dequantized_outputs(agent, onnx_model, tmp_path):
     x = np.random.default_rng(1).standard_normal((5, 16)).astype(np.float32)
     np.savez(tmp_path / "in.npz", x=x)
     code, report, _ = agent("run", onnx_model, "--input-npz", tmp_path / "in.npz",
-                            "--output-npz", tmp_path / "out.npz")
-    assert code == 0 and report["count"] == 5
+                            "--output-npz", tmp_path / "out.npz", "--threads", 1)
+    assert code == 0
+    run = RunReport.from_dict(report)
+    assert run.count == 5 and run.threads == 1
+    assert run.execution_providers == ("CPUExecutionProvider",)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_model))
@@ -117,7 +77,7 @@ def test_run_writes_dequantized_outputs(onnx_model, tmp_path):
     assert np.allclose(np.load(tmp_path / "out.npz")["y"], expected)
 
 
-def test_missing_and_corrupt_artifacts_are_json_errors(tmp_path, onnx_model):
+def test_missing_and_corrupt_artifacts_are_json_errors(agent, tmp_path, onnx_model):
     code, report, stderr = agent("measure", tmp_path / "nope.onnx", "--lock", tmp_path / "l")
     assert code == 2 and report["kind"] == "bad_artifact" and "does not exist" in report["error"]
     truncated = tmp_path / "cut.onnx"
@@ -129,9 +89,11 @@ def test_missing_and_corrupt_artifacts_are_json_errors(tmp_path, onnx_model):
     assert code == 2 and report["kind"] == "bad_args"
     code, report, _ = agent("measure")
     assert code == 2 and report["kind"] == "bad_args"
+    code, report, _ = agent("measure", onnx_model, "--delegate", "warp-drive")
+    assert code == 2 and report["kind"] == "bad_args" and "delegate" in report["error"]
 
 
-def test_missing_runtime_names_the_package(tmp_path, onnx_model):
+def test_missing_runtime_names_the_package(agent, tmp_path, onnx_model):
     """With onnxruntime hidden, the error says which package to install."""
     fake = tmp_path / "fake"
     (fake / "onnxruntime").mkdir(parents=True)
@@ -143,7 +105,7 @@ def test_missing_runtime_names_the_package(tmp_path, onnx_model):
     assert "Traceback" not in stderr
 
 
-def test_two_measurements_serialize_through_the_board_lock(onnx_model, tmp_path):
+def test_two_measurements_serialize_through_the_board_lock(agent, onnx_model, tmp_path):
     lock = tmp_path / "board.lock"
     results = []
 
@@ -161,7 +123,7 @@ def test_two_measurements_serialize_through_the_board_lock(onnx_model, tmp_path)
     assert waits[1] >= 0.5, waits  # the second waited for most of the first one's second
 
 
-def test_lock_timeout_names_the_holder_and_dead_holders_release(onnx_model, tmp_path):
+def test_lock_timeout_names_the_holder_and_dead_holders_release(agent, onnx_model, tmp_path):
     lock = tmp_path / "board.lock"
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import fcntl, json, os, time
@@ -180,60 +142,40 @@ print('held', flush=True); time.sleep(60)
     assert code == 0 and report["lock_wait_s"] < 1.0
 
 
-SYSROOT_FILES = {
-    # Recorded from a Raspberry Pi 4 Model B (Raspberry Pi OS bookworm, kernel 6.6).
-    "proc/cpuinfo": "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\n"
-                    "Hardware\t: BCM2835\nRevision\t: c03114\n"
-                    "Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n",
-    "proc/meminfo": "MemTotal:        7998920 kB\nMemFree:         7340112 kB\n"
-                    "MemAvailable:    7632348 kB\n",
-    "sys/devices/system/cpu/online": "0-3\n",
-    "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor": "ondemand\n",
-    "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq": "1800000\n",
-    "sys/class/thermal/thermal_zone0/type": "cpu-thermal\n",
-    "sys/class/thermal/thermal_zone0/temp": "48686\n",
-}
+def agent_files() -> list[Path]:
+    files = sorted(p for p in AGENT_DIR.rglob("*.py") if "__pycache__" not in p.parts)
+    assert len(files) > 10 and AGENT_DIR / "power" / "hwmon.py" in files
+    return files
 
 
-def test_device_state_from_a_recorded_board(tmp_path, monkeypatch):
-    for name, text in SYSROOT_FILES.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    monkeypatch.setenv("EDGECOMP_AGENT_SYSROOT", str(tmp_path))
-    state = edgecomp_agent.device_state()
-    assert state["cpu_model"] == "Raspberry Pi 4 Model B Rev 1.4"
-    assert state["online_cores"] == 4
-    assert state["governor"] == "ondemand" and state["cpu_freq_mhz"] == 1800.0
-    assert state["temperatures_c"] == {"cpu-thermal": 48.686}
-    assert state["mem_total_mb"] == pytest.approx(7998920 / 1024)
-
-
-def test_throttling_flags():
-    assert edgecomp_agent.parse_throttled("throttled=0x50005\n") == 0x50005
-    quiet = {"throttled": 0, "temperatures_c": {"cpu": 50.0}}
-    assert edgecomp_agent.throttled_during(quiet, quiet, 80.0) is False
-    assert edgecomp_agent.throttled_during(quiet, {"throttled": 0x40000,
-                                                   "temperatures_c": {}}, 80.0) is True
-    assert edgecomp_agent.throttled_during(quiet, {"throttled": None,
-                                                   "temperatures_c": {"cpu": 85.0}}, 80.0)
-    assert edgecomp_agent.throttled_during({}, {"temperatures_c": {}}, 80.0) is None
-
-
-def test_agent_runs_on_python_38_syntax_and_imports_only_the_stdlib():
+def test_the_whole_agent_package_runs_on_python_38():
     vermin = Path(sys.executable).parent / "vermin"
-    result = subprocess.run([str(vermin), "-t=3.8-", "--no-tips",
-                             "--violations", "--eval-annotations", str(AGENT_PATH)],
+    result = subprocess.run([str(vermin), "-t=3.8-", "--no-tips", "--violations",
+                             "--eval-annotations", *map(str, agent_files())],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    tree = ast.parse(AGENT_PATH.read_text())
-    allowed_lazy = {"numpy", "onnxruntime", "tensorflow", "ai_edge_litert", "tflite_runtime"}
+
+
+@pytest.mark.parametrize("path", agent_files(), ids=lambda p: str(p.relative_to(AGENT_DIR)))
+def test_agent_imports_only_the_stdlib_and_runtimes(path):
+    """Top-level imports are stdlib or the package itself; runtimes only inside functions."""
+    tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            continue  # the agent's own modules, always relative inside the zipapp
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             for name in names:
                 top = name.split(".")[0]
-                assert top in sys.stdlib_module_names or top in allowed_lazy, name
-    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    for node in top_level:
-        for alias in node.names:
-            assert alias.name.split(".")[0] in sys.stdlib_module_names
+                assert top in sys.stdlib_module_names or top in RUNTIMES, (path, name)
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            assert all(n.split(".")[0] in sys.stdlib_module_names for n in names), path
+    assert len(path.read_text().splitlines()) <= 400, f"{path} is over 400 lines"
+
+
+def test_agent_module_names_do_not_shadow_the_stdlib():
+    for path in agent_files():
+        if path.stem != "__init__" and path.stem != "__main__":
+            assert path.stem not in sys.stdlib_module_names, path

@@ -157,7 +157,7 @@ def test_deploy_early_exit_gives_one_artifact_per_exit(project, digits_npz):
     (["--pass", "prune.magic"], "unknown compression pass 'prune.magic'"),
     (["--pass", ""], "--pass needs a pass name"),
     (["--pass", "fold x"], "options are key=value pairs"),
-    (["--recipe", "bad.toml"], "[[pass]] number 1: unknown compression pass"),
+    (["--recipe", "bad.toml"], "bad.toml: pass[0]: unknown compression pass"),
     (["--recipe", "structured-50", "--pass", "fold"], "either --recipe or"),
 ])
 def test_bad_compress_requests(tmp_path, monkeypatch, capsys, argv, message):

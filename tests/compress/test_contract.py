@@ -10,6 +10,7 @@ import torch
 from edgecomp.compress.base import PASSES, PassReport, make_pass
 from edgecomp.compress.train import evaluate
 from edgecomp.errors import InputError
+from edgecomp.vocab import Precision
 
 # Short training so the contract runs fast; each technique's own test checks its effect.
 QUICK = {"prune.magnitude": {"finetune_epochs": 1}, "prune.structured": {"finetune_epochs": 1},
@@ -49,3 +50,20 @@ def test_unknown_option_is_one_sentence(name):
 def test_unknown_pass_names_the_choices():
     with pytest.raises(InputError, match="unknown compression pass 'prune.magic'.*prune.magnitude"):
         make_pass("prune.magic", {})
+
+
+@pytest.mark.parametrize("name", sorted(PASSES))
+def test_pass_declares_its_facts(name):
+    cls = PASSES[name]
+    assert type(cls.__dict__.get("must_come_last")) is bool, \
+        f"{name} must declare must_come_last: ClassVar[bool]"
+    assert "export_precision" in cls.__dict__, f"{name} must declare export_precision"
+    assert cls.export_precision is None or isinstance(cls.export_precision, Precision)
+
+
+def test_passes_tied_to_the_export_say_so():
+    last = {name for name, cls in PASSES.items() if cls.must_come_last}
+    assert {"qat", "fp16", "binary", "cluster"} <= last
+    assert not last & {"prune.magnitude", "prune.structured", "prune.nm", "distill", "fold"}
+    assert PASSES["qat"].export_precision == Precision.INT8
+    assert PASSES["fp16"].export_precision == Precision.FP16

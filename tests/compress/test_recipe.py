@@ -6,16 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from edgecomp.compress.recipe import REPO_RECIPES, load_recipe, run_recipe
+from edgecomp import paths
+from edgecomp.compress.base import PASSES
 from edgecomp.compress.prune import total_sparsity
+from edgecomp.compress.recipe import ExportDefaults, known_recipes, load_recipe, run_recipe
 from edgecomp.errors import InputError
 
+SHIPPED = sorted(p.name.removesuffix(".toml") for p in paths.shipped("recipes").iterdir()
+                 if p.name.endswith(".toml"))
 
-@pytest.mark.parametrize("path", sorted(REPO_RECIPES.glob("*.toml")), ids=lambda p: p.stem)
-def test_shipped_recipes_load(path):
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_recipes_load(name):
+    path = paths.shipped("recipes") / f"{name}.toml"
     recipe = load_recipe(str(path))
-    assert recipe.name == path.stem and recipe.passes
-    assert load_recipe(path.stem).source == str(path)  # a bare name finds it too
+    assert recipe.name == name and recipe.passes
+    assert load_recipe(name).source == str(path)  # a bare name finds it too
+    assert set(known_recipes()) == set(SHIPPED)
+
+
+def test_export_defaults_are_typed_and_dump_as_written():
+    assert load_recipe("qat-int8").export == ExportDefaults(precision="int8")
+    assert load_recipe("qat-int8").export.to_json() == {"precision": "int8"}
+    assert load_recipe("structured-50").export.to_json() == {}
+    both = ExportDefaults(precision="fp16", formats=["tflite", "onnx"])
+    assert both.to_json() == {"precision": "fp16", "formats": ["tflite", "onnx"]}
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -25,21 +40,50 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 @pytest.mark.parametrize("text, message", [
-    ('[[pass]]\nname = "prune.magic"\n', r"\[\[pass\]\] number 1: unknown compression pass"),
-    ('[[pass]]\nname = "prune.magnitude"\nsparsity = 2.0\n', "sparsity must be between 0 and 1"),
-    ('[[pass]]\nname = "qat"\n[[pass]]\nname = "fold"\n', "move 'qat' to the end"),
-    ('name = "x"\n', "needs at least one"),
+    ('[[pass]]\nname = "prune.magic"\n', r"pass\[0\]: unknown compression pass"),
+    ('[[pass]]\nname = "fold"\n[[pass]]\nname = "prune.magnitude"\nsparsity = 2.0\n',
+     r"pass\[1\]: .*sparsity must be between 0 and 1"),
+    ('[[pass]]\nname = "qat"\n[[pass]]\nname = "fold"\n',
+     r"pass\[1\]: 'fold' comes after 'qat', .* move 'qat' to the end"),
+    ('[[pass]]\nsparsity = 0.5\n', r"pass\[0\]\.name: required"),
+    ('name = "x"\n', "pass: a recipe needs at least one"),
     ('[[pass]\nname=', "not valid TOML"),
-    ('colour = "red"\n[[pass]]\nname = "fold"\n', "unknown keys"),
-    ('[[pass]]\nname = "fold"\n[export]\nbits = 3\n', r"\[export\] takes precision"),
+    ('colour = "red"\n[[pass]]\nname = "fold"\n',
+     "colour: unknown key; expected one of name, description, pass, export"),
+    ('[[pass]]\nname = "fold"\n[export]\nbits = 3\n',
+     r"export\.bits: unknown key; expected one of precision, formats"),
+    ('[[pass]]\nname = "fold"\n[export]\nprecision = "int9"\n',
+     "export.precision: 'int9' is not one of fp32, fp16, int8, dynamic-int8"),
+    ('[[pass]]\nname = "fold"\n[export]\nformats = ["tflite", "pb"]\n',
+     r"export\.formats\[1\]: 'pb' is not one of tflite, onnx"),
 ])
 def test_bad_recipes(tmp_path, text, message):
-    with pytest.raises(InputError, match=message):
-        load_recipe(write(tmp_path, text))
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=message) as err:
+        load_recipe(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+class _Sealing:
+    """A pass that ties the weights to the export, as qat and fp16 do."""
+
+    name = "test.sealing"
+    must_come_last = True
+
+    def apply(self, model, ctx):
+        raise NotImplementedError
+
+
+def test_a_pass_that_must_come_last_says_so_itself(tmp_path, monkeypatch):
+    monkeypatch.setitem(PASSES, _Sealing.name, _Sealing)
+    load_recipe(write(tmp_path, '[[pass]]\nname = "fold"\n[[pass]]\nname = "test.sealing"\n'))
+    with pytest.raises(InputError, match=r"pass\[1\]: 'fold' comes after 'test.sealing'"):
+        load_recipe(write(tmp_path, '[[pass]]\nname = "test.sealing"\n'
+                                    '[[pass]]\nname = "fold"\n'))
 
 
 def test_unknown_recipe_name_lists_known_ones():
-    with pytest.raises(InputError, match="known recipes: .*structured-50"):
+    with pytest.raises(InputError, match="known recipes: .*structured-50.* Add your own"):
         load_recipe("no-such-recipe")
 
 

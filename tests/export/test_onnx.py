@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from edgecomp.data import demo_digits
-from edgecomp.export.base import CalibrationMethod, ExportRequest, Precision, get_exporter
+from edgecomp.export import get_exporter
+from edgecomp.export.base import CalibrationMethod, ExportRequest, Precision
 from edgecomp.hashing import file_sha256
 from edgecomp.verify import float_outputs, top1
 
@@ -74,3 +75,31 @@ def test_exported_model_carries_no_local_paths(exported):
 
     model = onnx.load(str(exported[("fp32", "minmax")].path))
     assert not any(node.metadata_props for node in model.graph.node)
+
+
+def _activation_zero_points(path) -> list[int]:
+    """Zero points of every QuantizeLinear node: the activations' (weights are stored int8)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    points = []
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and len(node.input) > 2:
+            points += initializers[node.input[2]].ravel().astype(int).tolist()
+    return points
+
+
+def test_symmetric_activations_have_zero_zero_points(tiny_request, tmp_path):
+    exporter = get_exporter("onnx")
+    affine = exporter.export(tiny_request(Precision.INT8, tmp_path / "affine"))
+    symmetric = exporter.export(tiny_request(Precision.INT8, tmp_path / "symmetric",
+                                             activation_symmetric=True))
+    affine_points = _activation_zero_points(affine.path)
+    symmetric_points = _activation_zero_points(symmetric.path)
+    assert affine_points and symmetric_points
+    assert any(point != 0 for point in affine_points)
+    assert all(point == 0 for point in symmetric_points)
+    assert symmetric.manifest["calibration"]["activation_symmetric"] is True
+    assert affine.manifest["calibration"]["activation_symmetric"] is False

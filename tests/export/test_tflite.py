@@ -10,7 +10,8 @@ import torch
 
 from edgecomp.data import demo_digits
 from edgecomp.errors import InputError
-from edgecomp.export.base import ExportRequest, Precision, get_exporter
+from edgecomp.export import get_exporter
+from edgecomp.export.base import ExportRequest, Precision
 from edgecomp.hashing import file_sha256
 from edgecomp.verify import float_outputs, top1
 
@@ -100,3 +101,23 @@ def test_onnx_source_cannot_become_litert(tmp_path):
                             source_sha256="x", precision=Precision.FP32, out_dir=tmp_path)
     with pytest.raises(InputError, match="ONNX"):
         get_exporter("tflite").export(request)
+
+
+def _int8_zero_points(path) -> list[int]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    points = []
+    for detail in Interpreter(model_path=str(path)).get_tensor_details():
+        if detail["dtype"] == np.int8:
+            points += detail["quantization_parameters"]["zero_points"].astype(int).tolist()
+    return points
+
+
+def test_symmetric_activations_have_zero_zero_points(tiny_request, tmp_path):
+    exporter = get_exporter("tflite")
+    affine = exporter.export(tiny_request(Precision.INT8, tmp_path / "affine", io_dtype="int8"))
+    symmetric = exporter.export(tiny_request(Precision.INT8, tmp_path / "symmetric",
+                                             io_dtype="int8", activation_symmetric=True))
+    assert any(point != 0 for point in _int8_zero_points(affine.path))
+    assert all(point == 0 for point in _int8_zero_points(symmetric.path))
+    assert symmetric.manifest["calibration"]["activation_symmetric"] is True

@@ -87,8 +87,8 @@ def test_same_artifact_agrees_between_ssh_and_local(deployed, board):
     local, remote = [], []
     with SshTransport(get_target(board.name)) as ssh, LocalTransport() as here:
         for _ in range(6):  # interleaved, so a busy moment on the machine hits both
-            local.append(here.measure(artifact, options)["latency_ms"]["p50"])
-            remote.append(ssh.measure(artifact, options)["latency_ms"]["p50"])
+            local.append(here.measure(artifact, options).latency_ms.p50)
+            remote.append(ssh.measure(artifact, options).latency_ms.p50)
     # On this shared VM a process's p50 lands in one of two modes ~1.5x apart whatever
     # launched it (seen with both pythons directly), so compare each side's best process.
     ratio = min(remote) / min(local)
@@ -133,7 +133,7 @@ def test_two_concurrent_benches_serialize_through_the_board_lock(deployed, board
         thread.start()
     for thread in threads:
         thread.join()
-    waits = sorted(r["lock_wait_s"] for r in reports)
+    waits = sorted(r.lock_wait_s for r in reports)
     assert len(reports) == 2 and waits[1] >= 0.5, waits
 
 
@@ -195,7 +195,7 @@ def test_unknown_host_key_is_refused_until_trusted(board, capsys):
         assert main(["targets", "trust", board.name, "--yes"]) == 0
         assert f"[127.0.0.1]:{board.port}" in known.read_text()
         with SshTransport(get_target(board.name)) as ssh:
-            assert ssh.info()["ok"]
+            assert ssh.info().python
     finally:
         known.write_text(saved)
 
@@ -236,3 +236,36 @@ def test_sshd_killed_mid_run_gives_a_clear_error_and_no_success_row(deployed, bo
     store = Store(Path(os.environ["EDGECOMP_DB"]))
     assert store.records(target="sim-doomed") == []
     assert len(store.records(target="sim-doomed", include_failed=True)) == 1
+
+
+def test_plan_uses_the_cores_the_board_reports(deployed, board):
+    """Threads come from the agent's `info` on the board, not the profile's 4 cores."""
+    _, results = deployed
+    with SshTransport(get_target(board.name)) as ssh:
+        cores = ssh.info().online_cores
+    for result in results:
+        threads = result["plan"]["decisions"]["threads"]
+        assert threads["value"] == min(cores, result["threads"]) == result["threads"]
+        if cores != 4:
+            assert f"the agent on {board.name} reports {cores} online cores" in threads["reason"]
+    tflite = [r for r in results if r["format"] == "tflite"]
+    assert {r["device"]["delegate"] for r in tflite} == {"xnnpack"}  # the plan's delegate
+
+
+def test_target_runtime_is_the_runtime_that_measures(board, tmp_path, capsys):
+    """A target file naming a runtime gets that runtime, not the plan's: the board has no
+    tflite_runtime, so the record fails naming it instead of quietly using ai_edge_litert."""
+    source = Path(get_target(board.name).source)
+    text = source.read_text().replace(f'name = "{board.name}"', 'name = "sim-pi4-tflrt"')
+    other = source.with_name("sim-pi4-tflrt.toml")
+    other.write_text(text.replace("[target]", '[target]\nruntime = "tflite_runtime"', 1))
+    try:
+        code = main(["deploy", "--target", "sim-pi4-tflrt", "--set", "format=tflite",
+                     "--set", "precision=fp32", *QUICK, "-o", str(tmp_path / "a"),
+                     "--json", str(tmp_path / "r.json"), "--no-record"])
+    finally:
+        other.unlink()
+    assert code == 1
+    result, = json.loads((tmp_path / "r.json").read_text())
+    assert result["latency_ms"] is None
+    assert "requested runtime tflite_runtime is not installed" in result["error"]

@@ -1,41 +1,79 @@
-"""Target files: validated once, with the file and field named on error."""
+"""Target files: validated once, with the file and field named on error; only the user's
+inventory is loaded, never the examples."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from edgecomp.errors import InputError
-from edgecomp.targets import get_target, load_targets, parse_target
+from edgecomp.targets import get_target, load_target_file, load_targets, parse_target
 
 GOOD = {"name": "pi", "host": "10.0.0.5", "profile": "pi4"}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "targets"
 
 
-def test_repo_examples_load():
-    targets = load_targets()
-    assert targets["pi4-example"].profile == "pi4"
-    assert targets["pi4-example"].port == 22
+def test_examples_are_valid_and_show_every_field():
+    examples = {path.stem: load_target_file(path) for path in EXAMPLES.glob("*.toml")}
+    assert examples["pi4-example"].profile == "pi4" and examples["pi4-example"].port == 22
+    assert examples["jetson-orin-example"].power_probe == "jetson-ina3221"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("host", "pi; rm -rf ~", "characters"),
-    ("workdir", "$(reboot)", "characters"),
-    ("python", "python3 && curl evil", "characters"),
-    ("workdir", "/tmp/../etc", "'..'"),
-    ("port", 70000, "between"),
-    ("port", "22", "must be int"),
-    ("colour", "red", "unknown field target.colour"),
+def test_only_the_inventory_is_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECOMP_TARGETS", str(tmp_path))
+    assert load_targets() == {}
+    (tmp_path / "mine.toml").write_text((EXAMPLES / "pi4-example.toml").read_text()
+                                        .replace('name = "pi4-example"', 'name = "my-pi"'))
+    (tmp_path / "known_hosts").write_text("")
+    target = get_target("my-pi")
+    assert set(load_targets()) == {"my-pi"} and target.source == str(tmp_path / "mine.toml")
+
+
+@pytest.mark.parametrize("field, value, where, message", [
+    ("host", "pi; rm -rf ~", "target.host", "characters"),
+    ("workdir", "$(reboot)", "target.workdir", "characters"),
+    ("python", "python3 && curl evil", "target.python", "characters"),
+    ("identity_file", "~/.ssh/id rsa", "target.identity_file", "characters"),
+    ("user", "-oProxyCommand=x", "target.user", "characters"),
+    ("workdir", "/tmp/../etc", "target.workdir", "'..'"),
+    ("port", 70000, "target.port", "less than or equal to 65535"),
+    ("port", 0, "target.port", "greater than or equal to 1"),
+    ("port", "22", "target.port", "must be an integer"),
+    ("connect_timeout", True, "target.connect_timeout", "must be a number"),
+    ("runtime", "tflite", "target.runtime", "'tflite' is not one of auto, ai_edge_litert"),
+    ("power_probe", "ina999", "target.power_probe", "or file:PATH"),
+    ("power_probe", "file:/x;y", "target.power_probe", "'file:/x;y' is not one of"),
+    ("env", {"lower": "x"}, "target.env", "UPPER_CASE"),
+    ("env", {"OK": 1}, "target.env.OK", "must be a string"),
+    ("colour", "red", "target.colour", "unknown key; expected one of name, host"),
 ])
-def test_fields_that_would_break_a_shell_command_are_refused(field, value, message):
+def test_fields_that_would_break_a_shell_command_are_refused(field, value, where, message):
     with pytest.raises(InputError, match=message) as err:
         parse_target({"target": {**GOOD, field: value}}, source="boards/pi.toml")
-    assert "boards/pi.toml" in str(err.value)
+    assert str(err.value).startswith(f"boards/pi.toml: {where}: ")
+
+
+def test_accepted_values_keep_their_meaning():
+    target = parse_target({"target": {**GOOD, "runtime": "onnxruntime", "port": 2222,
+                                      "power_probe": "file:/sys/power/now",
+                                      "connect_timeout": 5, "env": {"OMP_NUM_THREADS": "2"}}},
+                          source="x.toml")
+    assert (target.runtime, target.port, target.power_probe) == \
+        ("onnxruntime", 2222, "file:/sys/power/now")
+    assert target.connect_timeout == 5.0 and target.source == "x.toml"
+    assert replace(target, port=22).port == 22  # still a frozen dataclass
 
 
 def test_missing_field_is_named():
-    with pytest.raises(InputError, match="target.profile is missing"):
+    with pytest.raises(InputError, match=r"^x\.toml: target\.profile: required, but missing"):
         parse_target({"target": {"name": "x", "host": "h"}}, source="x.toml")
 
 
-def test_unknown_target_lists_the_known_ones():
-    with pytest.raises(InputError, match="known targets: local, .*pi4-example"):
+def test_unknown_target_lists_the_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECOMP_TARGETS", str(tmp_path))
+    (tmp_path / "pi.toml").write_text('[target]\nname = "pi"\nhost = "h"\nprofile = "pi4"\n')
+    with pytest.raises(InputError, match=f"known targets: local, pi. Add a board with a TOML "
+                                         f"file in {tmp_path}"):
         get_target("nope")

@@ -1,0 +1,134 @@
+"""The agent's commands: `info`, `measure` (timings, memory, power) and `run` (outputs)."""
+
+import os
+import platform
+import time
+
+from . import device
+from .energy import measure_power
+from .failure import AgentError, first_line
+from .lock import BoardLock, default_lock_path
+from .power import make_probe
+from .protocol import AGENT_VERSION, AgentInfo, MeasureReport, RunReport, Warmup
+from .runtimes import (FORMAT_RUNTIMES, RUNTIME_PACKAGES, import_runtime, load_model,
+                       open_runtime, ort_available_providers, runtime_available,
+                       runtime_version)
+from .stats import latency_stats
+from .tensors import from_model_dtype, make_inputs, to_model_dtype
+
+
+def command_info(args):
+    runtimes = dict((name, runtime_version(name) if runtime_available(name) else None)
+                    for name in RUNTIME_PACKAGES)
+    missing = []
+    for suffix, names in sorted(FORMAT_RUNTIMES.items()):
+        if not any(runtimes[n] for n in names):
+            missing.append("no runtime for %s models: pip install %s"
+                           % (suffix, RUNTIME_PACKAGES[names[0]][1]))
+    return AgentInfo(agent_version=AGENT_VERSION, python=platform.python_version(),
+                     arch=platform.machine() or None, cpu_model=device.cpu_model(),
+                     online_cores=device.usable_cores(), runtimes=runtimes,
+                     execution_providers=ort_available_providers(),
+                     device=device.device_state(), missing=tuple(missing))
+
+
+def thread_count(requested):
+    """The threads to run with: as asked, capped at the CPUs this process may use.
+
+    More threads than cores only adds contention (a profile may plan for a bigger board).
+    """
+    cores = device.usable_cores()
+    return min(requested or cores, cores)
+
+
+def _timed_runs(runtime, arrays, args):
+    """(first inference ms, Warmup, samples ms) of the artifact, per the options."""
+    runtime.set_inputs(arrays)
+    start = time.perf_counter()
+    runtime.invoke()
+    first_ms = (time.perf_counter() - start) * 1000.0
+    warm_runs, warm_start = 0, time.perf_counter()
+    while warm_runs < args.warmup_runs or time.perf_counter() - warm_start < args.warmup_seconds:
+        runtime.set_inputs(arrays)
+        runtime.invoke()
+        warm_runs += 1
+    warmup = Warmup(runs=warm_runs, seconds=time.perf_counter() - warm_start)
+    samples, timed_start = [], time.perf_counter()
+    while len(samples) < args.runs or time.perf_counter() - timed_start < args.seconds:
+        runtime.set_inputs(arrays)
+        start = time.perf_counter()
+        runtime.invoke()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    runtime.get_outputs()
+    return first_ms, warmup, samples
+
+
+def command_measure(args):
+    threads = thread_count(args.threads)
+    runtime = open_runtime(args.model, args.runtime, threads, args.delegate)
+    probe = make_probe(args.power_probe)
+    with BoardLock(args.lock or default_lock_path(), args.lock_timeout,
+                   os.path.basename(args.model)) as lock:
+        before = device.device_state()
+        # Import the runtime before the idle reading, so growth counts the model, not code.
+        import_runtime(runtime)
+        idle_rss = device.proc_status_mb("VmRSS")
+        start = time.perf_counter()
+        load_model(runtime)
+        load_ms = (time.perf_counter() - start) * 1000.0
+        try:
+            arrays = make_inputs(runtime.inputs(), args.seed, args.input_npz)
+            first_ms, warmup, samples = _timed_runs(runtime, arrays, args)
+            power = measure_power(runtime, arrays, probe,
+                                  args.power_seconds if args.power_seconds is not None
+                                  else args.seconds, args.power_hz, args.power_idle_seconds)
+        except AgentError:
+            raise
+        except Exception as exc:  # a runtime failing mid-run must still answer in JSON
+            raise AgentError("%s failed while running %s: %s" % (
+                runtime.name, os.path.basename(args.model), first_line(exc)),
+                "measure_failed")
+        after = device.device_state()
+    peak = device.peak_rss_mb()
+    return MeasureReport(
+        agent_version=AGENT_VERSION, python=platform.python_version(), runtime=runtime.name,
+        runtime_version=runtime_version(runtime.name), delegate=runtime.executed,
+        execution_providers=runtime.providers, threads=runtime.threads,
+        threads_requested=args.threads, load_ms=load_ms, first_inference_ms=first_ms,
+        warmup=warmup, samples_ms=tuple(samples), latency_ms=latency_stats(samples),
+        idle_rss_mb=idle_rss, peak_rss_mb=peak,
+        rss_growth_mb=None if idle_rss is None or peak is None else peak - idle_rss,
+        inputs=runtime.inputs(), outputs=runtime.outputs(), device_before=before,
+        device_after=after, throttle_c=args.throttle_c,
+        throttled_during=device.throttled_during(before, after, args.throttle_c),
+        lock_wait_s=lock.waited, power=power)
+
+
+def command_run(args):
+    import numpy as np
+    runtime = open_runtime(args.model, args.runtime, thread_count(args.threads), args.delegate)
+    load_model(runtime)
+    try:
+        with np.load(args.input_npz, allow_pickle=False) as archive:
+            x = archive["x"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise AgentError("cannot read inputs from %s: %s" % (args.input_npz, exc), "bad_args")
+    spec_in, spec_out = runtime.inputs()[0], runtime.outputs()[0]
+    outputs = []
+    try:
+        for index in range(len(x)):
+            runtime.set_inputs([to_model_dtype(x[index:index + 1], spec_in)])
+            runtime.invoke()
+            outputs.append(from_model_dtype(runtime.get_outputs()[0], spec_out)[0])
+    except Exception as exc:  # a shape mismatch or runtime failure, reported as JSON
+        raise AgentError("%s failed on sample %d: %s" % (runtime.name, len(outputs),
+                                                         first_line(exc)), "measure_failed")
+    tmp = args.output_npz + ".tmp.npz"
+    np.savez(tmp, y=np.stack(outputs) if outputs else np.zeros((0,), np.float32))
+    os.replace(tmp, args.output_npz)
+    return RunReport(count=len(outputs), runtime=runtime.name,
+                     runtime_version=runtime_version(runtime.name), delegate=runtime.executed,
+                     execution_providers=runtime.providers, threads=runtime.threads)
+
+
+COMMANDS = {"info": command_info, "measure": command_measure, "run": command_run}
