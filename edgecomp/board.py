@@ -15,6 +15,7 @@ from pathlib import Path
 from edgecomp.errors import InputError
 from edgecomp.plan import BoardFacts
 from edgecomp.profiles import Profile, get_profile, load_profiles
+from edgecomp.remote.base import Transport
 from edgecomp.targets import Target, load_targets
 
 # The shipped profile that describes this machine's architecture, by `platform.machine()`.
@@ -76,6 +77,12 @@ def local_board_facts(cpuinfo: Path = Path("/proc/cpuinfo"),
     return BoardFacts(online_cores=cores, isa=isa, ram_mb=ram_mb, source="this machine")
 
 
-def agent_board_facts(online_cores: int | None, *, target: str) -> BoardFacts:
-    """Facts the on-device agent reported (its `info`)."""
-    return BoardFacts(online_cores=online_cores, source=f"the agent on {target}")
+def board_facts(board: Board, transport: Transport | None = None) -> BoardFacts:
+    """What the board says about itself: this machine's own facts for `local`, the agent's
+    `info` for a target (when connected), nothing for a bare profile."""
+    if board.name == "local" and board.target is None:
+        return local_board_facts()
+    if board.target is None or transport is None:
+        return BoardFacts()
+    return BoardFacts(online_cores=transport.info().online_cores,
+                      source=f"the agent on {board.name}")

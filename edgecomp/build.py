@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from edgecomp.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
 from edgecomp.errors import InputError
@@ -212,11 +212,7 @@ def recipe_export_defaults(recipe) -> tuple[Precision | None, tuple[Format, ...]
     precision its last pass ties the weights to (qat: int8, fp16: fp16)."""
     from edgecomp.compress.base import PASSES
 
-    export = recipe.export
-    get = export.get if isinstance(export, Mapping) else \
-        (lambda key: getattr(export, key, None))
-    precision = get("precision")
-    formats = get("formats")
+    precision, formats = recipe.export.precision, recipe.export.formats
     if precision is None:
         tied = [getattr(PASSES.get(name), "export_precision", None) for name, _ in recipe.passes]
         precision = next((p for p in reversed(tied) if p is not None), None)

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 
-from edgecomp.board import Board, agent_board_facts, local_board_facts, resolve_board
+from edgecomp.board import Board, board_facts, resolve_board
 from edgecomp.build import (DataPlan, ExportPlan, Prepared, Training, compress, export_all,
                             load_training, plan_recipe, prepare, recipe_export_defaults)
 from edgecomp.errors import InputError
 from edgecomp.export import formats_for, supported_precisions
 from edgecomp.export.base import Artifact
 from edgecomp.plan import BoardFacts, Plan, make_plan
-from edgecomp.remote.base import MeasureOptions, Transport
+from edgecomp.remote.base import MeasureOptions
 from edgecomp.remote.measure import measure_all, reference_outputs
 from edgecomp.remote.runner import open_transport
 from edgecomp.results.record import ResultRecord
@@ -188,17 +188,6 @@ def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None
                       sample_shape=sample_shape)
 
 
-def board_facts(board: Board, transport: Transport) -> BoardFacts:
-    """What the board says about itself: this machine's own facts, or the agent's `info`."""
-    if board.target is None:
-        return local_board_facts() if board.name == "local" else BoardFacts()
-    info = transport.info()
-    cores = getattr(info, "online_cores", None)
-    if cores is None and isinstance(info, dict):
-        cores = info.get("online_cores") or info.get("cores")
-    return agent_board_facts(cores, target=board.name)
-
-
 def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
                facts: BoardFacts | None = None) -> Plan | None:
     """The plan for the model on the board; None when `local` has no profile."""
@@ -226,12 +215,7 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
     wanted = request.export
     demo = request.model.is_demo
     target = board.target
-    export = ExportPlan(
-        formats=tuple(f.value for f in wanted.formats or formats_for()),
-        precisions=wanted.precisions or (Precision.FP32, Precision.INT8),
-        io_dtype=(wanted.io_dtype or IoDtype.FLOAT32).value,
-        per_channel=not wanted.per_tensor, calibration_method=wanted.calibration_method,
-        reduce_range=wanted.reduce_range)
+    export = export_plan(wanted)
     choice = request.measure
     lock_timeout = target.lock_timeout if target is not None else MeasureOptions.lock_timeout
     measure = MeasureOptions(runs=choice.runs, seconds=choice.seconds,
@@ -268,6 +252,18 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
             delegate = planned.delegate
         by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
     return Settings(export=replace(export, **changes), measure=measure, by_format=by_format)
+
+
+def export_plan(wanted: ExportChoices, *,
+                default_formats: tuple[Format, ...] | None = None) -> ExportPlan:
+    """The artifacts the user's choices ask for, before any plan: every format (or
+    `default_formats`) at fp32 and int8 where they left it open."""
+    return ExportPlan(
+        formats=tuple(f.value for f in wanted.formats or default_formats or formats_for()),
+        precisions=wanted.precisions or (Precision.FP32, Precision.INT8),
+        io_dtype=(wanted.io_dtype or IoDtype.FLOAT32).value,
+        per_channel=not wanted.per_tensor, calibration_method=wanted.calibration_method,
+        reduce_range=wanted.reduce_range)
 
 
 def _user_runtime(choice: MeasureChoices, target) -> RuntimeName | None:
@@ -326,11 +322,7 @@ def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
 def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_dir: Path, *,
                  progress: ProgressFn | None = None) -> list[Artifact]:
     """`edgecomp export`: the chosen formats (default LiteRT) and precisions, no board."""
-    request = DeployRequest(model=model, data=data, export=choices)
-    settings = apply_plan(request, None, Board(name="none", target=None, profile=None))
-    export = settings.export
-    if choices.formats is None:
-        export = replace(export, formats=(Format.TFLITE.value,))
+    export = export_plan(choices, default_formats=(Format.TFLITE,))
     source = load_source(model, data, progress=progress)
     prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions)
     return export_all(prepared, export, out_dir, progress=progress)
@@ -349,8 +341,7 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
 
     artifacts = [artifact_from_file(Path(path)) for path in paths]
     eval_set = load_data(eval_spec) if eval_spec else None
-    board = resolve_board(target) if target != "local" else \
-        Board(name="local", target=None, profile=None)
+    board = resolve_board(target)
     request = DeployRequest(target=target, measure=measure, data=DataPlan(seed=seed))
     settings = apply_plan(request, None, board)
     records = []

@@ -16,7 +16,7 @@ from edgecomp.errors import InputError
 from edgecomp.modelfacts import ModelFacts
 from edgecomp.profiles import Delegate, Profile
 from edgecomp.vocab import (DelegateName, Format, IoDtype, Precision, PruningKind, RuntimeName,
-                            Unit)
+                            Unit, Vocabulary)
 
 # BatchNorm after a convolution or linear layer is folded into its weights at export.
 FOLDED_AT_EXPORT = frozenset({"batchnorm"})
@@ -25,14 +25,14 @@ FOLDED_AT_EXPORT = frozenset({"batchnorm"})
 RUNTIME_OVERHEAD_MB = 50
 
 
-class QuantScheme(str, enum.Enum):
+class QuantScheme(Vocabulary):
     """How int8 weights are scaled."""
 
     PER_CHANNEL = "per_channel_symmetric"
     PER_TENSOR = "per_tensor_symmetric"
 
 
-class MemoryFit(str, enum.Enum):
+class MemoryFit(Vocabulary):
     OK = "ok"
     TIGHT = "tight"
     TOO_LARGE = "too-large"
@@ -136,7 +136,7 @@ def parse_decision(key: str, text: str) -> Any:
 def _typed(key: str, value: Any) -> Any:
     """An override as its decision's type: text is parsed, typed values are checked."""
     if isinstance(value, str) or key not in DECISIONS:
-        return parse_decision(key, str(value.value if isinstance(value, enum.Enum) else value))
+        return parse_decision(key, str(value))  # a vocabulary member prints as its text
     if not isinstance(value, DECISIONS[key]):
         raise InputError(f"override {key}={value!r}: expected {DECISIONS[key].__name__}.")
     return value

@@ -55,7 +55,7 @@ def print_plan(plan) -> None:
 
 def run_plan(args) -> int:
     from edgecomp.atomic import atomic_write_text
-    from edgecomp.board import local_board_facts, resolve_board
+    from edgecomp.board import board_facts, resolve_board
     from edgecomp.build import DataPlan
     from edgecomp.pipeline import ModelSpec, load_source, plan_stage
     from edgecomp.plan import parse_overrides
@@ -71,8 +71,7 @@ def run_plan(args) -> int:
     model = ModelSpec(spec=args.model, weights=args.weights,
                       input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     source = load_source(model, DataPlan())
-    facts = local_board_facts() if board.name == "local" else None
-    plan = plan_stage(source, board, overrides, facts)
+    plan = plan_stage(source, board, overrides, board_facts(board))
     print_plan(plan)
     if args.json:
         atomic_write_text(args.json, json.dumps(plan.to_json(), indent=2))

@@ -56,15 +56,6 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
                        options: MeasureOptions, *, reference: np.ndarray | None,
                        progress: ProgressFn | None = None) -> ResultRecord:
     """Verify and measure one artifact; a failure becomes a record with `error` set."""
-    manifest = artifact.manifest
-    base = dict(model=manifest["model"], technique=manifest["technique"],
-                target=transport.target, format=artifact.format,
-                precision=artifact.precision.value, size_bytes=artifact.size_bytes,
-                transport=transport.name, artifact_sha256=manifest["sha256"],
-                artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
-                calib_sha256=(manifest["calibration"] or {}).get("sha256"),
-                calib_source=(manifest["calibration"] or {}).get("source"),
-                manifest=manifest, plan=prepared.plan, host=host_facts())
     try:
         check = verify(artifact, prepared, reference, transport)
         report = transport.measure(artifact.path, options)
@@ -72,7 +63,7 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
         return failed_record(artifact, prepared, transport, str(exc))
     power = report.power
     return ResultRecord(
-        **base,
+        **_identity(artifact, prepared, transport),
         accuracy=check.accuracy if check else None,
         float_accuracy=check.float_accuracy if check else None,
         accuracy_delta=check.accuracy_delta if check else None,
@@ -137,16 +128,21 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 def failed_record(artifact: Artifact, prepared: Prepared, transport: Transport,
                   error: str) -> ResultRecord:
     """A record for an artifact that could not be measured: no numbers, the reason."""
-    manifest = artifact.manifest
-    calibration = manifest.get("calibration") or {}
     return ResultRecord(
-        model=manifest["model"], technique=manifest["technique"], target=transport.target,
-        format=artifact.format, precision=artifact.precision.value,
-        size_bytes=artifact.size_bytes, accuracy=None, float_accuracy=None,
+        **_identity(artifact, prepared, transport), accuracy=None, float_accuracy=None,
         accuracy_delta=None, agreement=None, latency_ms=None, load_ms=None,
         first_inference_ms=None, peak_rss_mb=None, rss_growth_mb=None, runtime=None,
-        threads=None, transport=transport.name, device={},
-        artifact_sha256=manifest["sha256"], artifact_name=artifact.path.name,
-        source_sha256=manifest["source_sha256"], calib_sha256=calibration.get("sha256"),
-        calib_source=calibration.get("source"), manifest=manifest, plan=prepared.plan,
-        host=host_facts(), error=error)
+        threads=None, device={}, error=error)
+
+
+def _identity(artifact: Artifact, prepared: Prepared, transport: Transport) -> dict[str, Any]:
+    """What every record of an artifact says about what was measured where."""
+    manifest = artifact.manifest
+    calibration = manifest.get("calibration") or {}
+    return dict(model=manifest["model"], technique=manifest["technique"],
+                target=transport.target, format=artifact.format,
+                precision=artifact.precision.value, size_bytes=artifact.size_bytes,
+                transport=transport.name, artifact_sha256=manifest["sha256"],
+                artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
+                calib_sha256=calibration.get("sha256"), calib_source=calibration.get("source"),
+                manifest=manifest, plan=prepared.plan, host=host_facts())
