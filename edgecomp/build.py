@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgecomp.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
-from edgecomp.errors import InputError
+from edgecomp.errors import ExportError, InputError
 from edgecomp.export import get_exporter, unsupported_reason
 from edgecomp.export.base import Artifact, CalibrationMethod, ExportRequest, Precision
-from edgecomp.sources import ModelSource, check_data_shape
+from edgecomp.sources import ModelSource, check_data
 from edgecomp.vocab import Format
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,9 @@ class Prepared:
 
 def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepared:
     """Load calibration and evaluation data and check that they fit the model."""
-    sample_shape = tuple(source.input_shape[1:])
     calib = None
     if data.calib == "random":
-        calib = random_calibration(sample_shape, data.calib_size, seed=data.seed)
+        calib = random_calibration(source.inputs, data.calib_size, seed=data.seed)
     elif data.calib is not None:
         calib = load_data(data.calib, **data.image_options).take(data.calib_size, seed=data.seed)
     elif needs_calib:
@@ -76,15 +75,34 @@ def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepar
         eval_set = load_data(data.eval, **data.image_options)
         if data.eval_size is not None:
             eval_set = eval_set.take(data.eval_size, seed=data.seed)
-    for what, dataset in (("calibration", calib), ("evaluation", eval_set)):
-        if dataset is not None:
-            check_data_shape(source, dataset.sample_shape, what=what)
+    if calib is not None:
+        calib = check_data(source, calib, what="calibration")
+    if eval_set is not None:
+        eval_set = check_data(source, eval_set, what="evaluation")
     return Prepared(source=source, calib=calib, eval=eval_set)
 
 
+@dataclass(frozen=True)
+class Search:
+    """Accuracy-aware int8: each candidate is checked by `check` (run in the target's
+    runtime against the float model) until one meets `target`."""
+
+    check: Callable[[Artifact], Any]
+    target: Any  # edgecomp.search.AgreementTarget
+    # Dynamic int8 as the last candidate: only for MatMul-heavy models, because it runs
+    # convolutions slower than fp32 on CPUs (FIELD.md; ConvInteger measured 12x slower).
+    allow_dynamic: bool = False
+
+
 def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
-               progress: ProgressFn | None = None) -> list[Artifact]:
-    """Export every (format, precision) pair the plan asks for; refuse impossible pairs first."""
+               progress: ProgressFn | None = None, search: Search | None = None
+               ) -> list[Artifact]:
+    """Export every (format, precision) pair the plan asks for; refuse impossible pairs first.
+
+    With `search`, static int8 is chosen among candidates by measured agreement. When
+    one of several artifacts cannot be built (e.g. quantization would change nothing),
+    the others go on and the reason is logged.
+    """
     source = prepared.source
     has_module = source.module is not None
     for fmt in plan.formats:
@@ -106,7 +124,7 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
     for technique, module in exported_modules(prepared):
         for fmt, precision in pairs:
             request = ExportRequest(
-                module=module, example_input=source.example_input, model_name=source.name,
+                module=module, inputs=source.inputs, model_name=source.name,
                 source_sha256=source.sha256, precision=precision, out_dir=out_dir,
                 calib=prepared.calib if precision == Precision.INT8 else None,
                 io_dtype=plan.io_dtype, per_channel=plan.per_channel,
@@ -114,7 +132,21 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                 activation_symmetric=plan.activation_symmetric,
                 onnx_path=source.onnx_path, technique=technique, progress=progress)
             log.info("exporting %s %s %s", technique, fmt, precision.value)
-            artifacts.append(exporters[fmt].export(request))
+            try:
+                if search is not None and precision == Precision.INT8:
+                    from edgecomp.search import search_int8
+
+                    artifact, _tried = search_int8(request, exporters[fmt], search.check,
+                                                   search.target, progress=progress,
+                                                   allow_dynamic=search.allow_dynamic)
+                else:
+                    artifact = exporters[fmt].export(request)
+            except ExportError as exc:
+                if len(pairs) == 1 or precision == Precision.FP32:
+                    raise
+                log.warning("%s", exc)  # the other artifacts go on
+                continue
+            artifacts.append(artifact)
     return artifacts
 
 
@@ -150,8 +182,9 @@ def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
         raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
                          "models (give the model as package.module:function or .pt2).")
     recipe = recipe_spec if isinstance(recipe_spec, Recipe) else load_recipe(recipe_spec)
+    source.example_input  # noqa: B018  (refuses models with several inputs, in a sentence)
     if train is not None:
-        check_data_shape(source, train.sample_shape, what="training")
+        train = check_data(source, train, what="training")
     context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
                           calib=prepared.calib, teacher=source.module, progress=progress,
                           out_dir=out_dir, stem=f"{source.name}.{recipe.name}",

@@ -6,6 +6,7 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -20,15 +21,31 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 @dataclass(frozen=True)
 class Dataset:
-    """Model inputs `x` (float32, batch first) with optional integer labels `y`."""
+    """Model inputs by name (sample axis first), with optional integer labels `y`.
 
-    x: np.ndarray
+    A single-input set names its array `x` (the shorthand) until it is bound to a model;
+    `bind` renames and reorders the arrays to the model's own input names.
+    """
+
+    arrays: Mapping[str, np.ndarray]
     y: np.ndarray | None
     source: str
     sha256: str
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return int(next(iter(self.arrays.values())).shape[0])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.arrays)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The only input array; data with several inputs have no single `x`."""
+        if len(self.arrays) != 1:
+            raise InputError(f"{self.source} holds several inputs ({', '.join(self.arrays)}); "
+                             "this step works on models with one input.")
+        return next(iter(self.arrays.values()))
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -40,40 +57,76 @@ class Dataset:
             return self
         order = np.random.default_rng(seed).permutation(len(self))[:count]
         order.sort()
-        return make_dataset(self.x[order], None if self.y is None else self.y[order],
+        return make_dataset({k: v[order] for k, v in self.arrays.items()},
+                            None if self.y is None else self.y[order],
                             source=f"{self.source}[{count} of {len(self)}]")
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray | None, *, source: str) -> Dataset:
-    """Build a Dataset, checking that inputs and labels line up."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise InputError(f"{source}: 'x' must hold at least one sample with a batch axis first; "
-                         f"got shape {tuple(x.shape)}.")
+def make_dataset(x: np.ndarray | Mapping[str, np.ndarray], y: np.ndarray | None, *,
+                 source: str) -> Dataset:
+    """Build a Dataset from one array (`x`) or arrays by input name, checking that they line up.
+
+    Float inputs are kept as float32; integer and bool inputs (token ids, masks, a sample
+    rate) keep their dtype.
+    """
+    arrays = {"x": x} if isinstance(x, np.ndarray) else dict(x)
+    if not arrays:
+        raise InputError(f"{source}: no input arrays.")
+    count = None
+    for name, array in list(arrays.items()):
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32, copy=False)
+        elif array.dtype.kind not in "iub":
+            raise InputError(f"{source}: input {name!r} holds {array.dtype} values; inputs "
+                             "must be numbers or booleans.")
+        if array.ndim < 1 or array.shape[0] == 0:
+            raise InputError(f"{source}: {name!r} must hold at least one sample with the "
+                             f"sample axis first; got shape {tuple(array.shape)}.")
+        if count is not None and array.shape[0] != count:
+            raise InputError(f"{source}: every input needs the same number of samples; "
+                             f"{name!r} has {array.shape[0]}, the others {count}.")
+        count = array.shape[0]
+        arrays[name] = np.ascontiguousarray(array)
     if y is not None:
         y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        if y.ndim != 1 or y.shape[0] != count:
             raise InputError(f"{source}: 'y' must be one integer label per sample "
-                             f"({x.shape[0]}); got shape {tuple(y.shape)}.")
+                             f"({count}); got shape {tuple(y.shape)}.")
         if not np.issubdtype(y.dtype, np.integer):
             raise InputError(f"{source}: 'y' must hold integer class labels; got {y.dtype}.")
         y = y.astype(np.int64)
-    return Dataset(x=x, y=y, source=source, sha256=array_sha256(x, y))
+    return Dataset(arrays=arrays, y=y, source=source, sha256=dataset_sha256(arrays, y))
+
+
+def dataset_sha256(arrays: Mapping[str, np.ndarray], y: np.ndarray | None) -> str:
+    """The data's identity: a single `x` hashes as before; named inputs hash with their names."""
+    if list(arrays) == ["x"]:
+        return array_sha256(arrays["x"], y)
+    parts = []
+    for name, array in arrays.items():
+        parts += [np.frombuffer(name.encode(), dtype=np.uint8), array]
+    return array_sha256(*parts, y)
 
 
 def load_npz(path: Path) -> Dataset:
-    """Load `x` (and optional `y`) from an .npz file written by numpy.savez."""
+    """Load an .npz file: `x` (one input) or one array per input name, plus optional `y`."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive.files:
-                raise InputError(f"{path}: an .npz data file needs an array named 'x' "
-                                 f"(found {sorted(archive.files) or 'none'}); "
-                                 "save it with numpy.savez(path, x=inputs, y=labels).")
-            x = archive["x"]
+            names = [n for n in archive.files if n != "y"]
+            if "x" in names and len(names) > 1:
+                raise InputError(f"{path}: holds 'x' and other arrays ({', '.join(names)}); "
+                                 "use 'x' for a one-input model, or one array per input "
+                                 "name without 'x'.")
+            if not names:
+                raise InputError(f"{path}: an .npz data file needs 'x' or one array per model "
+                                 "input (found none); save it with numpy.savez(path, x=inputs,"
+                                 " y=labels).")
+            arrays = {name: archive[name] for name in names}
             y = archive["y"] if "y" in archive.files else None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc}).") from exc
-    return make_dataset(x, y, source=str(path))
+    return make_dataset(arrays, y, source=str(path))
 
 
 def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
@@ -155,10 +208,19 @@ def load_data(spec: str, **image_options) -> Dataset:
                      "or a folder of images with one sub-folder per class.")
 
 
-def random_calibration(sample_shape: tuple[int, ...], count: int, *, seed: int = 0) -> Dataset:
-    """Uniform random inputs: only on explicit request, because they calibrate poorly."""
+def random_calibration(inputs, count: int, *, seed: int = 0) -> Dataset:
+    """Uniform random float inputs: only on explicit request, because they calibrate poorly.
+
+    `inputs` are the model's InputSpecs; integer inputs (token ids, a sample rate) have no
+    meaningful random value, so they are refused.
+    """
+    integer = [spec.name for spec in inputs if not spec.is_float]
+    if integer:
+        raise InputError(f"--calib random cannot make values for integer inputs "
+                         f"({', '.join(integer)}); pass --calib with real samples.")
     log.warning("calibrating on random data: int8 ranges will not match real inputs; "
                 "pass --calib with real samples for a faithful int8 model")
     rng = np.random.default_rng(seed)
-    x = rng.random((count, *sample_shape), dtype=np.float32)
-    return make_dataset(x, None, source=f"random(seed={seed})")
+    arrays = {spec.name: rng.random((count, *spec.sample_shape), dtype=np.float32)
+              for spec in inputs}
+    return make_dataset(arrays, None, source=f"random(seed={seed})")

@@ -16,7 +16,7 @@ MODULE_OPS = [
     (nn.MaxPool2d, "maxpool"), (nn.AvgPool2d, "avgpool"), (nn.AdaptiveAvgPool2d, "mean"),
     (nn.BatchNorm2d, "batchnorm"), (nn.BatchNorm1d, "batchnorm"), (nn.Flatten, "reshape"),
     (nn.Softmax, "softmax"), (nn.LayerNorm, "layernorm"), (nn.GELU, "gelu"),
-    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.Hardswish, "hardswish"),
+    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.Hardswish, "hardswish"), (nn.SiLU, "silu"),
     (nn.MultiheadAttention, "attention"), (nn.Dropout, None), (nn.Identity, None),
     (nn.Embedding, "embedding"),
     (nn.LSTM, "lstm"), (nn.GRU, "gru"), (nn.Upsample, "upsample"),
@@ -57,6 +57,19 @@ def _op_kind(module: nn.Module) -> str | None:
     return None
 
 
+# Activation modules libraries define themselves (transformers' GELUActivation, timm's
+# Swish), recognised by their class name: they export to the same ops as torch's own.
+NAMED_KINDS = (("gelu", "gelu"), ("hardswish", "hardswish"), ("swish", "silu"),
+               ("silu", "silu"), ("relu6", "relu6"), ("sigmoid", "sigmoid"), ("tanh", "tanh"))
+
+
+def _named_kind(module: nn.Module) -> str | None:
+    if any(True for _ in module.parameters(recurse=False)):
+        return None
+    name = type(module).__name__.lower()
+    return next((kind for part, kind in NAMED_KINDS if part in name), None)
+
+
 def _numel(value) -> int:
     if isinstance(value, torch.Tensor):
         return value.numel()
@@ -65,13 +78,15 @@ def _numel(value) -> int:
     return 0
 
 
-def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> ModelFacts:
+def model_facts(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...], *,
+                name: str) -> ModelFacts:
     """Run the model once on the example input with hooks on the modules it is made of.
 
     Modules are recognised by type at any depth (a convolution holding a padding child
     is still a convolution); other modules are hooked only when they are leaves, so
     containers are not reported as unknown ops.
     """
+    examples = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     ops: set[str] = set()
     macs = {"conv": 0, "other": 0}
     peak = [0]
@@ -79,6 +94,10 @@ def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> 
 
     def hook(module, inputs, output):
         kind = _op_kind(module)
+        if kind is None and inputs and output is inputs[0]:
+            return  # a custom identity (e.g. a library's own Identity class) computes nothing
+        if kind is None:
+            kind = _named_kind(module)
         if kind is None:
             unknown.add(type(module).__name__)
             return
@@ -95,7 +114,7 @@ def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> 
     try:
         with torch.no_grad():
             model.eval()
-            model(example_input)
+            model(*examples)
     finally:
         for handle in handles:
             handle.remove()
@@ -106,7 +125,7 @@ def model_facts(model: nn.Module, example_input: torch.Tensor, *, name: str) -> 
     return ModelFacts(name=name, param_count=params, weight_bytes_fp32=params * 4,
                       macs=total, peak_activation_bytes=peak[0], op_types=frozenset(ops),
                       conv_share=macs["conv"] / total if total else None,
-                      input_shape=tuple(example_input.shape))
+                      input_shape=tuple(examples[0].shape))
 
 
 def facts_from_onnx(path: Path, *, name: str) -> ModelFacts:
@@ -114,13 +133,29 @@ def facts_from_onnx(path: Path, *, name: str) -> ModelFacts:
     import onnx
     from onnx import numpy_helper
 
+    from edgecomp.sources import onnx_inputs
+
     model = onnx.load(str(path))
-    params = sum(numpy_helper.to_array(i).size for i in model.graph.initializer)
-    ops = frozenset(ONNX_OPS.get(n.op_type, f"other:{n.op_type}") for n in model.graph.node)
-    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
-    mats = sum(1 for n in model.graph.node if n.op_type in ("Gemm", "MatMul"))
-    dims = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    graphs = list(_graphs(model.graph))
+    nodes = [n for g in graphs for n in g.node if n.op_type not in ("If", "Loop", "Scan")]
+    params = sum(numpy_helper.to_array(i).size for g in graphs for i in g.initializer)
+    ops = frozenset(ONNX_OPS.get(n.op_type, f"other:{n.op_type}") for n in nodes)
+    convs = sum(1 for n in nodes if n.op_type == "Conv")
+    mats = sum(1 for n in nodes if n.op_type in ("Gemm", "MatMul"))
+    inputs = onnx_inputs(model)
+    dims = [max(d, 1) for d in inputs[0].shape] if inputs else []
     return ModelFacts(name=name, param_count=params, weight_bytes_fp32=params * 4, macs=None,
                       peak_activation_bytes=None, op_types=ops,
                       conv_share=convs / (convs + mats) if convs + mats else None,
                       input_shape=tuple(dims))
+
+
+def _graphs(graph):
+    """A graph and every subgraph inside it (If branches, Loop bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.g is not None and attribute.g.node:
+                yield from _graphs(attribute.g)
+            for sub in attribute.graphs:
+                yield from _graphs(sub)

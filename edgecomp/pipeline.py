@@ -15,17 +15,20 @@ from typing import Any, Callable, Mapping
 
 
 from edgecomp.board import Board, board_facts, resolve_board
-from edgecomp.build import (DataPlan, ExportPlan, Prepared, Training, compress, export_all,
-                            load_training, plan_recipe, prepare, recipe_export_defaults)
+from edgecomp.build import (DataPlan, ExportPlan, Prepared, Search, Training, compress,
+                            export_all, load_training, plan_recipe, prepare,
+                            recipe_export_defaults)
 from edgecomp.errors import InputError
 from edgecomp.export import formats_for, supported_precisions
 from edgecomp.export.base import Artifact
 from edgecomp.plan import BoardFacts, Plan, make_plan
 from edgecomp.remote.base import MeasureOptions
-from edgecomp.remote.measure import measure_all, reference_outputs
+from edgecomp.remote.measure import (interleaved_ratios, measure_all, reference_outputs,
+                                     verify)
 from edgecomp.remote.runner import open_transport
 from edgecomp.results.record import ResultRecord
-from edgecomp.sources import ModelSource
+from edgecomp.search import AgreementTarget, flag_records
+from edgecomp.sources import ModelSource, check_data
 from edgecomp.vocab import (RUNTIME_FORMATS, CalibrationMethod, DelegateName, Format, IoDtype,
                             Precision, RuntimeName)
 
@@ -100,6 +103,8 @@ class DeployRequest:
     out_dir: Path | None = None  # default ./edgecomp-out/<model>
     record: bool = True  # add the records to the results store
     command: str = "edgecomp.pipeline.deploy"  # stored with the run
+    agreement: AgreementTarget = AgreementTarget()  # what int8 must reach against float
+    search: bool = True  # with evaluation data: choose int8 among candidates by agreement
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,14 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     """Plan, compress, export, verify, measure and record a model on a target.
 
     Returns one record per artifact; a measurement that failed is a record with `error`
-    set. Bad input raises `InputError` before any artifact or row is written.
+    set. Bad input raises `InputError` before any artifact or row is written. A prebuilt
+    `.tflite` is deployed as given: measured on the target (and run on `--eval` data).
     """
+    if request.model.spec and Path(request.model.spec).suffix.lower() == ".tflite":
+        return bench([Path(request.model.spec)], target=request.target,
+                     measure=request.measure, eval_spec=request.data.eval,
+                     seed=request.data.seed, record=request.record, command=request.command,
+                     progress=progress)
     data = _data_for(request)
     recipe = _load_recipe(request.recipe)
     training = load_training(request.train or ("digits:train" if request.model.is_demo
@@ -139,6 +150,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         prepared = replace(prepared, plan=plan.to_json() if plan is not None else None)
         reference = reference_outputs(prepared)  # the uncompressed float model's outputs
         out_dir = request.out_dir or Path("edgecomp-out") / source.name
+        verified: dict[str, Any] = {}
         artifacts: list[Artifact] = []
         if recipe is not None:
             if request.baseline:
@@ -147,12 +159,50 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
             prepared, settings = compress_stage(prepared, settings, recipe, plan,
                                                 training=training, user_export=request.export,
                                                 out_dir=out_dir, progress=progress)
-        artifacts += export_all(prepared, settings.export, out_dir, progress=progress)
+        # A recipe that trains for int8 (qat) fixed the scheme itself: no search then.
+        trained_int8 = recipe is not None and \
+            recipe_export_defaults(recipe)[0] == Precision.INT8
+        search = None if trained_int8 else \
+            _search(request, prepared, reference, transport, verified)
+        artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
+                                search=search)
         records = measure_all(artifacts, prepared, transport, settings.options_for,
-                              reference=reference, progress=progress)
+                              reference=reference, progress=progress, verified=verified)
+        records = interleaved_ratios(records, artifacts, transport, settings.options_for,
+                                     prepared, progress=progress)
+    records = flag_records(records, request.agreement)
     if request.record:
         record_stage(records, command=request.command)
     return records
+
+
+def _search(request: DeployRequest, prepared: Prepared, reference, transport,
+            verified: dict[str, Any]) -> Search | None:
+    """Accuracy-aware int8 when there is evaluation data to judge it by (and the float
+    model's outputs to compare with); the verifications are kept for the records."""
+    if not request.search or prepared.eval is None or reference is None:
+        return None
+
+    def check(artifact: Artifact):
+        result = verify(artifact, prepared, reference, transport)
+        verified[artifact.manifest["sha256"]] = result
+        return result
+
+    return Search(check=check, target=request.agreement,
+                  allow_dynamic=_matmul_heavy(prepared.source))
+
+
+def _matmul_heavy(source: ModelSource) -> bool:
+    """Whether most of the model's work is MatMul/Linear rather than convolution."""
+    from edgecomp.modelfacts import facts_from_onnx, model_facts
+
+    if source.module is not None:
+        facts = model_facts(source.module, source.example_inputs, name=source.name)
+    elif source.onnx_path is not None:
+        facts = facts_from_onnx(source.onnx_path, name=source.name)
+    else:
+        return False
+    return facts.conv_share is not None and facts.conv_share < 0.5
 
 
 def _data_for(request: DeployRequest) -> DataPlan:
@@ -179,13 +229,13 @@ def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None
 
     if model.is_demo:
         return demo_model(progress=progress)
-    sample_shape = None
+    dataset = None
     if data.calib not in (None, "random") or data.eval:
         from edgecomp.data import load_data
 
-        sample_shape = load_data(data.eval or data.calib, **data.image_options).sample_shape
+        dataset = load_data(data.eval or data.calib, **data.image_options)
     return load_model(model.spec, weights=model.weights, input_shape=model.input_shape,
-                      sample_shape=sample_shape)
+                      data=dataset)
 
 
 def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
@@ -202,7 +252,7 @@ def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
     if source.module is None:
         model = facts_from_onnx(source.onnx_path, name=source.name)
     else:
-        model = model_facts(source.module, source.example_input, name=source.name)
+        model = model_facts(source.module, source.example_inputs, name=source.name)
     return make_plan(board.profile, model, overrides, board=facts)
 
 
@@ -329,30 +379,46 @@ def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_d
 
 
 def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices = MeasureChoices(),
-          eval_spec: str | None = None, seed: int = 0, record: bool = True,
-          command: str = "edgecomp.pipeline.bench",
+          eval_spec: str | None = None, reference: Path | None = None, seed: int = 0,
+          record: bool = True, command: str = "edgecomp.pipeline.bench",
           progress: ProgressFn | None = None) -> list[ResultRecord]:
-    """`edgecomp bench`: measure artifacts that already exist (their manifests say what they
-    are); with labelled evaluation data, their top-1 in the board's runtime."""
-    import torch
+    """`edgecomp bench`: measure artifacts that already exist, edgecomp's or anyone's (a
+    manifest says what they are; without one they are read from the file).
 
+    With evaluation data, each artifact is fed that data in the board's runtime (and timed
+    on its first sample): labels give top-1; a `reference` artifact (e.g. the fp32 model)
+    gives agreement, its outputs computed on the same board.
+    """
     from edgecomp.data import load_data
-    from edgecomp.export.bundle import artifact_from_file
+    from edgecomp.export.bundle import artifact_from_file, artifact_inputs
+    from edgecomp.signature import resolve, stacked
 
     artifacts = [artifact_from_file(Path(path)) for path in paths]
-    eval_set = load_data(eval_spec) if eval_spec else None
+    base = artifact_from_file(Path(reference)) if reference is not None else None
+    if base is not None and eval_spec is None:
+        raise InputError("--reference compares outputs on evaluation data: pass --eval too.")
+    eval_data = load_data(eval_spec) if eval_spec else None
     board = resolve_board(target)
     request = DeployRequest(target=target, measure=measure, data=DataPlan(seed=seed))
     settings = apply_plan(request, None, board)
+    prepared_sets = []
+    for artifact in [*artifacts, *([base] if base is not None else [])]:
+        inputs = resolve(artifact_inputs(artifact), eval_data)
+        source = ModelSource(name=artifact.manifest["model"], kind="artifact", module=None,
+                             inputs=inputs, sha256=artifact.manifest["source_sha256"],
+                             spec=str(artifact.path))
+        bound = check_data(source, eval_data, what="evaluation") if eval_data else None
+        prepared_sets.append(Prepared(source=source, calib=None, eval=bound))
     records = []
     with open_transport(target) as transport:
-        for artifact in artifacts:
-            source = ModelSource(name=artifact.manifest["model"], kind="artifact", module=None,
-                                 example_input=torch.zeros(1),
-                                 sha256=artifact.manifest["source_sha256"], spec=str(artifact.path))
-            prepared = Prepared(source=source, calib=None, eval=eval_set)
+        outputs = None
+        if base is not None:
+            ref_prepared = prepared_sets[-1]
+            outputs = transport.run_batch(base.path, stacked(ref_prepared.eval,
+                                                             ref_prepared.source.inputs))
+        for artifact, prepared in zip(artifacts, prepared_sets):
             records += measure_all([artifact], prepared, transport, settings.options_for,
-                                   reference=None, progress=progress)
+                                   reference=outputs, progress=progress)
     if record:
         record_stage(records, command=command)
     return records

@@ -14,8 +14,9 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,7 +24,12 @@ from edgecomp.atomic import atomic_path
 from edgecomp.errors import InputError
 from edgecomp.export import format_for_path
 from edgecomp.hashing import file_sha256, state_dict_sha256
+from edgecomp.signature import (InputSpec, UNKNOWN, bind, describe, forward_names, resolve,
+                                specs_from_data, specs_from_tensors)
 from edgecomp.vocab import Format
+
+if TYPE_CHECKING:
+    from edgecomp.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +37,34 @@ DEMO_NAME = "demo-cnn"
 DEMO_INPUT_SHAPE = (1, 1, 8, 8)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSource:
     """A model ready to compress and export, with the facts every artifact records."""
 
     name: str
-    kind: str  # "factory", "exported", "onnx" or "demo"
+    kind: str  # "factory", "exported", "onnx", "demo" or "artifact"
     module: nn.Module | None  # None for ONNX files: they can only be exported to ONNX
-    example_input: torch.Tensor
+    inputs: tuple[InputSpec, ...]
     sha256: str
     spec: str
     onnx_path: Path | None = None
 
     @property
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        return tuple(spec.zeros() for spec in self.inputs)
+
+    @property
+    def example_input(self) -> torch.Tensor:
+        """The only input's example; compression passes work on one-input models."""
+        if len(self.inputs) != 1:
+            raise InputError(f"{self.name} takes {len(self.inputs)} inputs "
+                             f"({describe(self.inputs)}); compression passes work on models "
+                             "with one input. Deploy or export it without a recipe.")
+        return self.inputs[0].zeros()
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.example_input.shape)
+        return self.inputs[0].shape
 
 
 def cache_dir() -> Path:
@@ -69,16 +88,17 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def load_model(spec: str | None, *, weights: Path | None = None,
                input_shape: tuple[int, ...] | None = None,
-               sample_shape: tuple[int, ...] | None = None) -> ModelSource:
-    """Load the model named by `spec`; `sample_shape` (from data) helps find the input shape."""
+               data: Dataset | None = None) -> ModelSource:
+    """Load the model named by `spec`; `data` (calibration or evaluation) tells the inputs
+    of a factory that declares none, and fills dimensions an ONNX model leaves open."""
     if spec in (None, "", "demo"):
         return demo_model()
     path = Path(spec)
     if path.suffix == ".pt2":
-        return _load_exported(path)
+        return _load_exported(path, data=data, input_shape=input_shape)
     artifact_format = format_for_path(path)
     if artifact_format == Format.ONNX:
-        return _load_onnx(path)
+        return _load_onnx(path, data=data, input_shape=input_shape)
     if artifact_format is not None:
         raise InputError(f"{path} is an exported {artifact_format.value} artifact, not a model "
                          "to compress: measure it with `edgecomp bench`, or give the PyTorch "
@@ -87,15 +107,10 @@ def load_model(spec: str | None, *, weights: Path | None = None,
         raise InputError(f"{path} holds weights, not a model: give the code that builds the "
                          f"model as package.module:function and pass the file with --weights.")
     if ":" in spec:
-        return _load_factory(spec, weights=weights, input_shape=input_shape,
-                             sample_shape=sample_shape)
+        return _load_factory(spec, weights=weights, input_shape=input_shape, data=data)
     raise InputError(f"cannot tell what model {spec!r} is: give package.module:function "
                      "(plus --weights), a .pt2 torch.export file, an .onnx file, or nothing "
                      "for the built-in demo.")
-
-
-def _example(shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.zeros(shape, dtype=torch.float32)
 
 
 def import_callable(spec: str, *, what: str = "function") -> Any:
@@ -116,7 +131,7 @@ def import_callable(spec: str, *, what: str = "function") -> Any:
 
 
 def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ...] | None,
-                  sample_shape: tuple[int, ...] | None) -> ModelSource:
+                  data: Dataset | None) -> ModelSource:
     function_name = spec.partition(":")[2]
     model = import_callable(spec, what="model factory")()
     if not isinstance(model, nn.Module):
@@ -124,14 +139,36 @@ def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ..
     if weights is not None:
         model.load_state_dict(load_state_dict(weights, model))
     model.eval()
-    shape = input_shape or getattr(model, "input_shape", None) or (
-        (1, *sample_shape) if sample_shape else None)
-    if shape is None:
-        raise InputError(f"the input shape of {spec} is unknown: pass --input-shape (e.g. "
-                         "1,3,224,224) or calibration/evaluation data.")
     sha = state_dict_sha256(model.state_dict())
     return ModelSource(name=function_name.replace("_", "-"), kind="factory", module=model,
-                       example_input=_example(tuple(shape)), sha256=sha, spec=spec)
+                       inputs=_factory_inputs(spec, model, input_shape, data), sha256=sha,
+                       spec=spec)
+
+
+def _factory_inputs(spec: str, model: nn.Module, input_shape: tuple[int, ...] | None,
+                    data: Dataset | None) -> tuple[InputSpec, ...]:
+    """A factory model's inputs: --input-shape, the model's own `example_inputs` or
+    `input_shape` attribute, else one input per data array (named after forward's
+    arguments)."""
+    examples = getattr(model, "example_inputs", None)
+    if input_shape is not None:
+        if examples is not None and len(examples) > 1:
+            raise InputError(f"{spec} takes {len(examples)} inputs; --input-shape describes "
+                             "one. Its inputs come from its example_inputs attribute.")
+        return (InputSpec(forward_names(model, 1)[0], tuple(input_shape)),)
+    if examples is not None:
+        if not isinstance(examples, (tuple, list)) or not all(
+                isinstance(t, torch.Tensor) for t in examples):
+            raise InputError(f"{spec}: the model's example_inputs must be a tuple of tensors.")
+        return specs_from_tensors(forward_names(model, len(examples)), examples)
+    shape = getattr(model, "input_shape", None)
+    if shape is not None:
+        return (InputSpec(forward_names(model, 1)[0], tuple(int(d) for d in shape)),)
+    if data is None:
+        raise InputError(f"the inputs of {spec} are unknown: pass --input-shape (e.g. "
+                         "1,3,224,224) or calibration/evaluation data, or give the model an "
+                         "example_inputs attribute (a tuple of example tensors).")
+    return specs_from_data(forward_names(model, len(data.arrays)), data)
 
 
 def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
@@ -162,7 +199,8 @@ def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_exported(path: Path) -> ModelSource:
+def _load_exported(path: Path, *, data: Dataset | None,
+                   input_shape: tuple[int, ...] | None) -> ModelSource:
     if not path.is_file():
         raise InputError(f"model file {path} does not exist.")
     try:
@@ -171,16 +209,21 @@ def _load_exported(path: Path) -> ModelSource:
         raise InputError(f"{path} is not a readable torch.export program (truncated or "
                          f"corrupt?): {str(exc).splitlines()[0][:200] if str(exc) else exc!r}"
                          ) from exc
-    args = program.example_inputs[0] if program.example_inputs else ()
-    if len(args) != 1 or not isinstance(args[0], torch.Tensor):
-        placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
-                        and n.name in program.graph_signature.user_inputs]
-        if len(placeholders) != 1:
-            raise InputError(f"{path} takes {len(placeholders)} inputs; edgecomp supports "
-                             "models with one tensor input.")
-        example = _example(tuple(int(d) for d in placeholders[0].meta["val"].shape))
-    else:
-        example = _example(tuple(args[0].shape))
+    user_inputs = set(program.graph_signature.user_inputs)
+    placeholders = [n for n in program.graph.nodes
+                    if n.op == "placeholder" and n.name in user_inputs]
+    specs = []
+    for node in placeholders:
+        value = node.meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{path}: input {node.name!r} is not a tensor; edgecomp feeds "
+                             "tensor inputs only.")
+        shape = tuple(int(d) if isinstance(d, int) else UNKNOWN for d in value.shape)
+        specs.append(InputSpec(node.name, shape, str(value.dtype).removeprefix("torch.")))
+    if input_shape is not None:
+        if len(specs) != 1:
+            raise InputError(f"{path} takes {len(specs)} inputs; --input-shape describes one.")
+        specs = [InputSpec(specs[0].name, tuple(input_shape), specs[0].dtype)]
     # torchao (installed with litert-torch) lets the unlifted graph switch train/eval the
     # way nn.Module users expect; torch's own module raises on .eval().
     from torchao.quantization.pt2e import allow_exported_model_train_eval
@@ -188,10 +231,15 @@ def _load_exported(path: Path) -> ModelSource:
     module = program.module()
     allow_exported_model_train_eval(module)
     return ModelSource(name=path.stem, kind="exported", module=module,
-                       example_input=example, sha256=file_sha256(path), spec=str(path))
+                       inputs=resolve(specs, data), sha256=file_sha256(path), spec=str(path))
 
 
-def _load_onnx(path: Path) -> ModelSource:
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+               9: "bool", 10: "float16", 11: "float64"}
+
+
+def _load_onnx(path: Path, *, data: Dataset | None,
+               input_shape: tuple[int, ...] | None) -> ModelSource:
     import onnx
 
     if not path.is_file():
@@ -202,29 +250,49 @@ def _load_onnx(path: Path) -> ModelSource:
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
         raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
+    specs = onnx_inputs(model)
+    if input_shape is not None:
+        if len(specs) != 1:
+            raise InputError(f"{path} takes {len(specs)} inputs; --input-shape describes one. "
+                             "Give data with one array per input to fix open dimensions.")
+        specs = (InputSpec(specs[0].name, tuple(input_shape), specs[0].dtype),)
+    return ModelSource(name=path.stem, kind="onnx", module=None, inputs=resolve(specs, data),
+                       sha256=file_sha256(path), spec=str(path), onnx_path=path)
+
+
+def onnx_inputs(model) -> tuple[InputSpec, ...]:
+    """The graph inputs of an ONNX model (initializers excluded); open dims are UNKNOWN."""
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in initializers]
-    if len(inputs) != 1:
-        raise InputError(f"{path} has {len(inputs)} inputs; edgecomp supports one tensor input.")
-    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
-            for d in inputs[0].type.tensor_type.shape.dim]
-    return ModelSource(name=path.stem, kind="onnx", module=None, example_input=_example(
-        tuple(dims)), sha256=file_sha256(path), spec=str(path), onnx_path=path)
+    specs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        if tensor.elem_type not in ONNX_DTYPES:
+            raise InputError(f"ONNX input {value.name!r} has element type {tensor.elem_type}, "
+                             "which edgecomp cannot feed.")
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else UNKNOWN
+                      for d in tensor.shape.dim)
+        specs.append(InputSpec(value.name, shape, ONNX_DTYPES[tensor.elem_type]))
+    return tuple(specs)
 
 
-def check_data_shape(source: ModelSource, sample_shape: tuple[int, ...], *, what: str) -> None:
-    """Refuse data whose samples do not fit the model, before anything is written."""
-    if tuple(source.input_shape[1:]) != tuple(sample_shape):
-        raise InputError(f"the {what} data has samples of shape {tuple(sample_shape)} but "
-                         f"{source.name} takes inputs of shape {source.input_shape[1:]} "
-                         "(batch first); reshape the data or pass --input-shape.")
+def check_data(source: ModelSource, dataset: Dataset, *, what: str) -> Dataset:
+    """The data bound to the model's inputs; refused, before anything is written, when
+    its names, shapes or values do not fit, or when the model cannot run on it."""
+    bound = bind(dataset, source.inputs, what=what)
     if source.module is not None:
+        from edgecomp.signature import sample
+
         try:
             with torch.no_grad():
-                source.module(torch.zeros((1, *sample_shape)))
-        except (RuntimeError, ValueError) as exc:
-            raise InputError(f"{source.name} cannot run on {what} samples of shape "
-                             f"{tuple(sample_shape)}: {str(exc).splitlines()[0][:200]}") from exc
+                source.module(*(torch.from_numpy(np.array(a))
+                                for a in sample(bound, source.inputs, 0)))
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"{source.name} cannot run on the {what} data "
+                             f"({describe(source.inputs)}): "
+                             f"{str(exc).splitlines()[0][:200]}") from exc
+    return bound
 
 
 def demo_model(*, progress: Any = None) -> ModelSource:
@@ -249,5 +317,5 @@ def demo_model(*, progress: Any = None) -> ModelSource:
             torch.save(model.state_dict(), tmp)
     model.eval()
     return ModelSource(name=DEMO_NAME, kind="demo", module=model,
-                       example_input=_example(DEMO_INPUT_SHAPE),
+                       inputs=(InputSpec(forward_names(model, 1)[0], DEMO_INPUT_SHAPE),),
                        sha256=state_dict_sha256(model.state_dict()), spec="demo")

@@ -1,14 +1,18 @@
-"""Compare an artifact's outputs, computed in its real runtime, with the float PyTorch model."""
+"""Compare an artifact's outputs, computed in its real runtime, with the float model's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from edgecomp.compress.train import predict as float_outputs  # noqa: F401  (one implementation)
 from edgecomp.data import Dataset
 from edgecomp.results.record import Agreement
+
+if TYPE_CHECKING:
+    from edgecomp.signature import InputSpec
 
 
 @dataclass(frozen=True)
@@ -27,17 +31,102 @@ def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float((outputs.reshape(len(outputs), -1).argmax(axis=1) == labels).mean() * 100.0)
 
 
-def compare_outputs(reference: np.ndarray, outputs: np.ndarray,
-                    eval_set: Dataset) -> Verification:
-    """Accuracy delta (when labels exist) and cosine / max-abs agreement per sample."""
-    ref = reference.reshape(len(reference), -1).astype(np.float64)
-    out = outputs.reshape(len(outputs), -1).astype(np.float64)
+def model_outputs(module, dataset: Dataset, specs: Sequence[InputSpec], *,
+                  batch: int = 64) -> list[np.ndarray]:
+    """A torch module's outputs on bound data: one array per output, samples stacked."""
+    import torch
+
+    from edgecomp.signature import batches, flat_outputs
+
+    module.eval()
+    per_output: list[list[np.ndarray]] = []
+    batched = all(s.batched for s in specs)
+    with torch.no_grad():
+        for arrays in batches(dataset, specs, batch):
+            values = flat_outputs(module(*(torch.from_numpy(np.array(a))
+                                           for a in arrays)))
+            if not per_output:
+                per_output = [[] for _ in values]
+            for store, value in zip(per_output, values):
+                value = value.detach().float().numpy()
+                store.append(value if batched else value[None])
+    return [np.concatenate(store) for store in per_output]
+
+
+def onnx_outputs(path, dataset: Dataset, specs: Sequence[InputSpec]) -> list[np.ndarray]:
+    """An ONNX model's outputs on bound data, run by onnxruntime here (one thread)."""
+    import onnxruntime as ort
+
+    from edgecomp.signature import sample
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), sess_options=options,
+                                   providers=["CPUExecutionProvider"])
+    fed = {i.name for i in session.get_inputs()}
+    per_output: list[list[np.ndarray]] = [[] for _ in session.get_outputs()]
+    for index in range(len(dataset)):
+        feed = {s.name: a for s, a in zip(specs, sample(dataset, specs, index)) if s.name in fed}
+        for store, value in zip(per_output, session.run(None, feed)):
+            store.append(np.asarray(value, dtype=np.float32)[None])
+    return [np.concatenate(store) for store in per_output]
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    return values.reshape(len(values), -1).astype(np.float64)
+
+
+def decisions(values: np.ndarray, *, probability: bool) -> np.ndarray:
+    """Each sample's call: its top class, or the side of 0.5 / 0 of a single value."""
+    flat = _flat(values)
+    if flat.shape[1] > 1:
+        return flat.argmax(axis=1)
+    return flat[:, 0] > (0.5 if probability else 0.0)
+
+
+def output_agreement(reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    """Cosine (mean and worst), errors and decision agreement of one output."""
+    ref, out = _flat(reference), _flat(outputs)
+    if ref.shape != out.shape:
+        raise ValueError(f"the artifact's output has {out.shape[1]} values per sample, the "
+                         f"float model's {ref.shape[1]}")
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
-    cosine = np.where(norms > 0, (ref * out).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
-    agreement = Agreement(cosine=round(float(cosine.mean()), 6),
-                          max_abs_err=round(float(np.abs(ref - out).max()), 6))
+    both_zero = (np.linalg.norm(ref, axis=1) == 0) & (np.linalg.norm(out, axis=1) == 0)
+    cosine = np.where(norms > 0, (ref * out).sum(axis=1) / np.maximum(norms, 1e-30),
+                      np.where(both_zero, 1.0, 0.0))
+    if ref.shape[1] == 1:  # one value per sample has no direction: compare the sequences
+        norm = np.linalg.norm(ref) * np.linalg.norm(out)
+        cosine = np.array([float((ref * out).sum() / norm) if norm > 0 else 1.0])
+    probability = bool(ref.min() >= 0.0 and ref.max() <= 1.0)
+    same = decisions(reference, probability=probability) == \
+        decisions(outputs, probability=probability)
+    error = np.abs(ref - out)
+    return {"cosine": round(float(cosine.mean()), 6),
+            "cosine_min": round(float(cosine.min()), 6),
+            "max_abs_err": round(float(error.max()), 6),
+            "mean_abs_err": round(float(error.mean()), 6),
+            "decision": round(float(same.mean() * 100.0), 3)}
+
+
+def compare_outputs(reference: Sequence[np.ndarray] | np.ndarray,
+                    outputs: Sequence[np.ndarray] | np.ndarray,
+                    eval_set: Dataset) -> Verification:
+    """Agreement of every output (headline: the first) and, with labels, accuracy delta."""
+    reference = [reference] if isinstance(reference, np.ndarray) else list(reference)
+    outputs = [outputs] if isinstance(outputs, np.ndarray) else list(outputs)
+    if len(reference) != len(outputs):
+        raise ValueError(f"the artifact has {len(outputs)} outputs, the float model "
+                         f"{len(reference)}")
+    per_output = [output_agreement(r, o) for r, o in zip(reference, outputs)]
+    first = per_output[0]
+    agreement = Agreement(cosine=first["cosine"], max_abs_err=first["max_abs_err"],
+                          mean_abs_err=first["mean_abs_err"], cosine_min=first["cosine_min"],
+                          decision=first["decision"],
+                          outputs=per_output if len(per_output) > 1 else None)
+    count = len(reference[0])
     if eval_set.y is None:
-        return Verification(None, None, None, agreement, len(ref))
-    accuracy, float_accuracy = top1(out, eval_set.y), top1(ref, eval_set.y)
+        return Verification(None, None, None, agreement, count)
+    accuracy, float_accuracy = top1(outputs[0], eval_set.y), top1(reference[0], eval_set.y)
     return Verification(round(accuracy, 3), round(float_accuracy, 3),
-                        round(accuracy - float_accuracy, 3), agreement, len(ref))
+                        round(accuracy - float_accuracy, 3), agreement, count)

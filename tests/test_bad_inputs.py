@@ -110,7 +110,7 @@ def test_shape_mismatch_between_model_and_data(project, capsys):
     code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "net.pt",
                          "--input-shape", "1,1,8,8", "--calib", "wrong.npz",
                          "--precision", "int8", "-o", "out")
-    assert_clean_failure(code, text, project, match="samples of shape (3, 16, 16)")
+    assert_clean_failure(code, text, project, match="samples of shape [3, 16, 16]")
 
 
 def test_missing_calibration_data(project, capsys, digits_npz):

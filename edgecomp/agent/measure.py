@@ -14,7 +14,7 @@ from .runtimes import (FORMAT_RUNTIMES, RUNTIME_PACKAGES, import_runtime, load_m
                        open_runtime, ort_available_providers, runtime_available,
                        runtime_version)
 from .stats import latency_stats
-from .tensors import from_model_dtype, make_inputs, to_model_dtype
+from .tensors import from_model_dtype, make_inputs, sample_inputs, stored_inputs
 
 
 def command_info(args):
@@ -101,32 +101,37 @@ def command_measure(args):
         inputs=runtime.inputs(), outputs=runtime.outputs(), device_before=before,
         device_after=after, throttle_c=args.throttle_c,
         throttled_during=device.throttled_during(before, after, args.throttle_c),
-        lock_wait_s=lock.waited, power=power)
+        lock_wait_s=lock.waited, power=power, fallback_ops=runtime.fallback_ops)
 
 
 def command_run(args):
+    """Run every stored sample through the model; write each output stacked (`out0`, ...)."""
     import numpy as np
     runtime = open_runtime(args.model, args.runtime, thread_count(args.threads), args.delegate)
     load_model(runtime)
+    specs_in, specs_out = runtime.inputs(), runtime.outputs()
     try:
-        with np.load(args.input_npz, allow_pickle=False) as archive:
-            x = archive["x"]
+        arrays = stored_inputs(args.input_npz, specs_in)
     except (OSError, KeyError, ValueError) as exc:
-        raise AgentError("cannot read inputs from %s: %s" % (args.input_npz, exc), "bad_args")
-    spec_in, spec_out = runtime.inputs()[0], runtime.outputs()[0]
-    outputs = []
+        raise AgentError("cannot read inputs from %s: %s" % (args.input_npz, first_line(exc)),
+                         "bad_args")
+    count = len(arrays[0]) if arrays else 0
+    outputs = [[] for _ in specs_out]
+    done = 0
     try:
-        for index in range(len(x)):
-            runtime.set_inputs([to_model_dtype(x[index:index + 1], spec_in)])
+        for done in range(count):
+            runtime.set_inputs(sample_inputs(arrays, specs_in, done))
             runtime.invoke()
-            outputs.append(from_model_dtype(runtime.get_outputs()[0], spec_out)[0])
+            for store, value, spec in zip(outputs, runtime.get_outputs(), specs_out):
+                store.append(from_model_dtype(np.asarray(value), spec))
     except Exception as exc:  # a shape mismatch or runtime failure, reported as JSON
-        raise AgentError("%s failed on sample %d: %s" % (runtime.name, len(outputs),
+        raise AgentError("%s failed on sample %d: %s" % (runtime.name, done,
                                                          first_line(exc)), "measure_failed")
     tmp = args.output_npz + ".tmp.npz"
-    np.savez(tmp, y=np.stack(outputs) if outputs else np.zeros((0,), np.float32))
+    np.savez(tmp, **dict(("out%d" % k, np.stack(values) if values else
+                          np.zeros((0,), np.float32)) for k, values in enumerate(outputs)))
     os.replace(tmp, args.output_npz)
-    return RunReport(count=len(outputs), runtime=runtime.name,
+    return RunReport(count=count, runtime=runtime.name,
                      runtime_version=runtime_version(runtime.name), delegate=runtime.executed,
                      execution_providers=runtime.providers, threads=runtime.threads)
 

@@ -12,8 +12,8 @@ import dataclasses
 import typing
 from typing import Any, Dict, Optional, Tuple
 
-PROTOCOL_VERSION = 2
-AGENT_VERSION = "2"
+PROTOCOL_VERSION = 3
+AGENT_VERSION = "3"
 
 
 class ProtocolError(ValueError):
@@ -212,6 +212,9 @@ class MeasureReport(Message):
     throttled_during: Optional[bool]
     lock_wait_s: float
     power: PowerReport
+    # Ops the delegate did not take, read from the loaded interpreter (LiteRT): they ran
+    # on the reference CPU kernels. None where the runtime does not tell (onnxruntime).
+    fallback_ops: Optional[Dict[str, int]] = None
     target: Optional[TargetFacts] = None
 
 

@@ -78,6 +78,7 @@ class Runtime(object):
         self.delegate = delegate
         self.executed = "unknown"  # what really ran the model, known after load()
         self.providers = ()
+        self.fallback_ops = None  # ops outside the delegate, where the runtime tells
 
     def load(self):
         raise NotImplementedError
@@ -142,11 +143,21 @@ class LiteRTRuntime(Runtime):
         self.executed = self._executed()
 
     def _executed(self):
-        """The delegate that took nodes (a DELEGATE node in the graph), else "cpu"."""
+        """The delegate that took nodes (a DELEGATE node in the graph), else "cpu".
+
+        The nodes left beside the DELEGATE nodes ran on the reference kernels: they are
+        kept in `fallback_ops` (all of them when nothing was delegated).
+        """
         try:
             ops = [op["op_name"] for op in self.interpreter._get_ops_details()]
         except Exception:  # a runtime without the op inspection API
             return "unknown"
+        if self.delegate != "cpu":
+            counts = {}
+            for op in ops:
+                if op != "DELEGATE":
+                    counts[op] = counts.get(op, 0) + 1
+            self.fallback_ops = counts
         if "DELEGATE" not in ops:
             return "cpu"
         return "xnnpack" if self.delegate in ("auto", "xnnpack") else self.delegate
@@ -212,8 +223,9 @@ class OnnxRuntime(Runtime):
         self._feed = {}
 
     def _describe(self, values):
+        # An open dimension (a name or None in onnxruntime) is -1: the fed data decides it.
         return tuple(TensorSpec(name=v.name, dtype=self.DTYPES.get(v.type, v.type),
-                                shape=tuple(d if isinstance(d, int) and d > 0 else 1
+                                shape=tuple(d if isinstance(d, int) and d > 0 else -1
                                             for d in v.shape), quantization=None)
                      for v in values)
 

@@ -120,7 +120,7 @@ def run_compress(args) -> int:
             source = load_model(args.model, weights=args.weights,
                                 input_shape=parse_shape(args.input_shape)
                                 if args.input_shape else None,
-                                sample_shape=train.sample_shape if train else None)
+                                data=train)
         data = DataPlan(calib=args.calib or ("digits:train" if demo else None),
                         eval=args.eval or ("digits:val" if demo else None), seed=args.seed)
         prepared = prepare(source, data, needs_calib=False)

@@ -36,6 +36,21 @@ def add_parser(subparsers) -> None:
     deploy.add_argument("--json", type=Path, help="write the result objects to this JSON file")
     deploy.add_argument("--no-record", action="store_true",
                         help="do not add the results to the store")
+    target = deploy.add_argument_group(
+        "accuracy-aware int8", "With --eval data, int8 candidates (calibrations, then layers "
+        "kept in float) are run in the target's runtime until one meets the target; an "
+        "artifact below it is flagged.")
+    target.add_argument("--min-cosine", type=float, default=0.99,
+                        help="mean output cosine to the float model (default 0.99)")
+    target.add_argument("--max-top1-drop", type=float, default=1.0,
+                        help="top-1 drop in points, with labelled data (default 1)")
+    target.add_argument("--min-agreement", type=float, metavar="PERCENT",
+                        help="share of samples making the float model's call (top class, or "
+                        "the side of 0.5 for one probability); also makes a miss fail")
+    target.add_argument("--require-target", action="store_true",
+                        help="exit with status 3 when an artifact is below the target")
+    target.add_argument("--no-search", action="store_true",
+                        help="export int8 with the plan's scheme only")
     deploy.set_defaults(func=run_deploy)
 
     export = subparsers.add_parser("export", help="export a model to LiteRT or ONNX")
@@ -48,7 +63,12 @@ def add_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="measure exported artifacts on a target")
     bench.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT",
                        help=".tflite or .onnx files (their .json manifests are used if present)")
-    bench.add_argument("--eval", help="evaluation data with labels: report top-1 accuracy")
+    bench.add_argument("--eval", help="evaluation data (.npz: x, or one array per input): "
+                       "the artifacts run on it and are timed on its first sample; labels (y) "
+                       "give top-1")
+    bench.add_argument("--reference", type=Path, metavar="ARTIFACT",
+                       help="an artifact to compare outputs with on --eval (e.g. the fp32 "
+                       "model): agreement, run on the same target")
     bench.add_argument("--seed", type=int, default=0)
     _measure_args(bench)
     bench.add_argument("--json", type=Path, help="write the result objects to this JSON file")
@@ -199,10 +219,25 @@ def run_deploy(args) -> int:
         export=_export_choices(args), measure=_measure_choices(args), overrides=overrides,
         recipe=args.recipe, train=args.train, loss=args.loss, train_fn=args.train_fn,
         baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
-        command=_command())
+        command=_command(), agreement=_agreement_target(args), search=not args.no_search)
     with progress_bars() as progress:
         records = deploy(request, progress=progress, on_plan=print_plan)
-    return _finish(args, records, command="deploy")
+    status = _finish(args, records, command="deploy")
+    below = [r for r in records if any(f.startswith("below the agreement") for f in r.flags)]
+    if status == 0 and below and (args.require_target or args.min_agreement is not None):
+        return 3
+    return status
+
+
+def _agreement_target(args):
+    from edgecomp.search import AgreementTarget
+
+    if not 0 < args.min_cosine <= 1 or args.max_top1_drop < 0 or (
+            args.min_agreement is not None and not 0 <= args.min_agreement <= 100):
+        raise InputError("--min-cosine must be in (0, 1], --max-top1-drop not negative and "
+                         "--min-agreement a percentage.")
+    return AgreementTarget(min_cosine=args.min_cosine, max_top1_drop=args.max_top1_drop,
+                           min_decision=args.min_agreement)
 
 
 def _finish(args, records, *, command: str) -> int:
@@ -223,6 +258,17 @@ def _finish(args, records, *, command: str) -> int:
     failed = [r for r in records if not r.ok]
     for record in failed:
         err_console.print(f"[red]failed[/red] {record.artifact_name}: {record.error}")
+    from rich.markup import escape
+
+    for record in records:
+        search = record.manifest.get("search")
+        if search:
+            console.print(f"{record.artifact_name}: kept int8 candidate \"{search['kept']}\" "
+                          f"of {len(search['tried'])} tried (all in its manifest)",
+                          markup=False, highlight=False)
+        for flag in record.flags:
+            err_console.print(f"[yellow](!)[/yellow] {escape(record.artifact_name)}: {escape(flag)}",
+                              markup=True, highlight=False)
     return 1 if failed else 0
 
 
@@ -246,7 +292,8 @@ def run_bench(args) -> int:
 
     with progress_bars() as progress:
         records = bench(args.artifacts, target=args.target, measure=_measure_choices(args),
-                        eval_spec=args.eval, seed=args.seed, record=not args.no_record,
+                        eval_spec=args.eval, reference=args.reference, seed=args.seed,
+                        record=not args.no_record,
                         command=_command(), progress=progress)
     return _finish(args, records, command="bench")
 

@@ -60,6 +60,8 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Ta
                           "-", "-", "-", "[red]failed[/red]", "-", "-", "-")
             continue
         delta = "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.2f}"
+        if r.flags:
+            precision += " [yellow](!)[/yellow]"
         table.add_row(r.model, r.technique, r.target, r.format, precision, _size(r.size_bytes),
                       _fmt(r.accuracy, ".2f", "%"), delta,
                       _fmt(r.agreement.cosine if r.agreement else None, ".4f"),

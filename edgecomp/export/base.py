@@ -9,14 +9,16 @@ import importlib.metadata
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from edgecomp.atomic import atomic_write_text
 from edgecomp.errors import InputError
 from edgecomp.hashing import file_sha256
+from edgecomp.signature import InputSpec
 from edgecomp.vocab import CalibrationMethod, Format, Precision  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
+    import numpy as np
     import torch
 
     from edgecomp.data import Dataset
@@ -27,7 +29,7 @@ class ExportRequest:
     """Everything an exporter needs: the float model, an example input, data and options."""
 
     module: torch.nn.Module | None
-    example_input: torch.Tensor
+    inputs: tuple[InputSpec, ...]  # the model's inputs, in order
     model_name: str
     source_sha256: str
     precision: Precision
@@ -38,9 +40,21 @@ class ExportRequest:
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
     activation_symmetric: bool = False  # static int8: activation zero points fixed at 0
+    float_layers: int = 0  # static int8: keep this many most error-adding layers in float
     onnx_path: Path | None = None  # when the source already is an ONNX file
     technique: str = "none"
     progress: Callable[[str, int, int], None] | None = None
+
+    @property
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        return tuple(spec.zeros() for spec in self.inputs)
+
+    def calibration_samples(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """The calibration data one sample at a time, each array shaped as its input takes it."""
+        from edgecomp.signature import sample
+
+        for index in range(len(self.calib)):
+            yield sample(self.calib, self.inputs, index)
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,7 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
             "per_channel": request.per_channel,
             "activation_symmetric": request.activation_symmetric,
         },
+        "inputs_fed": [spec.to_json() for spec in request.inputs],
         **details,
     }
     artifact = Artifact(path=path, format=fmt.value, precision=request.precision,

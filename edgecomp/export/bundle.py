@@ -9,6 +9,7 @@ from edgecomp.errors import InputError
 from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
 from edgecomp.hashing import file_sha256
+from edgecomp.signature import InputSpec
 
 
 def artifact_from_file(path: Path) -> Artifact:
@@ -59,3 +60,16 @@ def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
             "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
             "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
             "technique": "none", "source_sha256": "unknown", "calibration": None, **details}
+
+
+def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:
+    """The artifact's inputs as data feeds them: quantized int8 inputs take float values
+    (the agent quantizes them with the tensor's scale); open dimensions stay open."""
+    from edgecomp.signature import UNKNOWN
+
+    specs = []
+    for entry in artifact.manifest.get("inputs") or []:
+        shape = tuple(d if isinstance(d, int) and d > 0 else UNKNOWN for d in entry["shape"])
+        dtype = "float32" if entry.get("quantization") else entry["dtype"]
+        specs.append(InputSpec(entry["name"], shape, dtype))
+    return tuple(specs)

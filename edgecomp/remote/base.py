@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, TypeVar
 
 from edgecomp.agent.protocol import AgentInfo, MeasureReport, ProtocolError
 from edgecomp.errors import DeviceError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 R = TypeVar("R")
 
@@ -53,6 +56,23 @@ class MeasureOptions:
         return args
 
 
+def write_inputs(path: Path, inputs: Mapping[str, np.ndarray]) -> Path:
+    """The agent's input file: `in0`, `in1`, ... (see `edgecomp.signature.stacked`)."""
+    import numpy as np
+
+    np.savez(path, **inputs)
+    return path
+
+
+def read_outputs(path: Path) -> list[np.ndarray]:
+    """The agent's `run` output file: one stacked array per model output, in order."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as archive:
+        count = len([k for k in archive.files if k.startswith("out")])
+        return [archive[f"out{k}"] for k in range(count)]
+
+
 def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str, Any]:
     """The agent's one JSON object, or DeviceError with its sentence."""
     lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
@@ -89,8 +109,15 @@ class Transport(Protocol):
         """Run the agent's `info`: runtimes, cores and the board's state."""
         ...
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
-        """Run the agent's `measure` on `artifact` and return its report."""
+    def measure(self, artifact: Path, options: MeasureOptions,
+                inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
+        """Run the agent's `measure` on `artifact` (fed the first sample of `inputs`, else
+        seeded data) and return its report."""
+        ...
+
+    def run_batch(self, artifact: Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run every sample of `inputs` (`in0`, ... stacked) through the artifact in the
+        board's runtime; one stacked array per output."""
         ...
 
     def close(self) -> None:

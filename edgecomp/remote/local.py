@@ -7,14 +7,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetFacts
 from edgecomp.errors import DeviceError
 from edgecomp.remote.agent_bundle import agent_pyz
-from edgecomp.remote.base import MeasureOptions, parse_agent_output, parse_report
+from edgecomp.remote.base import (MeasureOptions, parse_agent_output, parse_report,
+                                  read_outputs, write_inputs)
 
 
 class LocalTransport:
@@ -38,21 +39,23 @@ class LocalTransport:
     def info(self) -> AgentInfo:
         return parse_report(AgentInfo, self._agent("info"), where="local")
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
-        report = parse_report(MeasureReport,
-                              self._agent("measure", str(artifact), *options.agent_args()),
-                              where="local")
+    def measure(self, artifact: Path, options: MeasureOptions,
+                inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
+        with tempfile.TemporaryDirectory(prefix="edgecomp-measure-") as tmp:
+            extra = [] if inputs is None else \
+                ["--input-npz", str(write_inputs(Path(tmp) / "in.npz", inputs))]
+            report = parse_report(MeasureReport,
+                                  self._agent("measure", str(artifact), *options.agent_args(),
+                                              *extra), where="local")
         return dataclasses.replace(report, target=TargetFacts(name="local", transport="local"))
 
-    def run_batch(self, artifact: Path, x: np.ndarray) -> np.ndarray:
+    def run_batch(self, artifact: Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         with tempfile.TemporaryDirectory(prefix="edgecomp-run-") as tmp:
-            inputs, outputs = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-            np.savez(inputs, x=x)
+            path_in, path_out = write_inputs(Path(tmp) / "in.npz", inputs), Path(tmp) / "out.npz"
             parse_report(RunReport, self._agent("run", str(artifact), "--input-npz",
-                                                str(inputs), "--output-npz", str(outputs)),
+                                                str(path_in), "--output-npz", str(path_out)),
                          where="local")
-            with np.load(outputs) as archive:
-                return archive["y"]
+            return read_outputs(path_out)
 
     def close(self) -> None:
         pass

@@ -7,6 +7,7 @@ becomes that artifact's failed record, and the finished records of the others ar
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 from typing import Any, Callable
@@ -20,30 +21,51 @@ from edgecomp.errors import DeviceError
 from edgecomp.export.base import Artifact
 from edgecomp.remote.base import MeasureOptions, Transport
 from edgecomp.results.record import ResultRecord
-from edgecomp.verify import Verification, compare_outputs, float_outputs, top1
+from edgecomp.signature import stacked
+from edgecomp.verify import Verification, compare_outputs, model_outputs, onnx_outputs, top1
 
 ProgressFn = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
-def reference_outputs(prepared: Prepared) -> np.ndarray | None:
-    """The float model's outputs on the evaluation set (ONNX sources: the fp32 ONNX model)."""
-    if prepared.eval is None or prepared.source.module is None:
+def reference_outputs(prepared: Prepared) -> list[np.ndarray] | None:
+    """The float model's outputs on the evaluation set, one array per output: the PyTorch
+    module, or for an ONNX source the ONNX file itself run by onnxruntime here."""
+    source, eval_set = prepared.source, prepared.eval
+    if eval_set is None:
         return None
-    return float_outputs(prepared.source.module, prepared.eval.x)
+    if source.module is not None:
+        return model_outputs(source.module, eval_set, source.inputs)
+    if source.onnx_path is not None:
+        return onnx_outputs(source.onnx_path, eval_set, source.inputs)
+    return None
 
 
-def verify(artifact: Artifact, prepared: Prepared, reference: np.ndarray | None,
+def verify(artifact: Artifact, prepared: Prepared, reference: list[np.ndarray] | None,
            transport: Transport) -> Verification | None:
     """Run the artifact on the evaluation set in its runtime, where it will be measured."""
     if prepared.eval is None:
         return None
-    outputs = transport.run_batch(artifact.path, prepared.eval.x)
+    outputs = transport.run_batch(artifact.path, stacked(prepared.eval, prepared.source.inputs))
     if reference is not None:
-        return compare_outputs(reference, outputs, prepared.eval)
+        try:
+            return compare_outputs(reference, outputs, prepared.eval)
+        except ValueError as exc:
+            raise DeviceError(f"{artifact.path.name} cannot be compared with the float "
+                              f"model: {exc}.") from exc
     if prepared.eval.y is None:
         return None
-    return Verification(accuracy=round(top1(outputs, prepared.eval.y), 3), float_accuracy=None,
-                        accuracy_delta=None, agreement=None, samples=len(outputs))
+    return Verification(accuracy=round(top1(outputs[0], prepared.eval.y), 3),
+                        float_accuracy=None, accuracy_delta=None, agreement=None,
+                        samples=len(outputs[0]))
+
+
+def measured_inputs(prepared: Prepared) -> dict[str, np.ndarray] | None:
+    """The inputs the agent times with: the first evaluation (else calibration) sample."""
+    data = prepared.eval if prepared.eval is not None else prepared.calib
+    if data is None:
+        return None
+    return {key: value[:1] for key, value in stacked(data, prepared.source.inputs).items()}
 
 
 def host_facts() -> dict[str, Any]:
@@ -53,12 +75,19 @@ def host_facts() -> dict[str, Any]:
 
 
 def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transport,
-                       options: MeasureOptions, *, reference: np.ndarray | None,
-                       progress: ProgressFn | None = None) -> ResultRecord:
-    """Verify and measure one artifact; a failure becomes a record with `error` set."""
+                       options: MeasureOptions, *, reference: list[np.ndarray] | None,
+                       progress: ProgressFn | None = None,
+                       verified: dict[str, Verification] | None = None) -> ResultRecord:
+    """Verify and measure one artifact; a failure becomes a record with `error` set.
+
+    `verified` holds verifications already made (by artifact sha256), e.g. while the
+    int8 candidates were compared; they are not run again.
+    """
     try:
-        check = verify(artifact, prepared, reference, transport)
-        report = transport.measure(artifact.path, options)
+        sha = artifact.manifest.get("sha256")
+        check = verified[sha] if verified and sha in verified else \
+            verify(artifact, prepared, reference, transport)
+        report = transport.measure(artifact.path, options, measured_inputs(prepared))
     except DeviceError as exc:
         return failed_record(artifact, prepared, transport, str(exc))
     power = report.power
@@ -84,7 +113,8 @@ def device_facts(report: MeasureReport,
     facts = {key: data[key] for key in ("device_before", "device_after", "throttled_during",
                                         "throttle_c", "python", "agent_version", "lock_wait_s",
                                         "power", "warmup", "delegate", "execution_providers",
-                                        "threads_requested", "protocol_version")}
+                                        "threads_requested", "protocol_version",
+                                        "fallback_ops")}
     target = data["target"] or {"name": transport.target}
     facts.update({key: value for key, value in target.items() if value is not None})
     return facts
@@ -92,8 +122,9 @@ def device_facts(report: MeasureReport,
 
 def measure_all(artifacts: list[Artifact], prepared: Prepared, transport: Transport,
                 options_for: Callable[[Artifact], MeasureOptions], *,
-                reference: np.ndarray | None,
-                progress: ProgressFn | None = None) -> list[ResultRecord]:
+                reference: list[np.ndarray] | None,
+                progress: ProgressFn | None = None,
+                verified: dict[str, Verification] | None = None) -> list[ResultRecord]:
     """Verify and measure every artifact; any failure on the board is that artifact's
     failed record, and the finished records of the others are kept."""
     transport_errors = _transport_errors()
@@ -104,7 +135,7 @@ def measure_all(artifacts: list[Artifact], prepared: Prepared, transport: Transp
         try:
             records.append(measure_and_record(artifact, prepared, transport,
                                               options_for(artifact),
-                                              reference=reference))
+                                              reference=reference, verified=verified))
         except transport_errors as exc:
             records.append(failed_record(artifact, prepared, transport,
                                          f"the connection to {transport.target} failed "
@@ -146,3 +177,54 @@ def _identity(artifact: Artifact, prepared: Prepared, transport: Transport) -> d
                 artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
                 calib_sha256=calibration.get("sha256"), calib_source=calibration.get("source"),
                 manifest=manifest, plan=prepared.plan, host=host_facts())
+
+
+INTERLEAVED_ROUNDS = 3
+
+
+def interleaved_ratios(records: list[ResultRecord], artifacts: list[Artifact],
+                       transport: Transport, options_for: Callable[[Artifact], MeasureOptions],
+                       prepared: Prepared, *, rounds: int = INTERLEAVED_ROUNDS,
+                       progress: ProgressFn | None = None) -> list[ResultRecord]:
+    """Each artifact's p50 over its fp32 twin (same technique and format), both timed in
+    alternating rounds (A/B/A/B) so that load on the board changes both alike.
+
+    The ratio is the median of the per-round p50s of each, divided; the full
+    measurement stays the record's distribution.
+    """
+    import dataclasses
+    import statistics
+
+    by_path = {a.path.name: a for a in artifacts}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, record in enumerate(records):
+        if record.ok:
+            groups.setdefault((record.technique, record.format), []).append(index)
+    updated = list(records)
+    inputs = measured_inputs(prepared)
+    for indices in groups.values():
+        base = [i for i in indices if records[i].precision == "fp32"]
+        if not base or len(indices) < 2:
+            continue
+        members = [base[0]] + [i for i in indices if i != base[0]]
+        p50s: dict[int, list[float]] = {i: [] for i in members}
+        try:
+            for round_index in range(rounds):
+                if progress is not None:
+                    progress("timing interleaved", round_index, rounds)
+                for i in members if round_index % 2 == 0 else members[::-1]:
+                    artifact = by_path[records[i].artifact_name]
+                    options = dataclasses.replace(options_for(artifact), runs=20,
+                                                  seconds=0.3, warmup_runs=3,
+                                                  warmup_seconds=0.1)
+                    report = transport.measure(artifact.path, options, inputs)
+                    p50s[i].append(report.latency_ms.p50)
+        except _transport_errors() as exc:
+            log.warning("interleaved timing stopped (%s); speedups are from the separate "
+                        "measurements", exc)
+            continue
+        reference = statistics.median(p50s[members[0]])
+        for i in members:
+            ratio = round(statistics.median(p50s[i]) / reference, 3) if reference else None
+            updated[i] = dataclasses.replace(updated[i], p50_ratio=ratio)
+    return updated

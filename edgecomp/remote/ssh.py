@@ -18,7 +18,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from edgecomp.errors import DeviceError
 from edgecomp.hashing import file_sha256
 from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetFacts
 from edgecomp.remote.agent_bundle import agent_pyz
-from edgecomp.remote.base import MeasureOptions, parse_agent_output, parse_report
+from edgecomp.remote.base import (MeasureOptions, parse_agent_output, parse_report,
+                                  read_outputs, write_inputs)
 from edgecomp.targets import Target, inventory_known_hosts
 
 log = logging.getLogger(__name__)
@@ -284,30 +285,28 @@ class SshTransport:
         return parse_report(AgentInfo, self._run_agent(["info"], what="reading its state"),
                             where=self.target)
 
-    def measure(self, artifact: Path, options: MeasureOptions) -> MeasureReport:
+    def measure(self, artifact: Path, options: MeasureOptions,
+                inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
         remote = self.push(artifact)
         args = ["measure", remote, *options.agent_args()]
         if self.config.power_probe != "none":
             args += ["--power-probe", self.config.power_probe]
-        report = parse_report(MeasureReport,
-                              self._run_agent(args, what=f"measuring {artifact.name}"),
-                              where=self.target)
+        with tempfile.TemporaryDirectory(prefix="edgecomp-measure-") as tmp:
+            if inputs is not None:
+                args += ["--input-npz", self.push(write_inputs(Path(tmp) / "in.npz", inputs))]
+            report = parse_report(MeasureReport,
+                                  self._run_agent(args, what=f"measuring {artifact.name}"),
+                                  where=self.target)
         return dataclasses.replace(report, target=TargetFacts(
             name=self.target, transport="ssh", host=self.config.host,
             profile=self.config.profile, board_python=self.board_python))
 
-    def run_batch(self, artifact: Path, x: np.ndarray) -> np.ndarray:
+    def run_batch(self, artifact: Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         remote = self.push(artifact)
         with tempfile.TemporaryDirectory(prefix="edgecomp-batch-") as tmp:
-            local_in, local_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-            np.savez(local_in, x=x)
-            remote_in = f"{self.run_dir}/in-{secrets.token_hex(4)}.npz"
-            remote_out = remote_in.replace("/in-", "/out-")
-            sftp = self.client.open_sftp()
-            try:
-                sftp.put(str(local_in), remote_in)
-            finally:
-                sftp.close()
+            remote_in = self.push(write_inputs(Path(tmp) / "in.npz", inputs))
+            local_out = Path(tmp) / "out.npz"
+            remote_out = f"{self.run_dir}/out-{secrets.token_hex(4)}.npz"
             parse_report(RunReport, self._run_agent(
                 ["run", remote, "--input-npz", remote_in, "--output-npz", remote_out,
                  "--runtime", self.config.runtime],
@@ -317,8 +316,7 @@ class SshTransport:
                 sftp.get(remote_out, str(local_out))
             finally:
                 sftp.close()
-            with np.load(local_out) as archive:
-                return archive["y"]
+            return read_outputs(local_out)
 
     def close(self) -> None:
         """Remove this run's scratch directory on the board (the cache stays)."""

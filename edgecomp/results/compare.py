@@ -12,7 +12,9 @@ class ComparisonRow:
     """One line of `edgecomp compare`."""
 
     record: ResultRecord
-    speedup: float | None  # fp32 p50 of the same model, target and format over this p50
+    # fp32 p50 of the same model, target and format over this p50: from the interleaved
+    # timing of the same run where there is one (`p50_ratio`), else the separate runs.
+    speedup: float | None
     size_ratio: float | None  # this size over that fp32 artifact's size
 
 
@@ -40,8 +42,11 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False) -> list[
     for record in chosen:
         base = baselines.get((record.model, record.target, record.format))
         speedup = size_ratio = None
-        if base is not None and record.ok:
+        if record.ok and record.p50_ratio:
+            speedup = 1.0 / record.p50_ratio  # timed interleaved with its fp32 twin
+        elif base is not None and record.ok:
             speedup = base.latency_ms.p50 / record.latency_ms.p50
+        if base is not None and record.ok:
             size_ratio = record.size_bytes / base.size_bytes
         rows.append(ComparisonRow(record=record, speedup=speedup, size_ratio=size_ratio))
     rows.sort(key=lambda r: (r.record.model, r.record.target,

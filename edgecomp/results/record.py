@@ -16,10 +16,21 @@ RECORD_VERSION = 1
 
 @dataclass(frozen=True)
 class Agreement:
-    """How closely an artifact's outputs follow the float PyTorch model on the evaluation set."""
+    """How closely an artifact's outputs follow the float model on the evaluation set.
+
+    The headline numbers are for the model's first output: mean (and worst) cosine per
+    sample, absolute errors, and `decision`, the share of samples (percent) where the
+    artifact makes the float model's call: the same top class for a vector of scores,
+    the same side of 0.5 (probabilities) or 0 (logits) for a single value. `outputs`
+    holds the same numbers for every output of a model with several.
+    """
 
     cosine: float
     max_abs_err: float
+    mean_abs_err: float | None = None
+    cosine_min: float | None = None
+    decision: float | None = None
+    outputs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,10 @@ class ResultRecord:
     energy_reason: str | None = None
     error: str | None = None
     host: dict[str, Any] = field(default_factory=dict)
+    # p50 over the fp32 artifact of the same model, format and technique, both timed
+    # interleaved in the same run (A/B/A/B); None where there is no such pair.
+    p50_ratio: float | None = None
+    flags: list[str] = field(default_factory=list)  # what the user must know: below target...
     created_at: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )

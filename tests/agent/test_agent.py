@@ -74,7 +74,7 @@ def test_run_writes_dequantized_outputs(agent, onnx_model, tmp_path):
 
     session = ort.InferenceSession(str(onnx_model))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(5)])
-    assert np.allclose(np.load(tmp_path / "out.npz")["y"], expected)
+    assert np.allclose(np.load(tmp_path / "out.npz")["out0"][:, 0], expected)
 
 
 def test_missing_and_corrupt_artifacts_are_json_errors(agent, tmp_path, onnx_model):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgecomp.signature import InputSpec
 from edgecomp.data import demo_digits
 from edgecomp.export.base import ExportRequest, Precision
 
@@ -39,7 +40,7 @@ def tiny_request(tiny_model, tiny_calib):
     """tiny_request(precision, out_dir, **changes): an ExportRequest for the tiny model."""
 
     def build(precision: Precision, out_dir, **changes) -> ExportRequest:
-        options = dict(module=tiny_model, example_input=torch.zeros(1, 1, 8, 8),
+        options = dict(module=tiny_model, inputs=(InputSpec("x", (1, 1, 8, 8)),),
                        model_name="tiny", source_sha256="0" * 64, precision=precision,
                        out_dir=out_dir, calib=tiny_calib if precision == Precision.INT8 else None)
         options.update(changes)

@@ -30,7 +30,7 @@ def exported(demo_source, tmp_path_factory):
     for precision, method in [("fp32", "minmax"), ("int8", "minmax"), ("int8", "entropy"),
                               ("int8", "percentile"), ("dynamic-int8", "minmax")]:
         request = ExportRequest(
-            module=demo_source.module, example_input=demo_source.example_input,
+            module=demo_source.module, inputs=demo_source.inputs,
             model_name=f"demo-{method}", source_sha256=demo_source.sha256,
             precision=Precision(precision), out_dir=out,
             calib=calib if precision == "int8" else None,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgecomp.signature import InputSpec
 from edgecomp.data import demo_digits
 from edgecomp.errors import InputError
 from edgecomp.export import get_exporter
@@ -49,7 +50,7 @@ def exported(demo_source, tmp_path_factory):
     for precision, io in [("fp32", "float32"), ("int8", "float32"), ("int8", "int8"),
                           ("fp16", "float32"), ("dynamic-int8", "float32")]:
         request = ExportRequest(
-            module=demo_source.module, example_input=demo_source.example_input,
+            module=demo_source.module, inputs=demo_source.inputs,
             model_name="demo", source_sha256=demo_source.sha256, precision=Precision(precision),
             out_dir=out, calib=calib if precision == "int8" else None, io_dtype=io)
         artifacts[(precision, io)] = get_exporter("tflite").export(request)
@@ -88,7 +89,7 @@ def test_manifest_describes_the_file(exported, demo_source):
 
 
 def test_int8_without_calibration_is_refused_and_writes_nothing(demo_source, tmp_path):
-    request = ExportRequest(module=demo_source.module, example_input=demo_source.example_input,
+    request = ExportRequest(module=demo_source.module, inputs=demo_source.inputs,
                             model_name="demo", source_sha256="x", precision=Precision.INT8,
                             out_dir=tmp_path)
     with pytest.raises(InputError, match="calibration"):
@@ -97,7 +98,7 @@ def test_int8_without_calibration_is_refused_and_writes_nothing(demo_source, tmp
 
 
 def test_onnx_source_cannot_become_litert(tmp_path):
-    request = ExportRequest(module=None, example_input=torch.zeros(1, 4), model_name="m",
+    request = ExportRequest(module=None, inputs=(InputSpec("x", (1, 4)),), model_name="m",
                             source_sha256="x", precision=Precision.FP32, out_dir=tmp_path)
     with pytest.raises(InputError, match="ONNX"):
         get_exporter("tflite").export(request)
