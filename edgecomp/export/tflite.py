@@ -198,7 +198,6 @@ def _calibration_name(request: ExportRequest) -> str:
 def _convert_int8(module: torch.nn.Module, example, request: ExportRequest) -> bytes:
     """PT2E static int8: export, insert observers, calibrate on the user's data, convert."""
     import torch
-    from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 

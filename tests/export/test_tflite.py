@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from edgecomp.signature import InputSpec
 from edgecomp.data import demo_digits
