@@ -219,7 +219,8 @@ def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
 
 def flag_records(records: list, target: AgreementTarget) -> list:
     """Records with what the user must know in `flags`: an artifact below the agreement
-    target, or a quantized artifact slower than its fp32 twin (interleaved timing)."""
+    target (quantized, or compressed by a recipe), a quantized artifact slower than its
+    fp32 twin (interleaved timing), ops that ran outside the delegate."""
     import dataclasses
 
     from edgecomp.verify import Verification
@@ -228,7 +229,10 @@ def flag_records(records: list, target: AgreementTarget) -> list:
     for record in records:
         flags = list(record.flags)
         quantized = record.precision != "fp32"
-        if quantized and record.agreement is not None:
+        # Anything but the plain float export is judged: quantized, or compressed by a
+        # recipe (its outputs are compared with the uncompressed model's).
+        changed = quantized or record.technique not in ("none", "")
+        if changed and record.agreement is not None:
             check = Verification(record.accuracy, record.float_accuracy, record.accuracy_delta,
                                  record.agreement, 0)
             if not target.met(check):

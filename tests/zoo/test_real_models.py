@@ -48,6 +48,17 @@ def minilm_run(tmp_path_factory):
     return code, records_of(folder / "r.json")
 
 
+def test_minilm_is_planned_as_matmul_heavy():
+    from edgecomp.modelfacts import model_facts
+    from edgecomp.sources import load_model
+
+    source = load_model("examples.zoo.models:minilm")
+    facts = model_facts(source.module, source.example_inputs, name=source.name)
+    assert facts.conv_share == 0.0
+    assert {"embedding", "linear", "layernorm", "gelu"} <= facts.op_types
+    assert not [op for op in facts.op_types if op.startswith("other:")], facts.op_types
+
+
 def test_minilm_deploys_from_int64_token_ids(minilm_run):
     code, records = minilm_run
     assert all(r["error"] is None for r in records), [r["error"] for r in records]
