@@ -92,7 +92,7 @@ def _options(request: ExportRequest) -> dict[str, Any]:
 
 
 # Mixed-precision steps: how many of the most error-adding layers stay in float.
-FLOAT_LAYER_STEPS = (2, 6, 12)
+FLOAT_LAYER_STEPS = (1, 3, 6, 12)
 
 
 def calibration_candidates(fmt: Format, request: ExportRequest) -> list[dict[str, Any]]:
