@@ -253,7 +253,8 @@ def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
         model = facts_from_onnx(source.onnx_path, name=source.name)
     else:
         model = model_facts(source.module, source.example_inputs, name=source.name)
-    return make_plan(board.profile, model, overrides, board=facts)
+    return make_plan(board.profile, model, overrides, board=facts,
+                     formats=formats_for(has_module=source.module is not None))
 
 
 def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Settings:

@@ -279,16 +279,23 @@ def _memory(profile: Profile, board: BoardFacts, facts: ModelFacts,
 
 
 def make_plan(profile: Profile, facts: ModelFacts, overrides: Mapping[str, Any] | None = None,
-              *, board: BoardFacts | None = None) -> Plan:
+              *, board: BoardFacts | None = None,
+              formats: tuple[Format, ...] | None = None) -> Plan:
     """Decide how to prepare `facts`' model for `profile`; `overrides` win, with a note.
 
     `overrides` holds typed values (see `parse_overrides`); text values are parsed here.
+    `formats` are those the model's source can become (an ONNX file only becomes ONNX).
     """
     board = board or BoardFacts()
     overrides = {key: _typed(key, value) for key, value in (overrides or {}).items()}
+    fmt = overrides.get("format")
+    only = None
+    if fmt is None and formats is not None and len(formats) == 1:
+        fmt, only = formats[0], formats[0]
     fmt, runtime, delegate, why_runtime = _pick_delegate(
-        profile, board, facts, overrides.get("format"), overrides.get("runtime"),
-        overrides.get("delegate"))
+        profile, board, facts, fmt, overrides.get("runtime"), overrides.get("delegate"))
+    if only is not None:
+        why_runtime = f"the model's source only becomes {only.value}; {why_runtime}"
     precision, why_precision = _precision(profile, board, facts, delegate, runtime)
     symmetric_acts = delegate.name == DelegateName.TENSORRT
     no_vnni = profile.cpu.arch == "x86_64" and not (
