@@ -245,11 +245,10 @@ def flag_records(records: list, target: AgreementTarget) -> list:
                              f"{target.describe()})")
         fallback = (record.device or {}).get("fallback_ops")
         if fallback:
-            executed = (record.device or {}).get("delegate") or "the delegate"
             ops = ", ".join(f"{op}×{n}" for op, n in sorted(fallback.items(),
                                                             key=lambda kv: -kv[1])[:6])
-            flags.append(f"{sum(fallback.values())} op(s) ran outside {executed} on the "
-                         f"reference kernels (read from the loaded model): {ops}")
+            flags.append(f"no delegate took any node: all {sum(fallback.values())} ops ran "
+                         f"on the reference CPU kernels (read from the loaded model): {ops}")
         if quantized and record.p50_ratio is not None and record.p50_ratio > 1.0:
             flags.append(f"slower than fp32 in {record.runtime or 'its runtime'}: p50 "
                          f"×{record.p50_ratio:.2f} timed interleaved; keep the fp32 artifact "

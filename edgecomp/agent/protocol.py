@@ -212,8 +212,8 @@ class MeasureReport(Message):
     throttled_during: Optional[bool]
     lock_wait_s: float
     power: PowerReport
-    # Ops the delegate did not take, read from the loaded interpreter (LiteRT): they ran
-    # on the reference CPU kernels. None where the runtime does not tell (onnxruntime).
+    # Ops that ran on the reference CPU kernels although a delegate was wanted: every op
+    # when no delegate took any node (LiteRT). None where the runtime does not tell.
     fallback_ops: Optional[Dict[str, int]] = None
     target: Optional[TargetFacts] = None
 

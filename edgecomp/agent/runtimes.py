@@ -145,20 +145,21 @@ class LiteRTRuntime(Runtime):
     def _executed(self):
         """The delegate that took nodes (a DELEGATE node in the graph), else "cpu".
 
-        The nodes left beside the DELEGATE nodes ran on the reference kernels: they are
-        kept in `fallback_ops` (all of them when nothing was delegated).
+        When a delegate was wanted and none took any node, every op ran on the reference
+        kernels: they are kept in `fallback_ops`. When one did, the Python API lists the
+        delegated nodes beside the DELEGATE node, so which ones stayed out is not known
+        and `fallback_ops` stays None.
         """
         try:
             ops = [op["op_name"] for op in self.interpreter._get_ops_details()]
         except Exception:  # a runtime without the op inspection API
             return "unknown"
-        if self.delegate != "cpu":
-            counts = {}
-            for op in ops:
-                if op != "DELEGATE":
-                    counts[op] = counts.get(op, 0) + 1
-            self.fallback_ops = counts
         if "DELEGATE" not in ops:
+            if self.delegate != "cpu":
+                counts = {}
+                for op in ops:
+                    counts[op] = counts.get(op, 0) + 1
+                self.fallback_ops = counts
             return "cpu"
         return "xnnpack" if self.delegate in ("auto", "xnnpack") else self.delegate
 
