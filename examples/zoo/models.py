@@ -118,8 +118,21 @@ def minilm() -> nn.Module:
     return model.eval()
 
 
+def silero_vad_16k_onnx_path() -> Path:
+    """Silero VAD's 16 kHz ONNX graph (opset 15), same inputs and outputs as
+    ``silero_vad_onnx_path()``: its convolutions sit in the main graph (only the LSTM is
+    inside an ``If``), so static int8 can reach them."""
+    path = silero_vad_onnx_path().with_name("silero_vad_16k_op15.onnx")
+    if not path.is_file():
+        raise FileNotFoundError(f"silero-vad is installed without its 16 kHz graph ({path}).")
+    return path
+
+
 def silero_vad_onnx_path() -> Path:
     """Silero VAD's ONNX model (opset 16, 8 and 16 kHz) from the ``silero-vad`` package.
+
+    Every layer sits inside ``If`` subgraphs (one per sample rate), which onnxruntime's
+    quantizer does not reach.
 
     Inputs: ``input`` float32 ``(batch, samples)``, ``state`` float32 ``(2, batch, 128)``,
     ``sr`` int64 scalar. Outputs: ``output`` (speech probability, ``(batch, 1)``) and

@@ -37,7 +37,7 @@ def test_a_prebuilt_mediapipe_tflite_benches_on_the_board_like_here(board, tmp_p
 def test_silero_vad_three_inputs_run_on_the_board(board, tmp_path):
     np.savez(tmp_path / "calib.npz", **zoo_data.speech("calib", 32, 0))
     np.savez(tmp_path / "eval.npz", **zoo_data.speech("eval", 24, 0))
-    path = zoo.silero_vad_onnx_path().with_name("silero_vad_16k_op15.onnx")
+    path = zoo.silero_vad_16k_onnx_path()
     code = main(["deploy", str(path), "--calib", str(tmp_path / "calib.npz"),
                  "--eval", str(tmp_path / "eval.npz"), "--target", board.name,
                  "--set", "precision=fp32", "-o", str(tmp_path / "out"),

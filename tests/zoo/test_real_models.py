@@ -91,16 +91,11 @@ def speech(tmp_path_factory):
             write(folder / "eval.npz", zoo_data.speech("eval", 96, 0)))
 
 
-def silero_16k_path() -> Path:
-    """silero-vad's 16 kHz graph: convolutions in the main graph, the LSTM inside If."""
-    return zoo.silero_vad_onnx_path().with_name("silero_vad_16k_op15.onnx")
-
-
 def test_silero_vad_deploys_with_its_three_inputs_and_reports_agreement(speech, tmp_path):
     """Fed from recorded speech with the real recurrent state; every output compared, the
     share of frames making fp32's speech call reported, a miss of the target flagged."""
     calib, held_out = speech
-    code = main(["deploy", str(silero_16k_path()), "--calib", calib, "--eval", held_out,
+    code = main(["deploy", str(zoo.silero_vad_16k_onnx_path()), "--calib", calib, "--eval", held_out,
                  "--target", "local", "--min-agreement", "95", "-o", str(tmp_path / "out"),
                  "--json", str(tmp_path / "r.json"), *QUICK])
     records = records_of(tmp_path / "r.json")
