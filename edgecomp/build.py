@@ -34,6 +34,7 @@ class ExportPlan:
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
     activation_symmetric: bool = False
+    activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                 io_dtype=plan.io_dtype, per_channel=plan.per_channel,
                 calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
                 activation_symmetric=plan.activation_symmetric,
-                onnx_path=source.onnx_path, technique=technique, progress=progress)
+                activation_dtype=plan.activation_dtype, onnx_path=source.onnx_path,
+                technique=technique, progress=progress)
             log.info("exporting %s %s %s", technique, fmt, precision.value)
             try:
                 if search is not None and precision == Precision.INT8:

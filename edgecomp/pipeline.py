@@ -278,7 +278,8 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
     if plan is not None:
         changes = {"per_channel": not wanted.per_tensor and plan.per_channel,
                    "reduce_range": wanted.reduce_range or plan.reduce_range,
-                   "activation_symmetric": plan.activation_symmetric}
+                   "activation_symmetric": plan.activation_symmetric,
+                   "activation_dtype": plan.activation_dtype.value}
         if wanted.io_dtype is None:
             changes["io_dtype"] = plan.io_dtype.value
         if wanted.formats is None and (not demo or "format" in plan.overridden):

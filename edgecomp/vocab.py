@@ -43,6 +43,13 @@ class CalibrationMethod(Vocabulary):
     PERCENTILE = "percentile"
 
 
+class ActivationDtype(Vocabulary):
+    """The integer type of a static int8 ONNX model's activations (weights stay int8)."""
+
+    INT8 = "int8"
+    UINT8 = "uint8"
+
+
 class IoDtype(Vocabulary):
     """The dtype of an int8 artifact's input and output tensors."""
 

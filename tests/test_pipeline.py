@@ -40,6 +40,7 @@ OVERRIDES = {
     "precision": ("pi4", {}, "fp16"),
     "quant_scheme": ("pi4", {}, "per_tensor_symmetric"),
     "activation_symmetric": ("pi4", {}, "true"),
+    "activation_dtype": ("pi4", {}, "uint8"),
     "io_dtype": ("pi4", {}, "int8"),
     "reduce_range": ("pi4", {}, "true"),
     "pruning": ("pi4", {}, "2:4"),

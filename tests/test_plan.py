@@ -104,6 +104,15 @@ def test_x86_without_vnni_reduces_range(profiles, cnn, transformer):
     assert decisions(make_plan(profiles["x86-64"], transformer))["precision"] == "dynamic-int8"
 
 
+def test_onnx_activations_are_uint8_on_x86_and_int8_on_arm(profiles, cnn):
+    """onnxruntime's fast x86 int8 path is U8S8; ARM's is S8S8."""
+    assert decisions(make_plan(profiles["x86-64"], cnn))["activation_dtype"] == "uint8"
+    assert decisions(make_plan(profiles["pi4"], cnn, {"format": "onnx"}))[
+        "activation_dtype"] == "int8"
+    assert decisions(make_plan(profiles["x86-64"], cnn, {"format": "tflite"}))[
+        "activation_dtype"] == "int8"
+
+
 def test_unaccelerated_ops_are_a_warning(profiles, transformer):
     plan = make_plan(profiles["pi-zero-2w"], transformer)
     assert any("does not accelerate" in w and "layernorm" in w for w in plan.warnings)

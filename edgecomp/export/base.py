@@ -41,6 +41,7 @@ class ExportRequest:
     reduce_range: bool = False
     activation_symmetric: bool = False  # static int8: activation zero points fixed at 0
     float_layers: int = 0  # static int8: keep this many most error-adding layers in float
+    activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
     onnx_path: Path | None = None  # when the source already is an ONNX file
     technique: str = "none"
     progress: Callable[[str, int, int], None] | None = None

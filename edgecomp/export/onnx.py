@@ -79,6 +79,7 @@ class OnnxExporter:
                        "reduce_range": request.reduce_range}
             if request.precision == Precision.INT8:
                 details["float_layers"] = kept_float
+                details["activation_dtype"] = request.activation_dtype
             if request.precision != Precision.FP32:
                 _check_quantized(result, request)
             details.update(self.inspect(result))  # read back before it takes the final name
@@ -310,7 +311,8 @@ def _qdq(src: Path, dst: Path, request: ExportRequest, cache: Path, *,
                CalibrationMethod.PERCENTILE: OrtMethod.Percentile}
     quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ,
                     per_channel=request.per_channel, reduce_range=request.reduce_range,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8 if request.activation_dtype == "uint8"
+                    else QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=methods[request.calibration_method],
                     calibration_cache_path=str(cache), nodes_to_exclude=exclude,
                     extra_options={"ActivationSymmetric": request.activation_symmetric,

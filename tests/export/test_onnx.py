@@ -103,3 +103,17 @@ def test_symmetric_activations_have_zero_zero_points(tiny_request, tmp_path):
     assert all(point == 0 for point in symmetric_points)
     assert symmetric.manifest["calibration"]["activation_symmetric"] is True
     assert affine.manifest["calibration"]["activation_symmetric"] is False
+
+
+def test_uint8_activations_when_asked(tiny_request, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    artifact = get_exporter("onnx").export(tiny_request(Precision.INT8, tmp_path / "u8",
+                                                        activation_dtype="uint8"))
+    graph = onnx.load(str(artifact.path)).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    dtypes = {initializers[n.input[2]].dtype.name for n in graph.node
+              if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    assert dtypes == {"uint8"}
+    assert artifact.manifest["activation_dtype"] == "uint8"
