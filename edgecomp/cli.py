@@ -61,6 +61,9 @@ def _quiet_runtimes() -> None:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "3")
+    # torch configures its own loggers when imported (after this runs), so levels set
+    # here do not hold; its TORCH_LOGS setting does. --debug keeps everything.
+    os.environ.setdefault("TORCH_LOGS", "-all")
     warnings.filterwarnings("ignore")
     for name in ("torch", "litert_torch", "absl", "onnxscript", "onnx_ir", "torchao"):
         logging.getLogger(name).setLevel(logging.ERROR)
