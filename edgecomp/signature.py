@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -218,11 +218,6 @@ def stacked(dataset: "Dataset", specs: Sequence[InputSpec]) -> dict[str, np.ndar
     agent's `run` command reads (`in0`, `in1`, ... in input order)."""
     return {f"in{k}": (dataset.arrays[s.name][:, None] if s.batched
                        else dataset.arrays[s.name]) for k, s in enumerate(specs)}
-
-
-def as_mapping(specs: Sequence[InputSpec], arrays: Sequence[np.ndarray]
-               ) -> Mapping[str, np.ndarray]:
-    return {s.name: a for s, a in zip(specs, arrays)}
 
 
 def flat_outputs(value: Any) -> list[Any]:
