@@ -90,16 +90,10 @@ def onnx_feeds(path: Path, data: Data) -> list[dict[str, np.ndarray]]:
     """One input dict per sample, shaped and typed as the ONNX model wants."""
     import onnx
 
+    from edgecomp.sources import onnx_inputs
+
     model = onnx.load(str(path), load_external_data=False)
-    initializers = {i.name for i in model.graph.initializer}
-    specs = []
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-        specs.append((value.name, shape, dtype))
+    specs = [(spec.name, list(spec.shape), np.dtype(spec.dtype)) for spec in onnx_inputs(model)]
     keys = _match([s[0] for s in specs], data)
     count = min(len(v) for v in data.values())
     return [{name: _shaped(np.asarray(data[keys[name]][i]), shape).astype(dtype)
