@@ -21,6 +21,7 @@ from edgecomp.build import (DataPlan, ExportPlan, Prepared, Search, Training, co
 from edgecomp.errors import InputError
 from edgecomp.export import formats_for, supported_precisions
 from edgecomp.export.base import Artifact
+from edgecomp.modelfacts import ModelFacts
 from edgecomp.plan import BoardFacts, Plan, make_plan
 from edgecomp.remote.base import MeasureOptions
 from edgecomp.remote.measure import (interleaved_ratios, measure_all, reference_outputs,
@@ -140,8 +141,9 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     source = load_source(request.model, data, progress=progress)
     board = resolve_board(request.target)
     with open_transport(request.target) as transport:
+        model = source_facts(source)  # read once: the plan and the int8 search use them
         plan = plan_stage(source, board, request.overrides,
-                          board_facts(board, transport))
+                          board_facts(board, transport), model=model)
         if plan is not None and on_plan is not None:
             on_plan(plan)
         settings = apply_plan(request, plan, board)
@@ -163,7 +165,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         trained_int8 = recipe is not None and \
             recipe_export_defaults(recipe)[0] == Precision.INT8
         search = None if trained_int8 else \
-            _search(request, prepared, reference, transport, verified)
+            _search(request, prepared, reference, transport, verified, model)
         artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
                                 search=search)
         records = measure_all(artifacts, prepared, transport, settings.options_for,
@@ -177,9 +179,10 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
 
 
 def _search(request: DeployRequest, prepared: Prepared, reference, transport,
-            verified: dict[str, Any]) -> Search | None:
+            verified: dict[str, Any], model: ModelFacts | None) -> Search | None:
     """Accuracy-aware int8 when there is evaluation data to judge it by (and the float
-    model's outputs to compare with); the verifications are kept for the records."""
+    model's outputs to compare with); the verifications are kept for the records.
+    Dynamic int8 is a candidate only where `model` is MatMul-heavy."""
     if not request.search or prepared.eval is None or reference is None:
         return None
 
@@ -189,20 +192,19 @@ def _search(request: DeployRequest, prepared: Prepared, reference, transport,
         return result
 
     return Search(check=check, target=request.agreement,
-                  allow_dynamic=_matmul_heavy(prepared.source))
+                  allow_dynamic=model is not None and model.conv_share is not None
+                  and model.conv_share < 0.5)
 
 
-def _matmul_heavy(source: ModelSource) -> bool:
-    """Whether most of the model's work is MatMul/Linear rather than convolution."""
+def source_facts(source: ModelSource) -> ModelFacts | None:
+    """What the planner and the int8 search know about the model (None for an artifact)."""
     from edgecomp.modelfacts import facts_from_onnx, model_facts
 
     if source.module is not None:
-        facts = model_facts(source.module, source.example_inputs, name=source.name)
-    elif source.onnx_path is not None:
-        facts = facts_from_onnx(source.onnx_path, name=source.name)
-    else:
-        return False
-    return facts.conv_share is not None and facts.conv_share < 0.5
+        return model_facts(source.module, source.example_inputs, name=source.name)
+    if source.onnx_path is not None:
+        return facts_from_onnx(source.onnx_path, name=source.name)
+    return None
 
 
 def _data_for(request: DeployRequest) -> DataPlan:
@@ -239,21 +241,19 @@ def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None
 
 
 def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
-               facts: BoardFacts | None = None) -> Plan | None:
-    """The plan for the model on the board; None when `local` has no profile."""
-    from edgecomp.modelfacts import facts_from_onnx, model_facts
+               facts: BoardFacts | None = None, *, model: ModelFacts | None = None
+               ) -> Plan | None:
+    """The plan for the model on the board; None when `local` has no profile.
 
+    `model` holds the model's facts when the caller already read them.
+    """
     if board.profile is None:
         if overrides:
             raise InputError(f"--set needs a hardware profile, and {board.name} has none; plan "
                              "for a named profile (see `edgecomp profiles list`).")
         log.info("no hardware profile for %s; deploying without a plan", board.name)
         return None
-    if source.module is None:
-        model = facts_from_onnx(source.onnx_path, name=source.name)
-    else:
-        model = model_facts(source.module, source.example_inputs, name=source.name)
-    return make_plan(board.profile, model, overrides, board=facts,
+    return make_plan(board.profile, model or source_facts(source), overrides, board=facts,
                      formats=formats_for(has_module=source.module is not None))
 
 

@@ -153,6 +153,12 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
     return artifact
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-sentence export errors."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300].rstrip(".") if text else type(exc).__name__
+
+
 def needs_calibration(request: ExportRequest) -> None:
     """Refuse full-integer export without calibration data, saying how to provide it."""
     if request.precision == Precision.INT8 and request.calib is None:

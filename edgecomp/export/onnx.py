@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from edgecomp.errors import ExportError, InputError
 from edgecomp.export import register_exporter
 from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
-                                  artifact_path, check_request, finish_artifact, tool_versions)
+                                  artifact_path, check_request, finish_artifact, first_line,
+                                  tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
 from edgecomp.signature import flat_outputs
@@ -74,7 +75,7 @@ class OnnxExporter:
                         raise ExportError(
                             f"onnxruntime could not quantize {request.model_name} to "
                             f"{request.precision.value} with {request.calibration_method.value}"
-                            f" calibration: {_first_line(exc)}") from exc
+                            f" calibration: {first_line(exc)}") from exc
             details = {"tools": tool_versions("onnx", "onnxruntime", "onnxscript"),
                        "reduce_range": request.reduce_range}
             if request.precision == Precision.INT8:
@@ -201,6 +202,22 @@ class _CalibrationReader:
         return (dict(zip(self.names, sample)) for sample in self.samples)
 
 
+def _fed_samples(path: Path, request: ExportRequest, *, limit: int | None = None
+                 ) -> tuple[list[str], list[tuple[np.ndarray, ...]]]:
+    """The calibration samples (the first `limit`) as the graph at `path` is fed: only the
+    inputs it reads, since an exporter may drop one the graph never uses."""
+    names = [spec.name for spec in request.inputs]
+    fed = _graph_input_names(path)
+    unknown = [n for n in fed if n not in names]
+    if unknown:
+        raise InputError(f"the ONNX graph takes inputs {', '.join(fed)} but the model was "
+                         f"given {', '.join(names)}.")
+    count = len(request.calib) if limit is None else min(limit, len(request.calib))
+    samples = [tuple(a for n, a in zip(names, sample) if n in fed)
+               for _, sample in zip(range(count), request.calibration_samples())]
+    return [n for n in names if n in fed], samples
+
+
 def _graph_input_names(path: Path) -> list[str]:
     import onnx
 
@@ -236,15 +253,7 @@ def _calibrate(src: Path, work: Path, request: ExportRequest) -> Path:
     }[request.calibration_method]
     calibrator = create_calibrator(src, augmented_model_path=str(work / "augmented.onnx"),
                                    calibrate_method=method, extra_options=options)
-    names = [spec.name for spec in request.inputs]
-    fed = _graph_input_names(src)  # an exporter may drop an input the graph never reads
-    unknown = [n for n in fed if n not in names]
-    if unknown:
-        raise InputError(f"the ONNX graph takes inputs {', '.join(fed)} but the model was "
-                         f"given {', '.join(names)}.")
-    samples = [tuple(a for n, a in zip(names, s) if n in fed)
-               for s in request.calibration_samples()]
-    names = [n for n in names if n in fed]
+    names, samples = _fed_samples(src, request)
     for start in range(0, len(samples), CALIBRATION_CHUNK):
         chunk = samples[start:start + CALIBRATION_CHUNK]
         calibrator.collect_data(_CalibrationReader(names, chunk))
@@ -351,7 +360,7 @@ def sensitive_nodes(float_path: Path, qdq_path: Path, request: ExportRequest,
            request.per_channel, request.reduce_range, request.activation_symmetric)
     if key in _RANKINGS:
         return _RANKINGS[key]
-    names, samples = _sensitivity_samples(float_path, request)
+    names, samples = _fed_samples(float_path, request, limit=SENSITIVITY_SAMPLES)
     proxy = _sqnr_drop_ranking(float_path, qdq_path, names, samples)
     ops = _op_types(float_path)
     candidates = [n for n in proxy if ops.get(n) in WEIGHTED_OPS][:SENSITIVITY_CANDIDATES]
@@ -370,14 +379,6 @@ def sensitive_nodes(float_path: Path, qdq_path: Path, request: ExportRequest,
     ranked = measured + [n for n in proxy if n not in measured]
     _RANKINGS[key] = ranked
     return ranked
-
-
-def _sensitivity_samples(float_path: Path, request: ExportRequest):
-    names = [spec.name for spec in request.inputs]
-    fed = _graph_input_names(float_path)
-    samples = [tuple(a for n, a in zip(names, s) if n in fed)
-               for _, s in zip(range(SENSITIVITY_SAMPLES), request.calibration_samples())]
-    return [n for n in names if n in fed], samples
 
 
 def _op_types(path: Path) -> dict[str, str]:
@@ -482,7 +483,3 @@ def _quantize_dynamic(src: Path, dst: Path, request: ExportRequest) -> None:
     quantize_dynamic(str(src), str(dst), per_channel=request.per_channel,
                      reduce_range=request.reduce_range, weight_type=QuantType.QInt8)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300].rstrip(".") if text else type(exc).__name__

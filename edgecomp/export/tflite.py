@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from edgecomp.atomic import atomic_path
 from edgecomp.errors import ExportError
 from edgecomp.export import register_exporter
-from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision, artifact_path,
-                                  check_request, finish_artifact, tool_versions)
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
+                                  artifact_path, check_request, finish_artifact, first_line,
+                                  tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share, tensor_entry
 from edgecomp.export.quiet import native_output_captured
 
@@ -61,7 +62,7 @@ class TFLiteExporter:
                         data = _ai_edge_quantize(data, request.precision)
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
             raise ExportError(f"litert-torch could not convert {request.model_name} to "
-                              f"{request.precision.value} LiteRT: {_first_line(exc)}. Run with "
+                              f"{request.precision.value} LiteRT: {first_line(exc)}. Run with "
                               "--debug for the converter's trace; unsupported ops are the usual "
                               "cause.") from exc
         if request.precision == Precision.INT8 and request.io_dtype == "float32":
@@ -100,10 +101,6 @@ class TFLiteExporter:
         return {"inputs": inputs, "outputs": outputs, "ops": dict(sorted(ops.items())),
                 **integer_share(weight_bytes)}
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300].rstrip(".") if text else type(exc).__name__
 
 
 def _litert_convert(module, example, **kwargs) -> bytes:
