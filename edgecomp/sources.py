@@ -2,6 +2,8 @@
 
 Weights are read with `torch.load(weights_only=True)`: a pickle that would run code
 on this machine is refused, with a sentence saying how to save plain weights instead.
+A `.pt2` archive is checked the same way (`edgecomp.untrusted.checked_pt2`) before
+torch.export.load sees it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from edgecomp.export import format_for_path
 from edgecomp.hashing import file_sha256, state_dict_sha256
 from edgecomp.signature import (InputSpec, UNKNOWN, bind, describe, forward_names, resolve,
                                 specs_from_data, specs_from_tensors)
+from edgecomp.untrusted import checked_pt2
 from edgecomp.vocab import Format
 
 if TYPE_CHECKING:
@@ -201,10 +204,9 @@ def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _load_exported(path: Path, *, data: Dataset | None,
                    input_shape: tuple[int, ...] | None) -> ModelSource:
-    if not path.is_file():
-        raise InputError(f"model file {path} does not exist.")
+    buffer = checked_pt2(path)  # nothing in it runs code when torch loads it
     try:
-        program = torch.export.load(str(path))
+        program = torch.export.load(buffer)
     except Exception as exc:  # torch.export.load raises many types for a damaged archive
         raise InputError(f"{path} is not a readable torch.export program (truncated or "
                          f"corrupt?): {str(exc).splitlines()[0][:200] if str(exc) else exc!r}"
