@@ -77,6 +77,7 @@ def make_dataset(x: np.ndarray | Mapping[str, np.ndarray], y: np.ndarray | None,
         array = np.asarray(array)
         if array.dtype.kind == "f":
             array = array.astype(np.float32, copy=False)
+            _refuse_non_finite(array, name, source=source)
         elif array.dtype.kind not in "iub":
             raise InputError(f"{source}: input {name!r} holds {array.dtype} values; inputs "
                              "must be numbers or booleans.")
@@ -97,6 +98,16 @@ def make_dataset(x: np.ndarray | Mapping[str, np.ndarray], y: np.ndarray | None,
             raise InputError(f"{source}: 'y' must hold integer class labels; got {y.dtype}.")
         y = y.astype(np.int64)
     return Dataset(arrays=arrays, y=y, source=source, sha256=dataset_sha256(arrays, y))
+
+
+def _refuse_non_finite(array: np.ndarray, name: str, *, source: str) -> None:
+    """NaN or infinity in an input poisons calibration ranges and every comparison made
+    with the float model, so data holding any is refused."""
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise InputError(f"{source}: input {name!r} holds {bad} non-finite values (NaN or "
+                         f"infinity, or beyond float32) of {array.size}; clean the data "
+                         "before calibrating or evaluating with it.")
 
 
 def dataset_sha256(arrays: Mapping[str, np.ndarray], y: np.ndarray | None) -> str:
@@ -168,6 +179,8 @@ def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
     std_a = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
     if mean_a.shape[0] not in (1, channels) or std_a.shape[0] not in (1, channels):
         raise InputError(f"--mean/--std need 1 or {channels} values for {path}.")
+    if not (np.all(np.isfinite(mean_a)) and np.all(np.isfinite(std_a)) and np.all(std_a > 0)):
+        raise InputError(f"--mean must be finite and --std finite and above 0 for {path}.")
     x = (x - mean_a) / std_a
     return make_dataset(x, np.asarray(labels, dtype=np.int64), source=str(path))
 

@@ -135,3 +135,31 @@ def test_cli_exit_code_and_no_traceback_in_a_real_process(project, digits_npz):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "missing.pt does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("poison, count", [("inf", 3), ("nan", 64 * 200)])
+def test_non_finite_calibration_data_is_refused(project, capsys, digits_npz, poison, count):
+    x = np.load(digits_npz[0])["x"].copy()
+    if poison == "inf":
+        x[0, 0, 0, :3] = np.inf
+    else:
+        x[:] = np.nan
+    np.savez(project / "bad.npz", x=x)
+    code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "net.pt",
+                         "--calib", "bad.npz", "--format", "onnx", "--precision", "int8",
+                         "-o", "out")
+    assert code == 1
+    assert_clean_failure(code, text, project,
+                         match=f"bad.npz: input 'x' holds {count} non-finite values")
+
+
+def test_non_finite_evaluation_data_is_refused(project, capsys, digits_npz):
+    x = np.load(digits_npz[1])["x"].copy()
+    x[1, 0, 2, 2] = -np.inf
+    np.savez(project / "bad-eval.npz", x=x, y=np.load(digits_npz[1])["y"])
+    code, text = run_cli(capsys, "deploy", "mymodels:small_cnn", "--weights", "net.pt",
+                         "--calib", str(digits_npz[0]), "--eval", "bad-eval.npz",
+                         "--target", "local", "-o", "out")
+    assert code == 1
+    assert_clean_failure(code, text, project,
+                         match="bad-eval.npz: input 'x' holds 1 non-finite values")

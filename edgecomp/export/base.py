@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -146,11 +147,27 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
     artifact = Artifact(path=path, format=fmt.value, precision=request.precision,
                         manifest=manifest)
     try:
-        atomic_write_text(artifact.manifest_path, json.dumps(manifest, indent=2))
+        atomic_write_text(artifact.manifest_path, manifest_json(manifest))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return artifact
+
+
+def manifest_json(manifest: dict[str, Any]) -> str:
+    """A manifest as strict JSON: a non-finite number (NaN from a model whose outputs are
+    not numbers) is written as null, since NaN and Infinity are not JSON."""
+    return json.dumps(_finite(manifest), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def first_line(exc: BaseException) -> str:
