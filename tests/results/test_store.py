@@ -69,7 +69,7 @@ def test_not_a_database_is_one_sentence(tmp_path):
 def test_records_round_trip_with_raw_samples(tmp_path):
     with Store(tmp_path / "r.db") as store:
         store.add_run([record("fp32", 2.0), record("int8", 1.0)], command="deploy")
-        back = store.records()
+        back = store.records(with_samples=True)
     assert [r.precision for r in back] == ["fp32", "int8"]
     assert back[1].latency_ms == Latency(1.0, 1.1, 1.3, 1.0, 0.01, 50)
     assert back[1].samples_ms == [1.0] * 50
