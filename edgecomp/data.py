@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +14,17 @@ import numpy as np
 
 from edgecomp.errors import InputError
 from edgecomp.hashing import array_sha256
+from edgecomp.untrusted import open_regular, size_text
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CALIB_SIZE = 256
+# Data is decoded into memory: one .npz file's arrays, or one image folder's pixels as
+# float32, may take this much; beyond it the host would run out of memory.
+MAX_DATA_BYTES = 4 * 2**30
+# An image file is read whole before decoding; PIL's decompression-bomb guard bounds the
+# pixels it decodes to.
+MAX_IMAGE_FILE_BYTES = 256 * 2**20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -122,22 +131,61 @@ def dataset_sha256(arrays: Mapping[str, np.ndarray], y: np.ndarray | None) -> st
 
 def load_npz(path: Path) -> Dataset:
     """Load an .npz file: `x` (one input) or one array per input name, plus optional `y`."""
+    arrays = read_npz(path)
+    y = arrays.pop("y", None)
+    names = list(arrays)
+    if "x" in names and len(names) > 1:
+        raise InputError(f"{path}: holds 'x' and other arrays ({', '.join(names)}); "
+                         "use 'x' for a one-input model, or one array per input "
+                         "name without 'x'.")
+    if not names:
+        raise InputError(f"{path}: an .npz data file needs 'x' or one array per model "
+                         "input (found none); save it with numpy.savez(path, x=inputs,"
+                         " y=labels).")
+    return make_dataset(arrays, y, source=str(path))
+
+
+def read_npz(path: Path, *, max_bytes: int = MAX_DATA_BYTES) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read only when it is a regular file whose arrays,
+    as their headers declare them, take at most `max_bytes` in memory.
+
+    The headers are read with numpy's own .npy format reader before any array is
+    allocated, so a header claiming 10^12 elements is refused, not attempted.
+    """
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = [n for n in archive.files if n != "y"]
-            if "x" in names and len(names) > 1:
-                raise InputError(f"{path}: holds 'x' and other arrays ({', '.join(names)}); "
-                                 "use 'x' for a one-input model, or one array per input "
-                                 "name without 'x'.")
-            if not names:
-                raise InputError(f"{path}: an .npz data file needs 'x' or one array per model "
-                                 "input (found none); save it with numpy.savez(path, x=inputs,"
-                                 " y=labels).")
-            arrays = {name: archive[name] for name in names}
-            y = archive["y"] if "y" in archive.files else None
+        # No cap on the file: np.load reads members lazily, and their headers are checked.
+        with open_regular(path, what="data file", max_bytes=None) as handle:
+            if not zipfile.is_zipfile(handle):  # np.load would read a bare .npy whole
+                raise InputError(f"{path}: not an .npz file (a zip of .npy arrays); save "
+                                 "it with numpy.savez(path, x=inputs, y=labels).")
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as archive:
+                sizes = {name: _npy_bytes(archive, name) for name in archive.files}
+                total = sum(sizes.values())
+                if total > max_bytes:
+                    largest = max(sizes, key=sizes.get)
+                    raise InputError(f"{path}: its arrays take {size_text(total)} "
+                                     f"({largest!r} {size_text(sizes[largest])}), more than "
+                                     f"edgecomp loads ({size_text(max_bytes)}); use fewer "
+                                     "samples.")
+                return {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc}).") from exc
-    return make_dataset(arrays, y, source=str(path))
+
+
+def _npy_bytes(archive, name: str) -> int:
+    """The bytes array `name` of an open .npz takes once loaded, from its .npy header."""
+    from numpy.lib import format as npy
+
+    member = f"{name}.npy" if f"{name}.npy" in archive.zip.namelist() else name
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    with archive.zip.open(member) as stream:
+        version = npy.read_magic(stream)  # ValueError for a member that is not an array
+        if version not in readers:
+            raise ValueError(f"array {name!r} uses .npy format {version[0]}.{version[1]}, "
+                             "which edgecomp does not read")
+        shape, _, dtype = readers[version](stream)
+    return math.prod(shape) * dtype.itemsize
 
 
 def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
@@ -147,25 +195,21 @@ def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
 
     Pixels are scaled to [0, 1], then normalized with `mean` and `std`, and laid out NCHW.
     """
-    from PIL import Image, UnidentifiedImageError
-
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not classes:
         raise InputError(f"{path}: an image folder needs one sub-folder per class.")
-    images, labels = [], []
+    images, labels, total = [], [], 0
     for label, name in enumerate(classes):
         for file in sorted((path / name).iterdir()):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(file) as image:
-                    image = image.convert("L" if grayscale else "RGB")
-                    if size is not None:
-                        image = image.resize((size[1], size[0]), Image.BILINEAR)
-                    array = np.asarray(image, dtype=np.float32) / 255.0
-            except (OSError, UnidentifiedImageError) as exc:
-                raise InputError(f"{file}: not a readable image ({exc}).") from exc
-            images.append(array[None] if grayscale else array.transpose(2, 0, 1))
+            array = read_image(file, size=size, grayscale=grayscale)
+            total += array.nbytes
+            if total > MAX_DATA_BYTES:
+                raise InputError(f"{path}: its images take more than edgecomp loads "
+                                 f"({size_text(MAX_DATA_BYTES)} as float32); use fewer "
+                                 "images or a smaller --image-size.")
+            images.append(array)
             labels.append(label)
     if not images:
         raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders.")
@@ -183,6 +227,30 @@ def load_image_folder(path: Path, *, size: tuple[int, int] | None = None,
         raise InputError(f"--mean must be finite and --std finite and above 0 for {path}.")
     x = (x - mean_a) / std_a
     return make_dataset(x, np.asarray(labels, dtype=np.int64), source=str(path))
+
+
+def read_image(file: Path, *, size: tuple[int, int] | None = None,
+               grayscale: bool = False) -> np.ndarray:
+    """One image file as float32 CHW in [0, 1], read only when it is a regular file that
+    PIL's decompression-bomb guard lets through."""
+    from PIL import Image, UnidentifiedImageError
+
+    with open_regular(file, what="image", max_bytes=MAX_IMAGE_FILE_BYTES) as handle:
+        try:
+            with warnings.catch_warnings():
+                # PIL warns between its limit and twice it and raises beyond; both refuse.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(handle) as image:
+                    image = image.convert("L" if grayscale else "RGB")
+                    if size is not None:
+                        image = image.resize((size[1], size[0]), Image.BILINEAR)
+                    array = np.asarray(image, dtype=np.float32) / 255.0
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(f"{file}: too many pixels to decode safely (PIL's limit is "
+                             f"{Image.MAX_IMAGE_PIXELS} pixels); shrink the image.") from exc
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise InputError(f"{file}: not a readable image ({exc}).") from exc
+    return array[None] if grayscale else array.transpose(2, 0, 1)
 
 
 def demo_digits(split: str = "all") -> Dataset:

@@ -31,8 +31,9 @@ MAX_MODEL_BYTES = 8 * 2**30
 _IMPORTING_KEYS = frozenset({"__enum__", "default_factory_module"})
 
 
-def open_regular(path: Path, *, what: str, max_bytes: int) -> IO[bytes]:
-    """Open `path` for reading when it is a regular file of at most `max_bytes` bytes.
+def open_regular(path: Path, *, what: str, max_bytes: int | None) -> IO[bytes]:
+    """Open `path` for reading when it is a regular file of at most `max_bytes` bytes
+    (any size with None: for readers that bound what they load themselves).
 
     Opened without blocking and checked on the open descriptor, so a FIFO or device
     swapped in under the name is refused rather than read.
@@ -49,13 +50,21 @@ def open_regular(path: Path, *, what: str, max_bytes: int) -> IO[bytes]:
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else \
                 "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
             raise InputError(f"{what} {path} is {kind}, not a regular file; give a file.")
-        if info.st_size > max_bytes:
-            raise InputError(f"{what} {path} is {info.st_size / 2**30:.1f} GiB, more than "
-                             f"edgecomp reads ({max_bytes / 2**30:.1f} GiB).")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise InputError(f"{what} {path} is {size_text(info.st_size)}, more than "
+                             f"edgecomp reads ({size_text(max_bytes)}).")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def size_text(count: int) -> str:
+    """A byte count for messages: '3.5 GiB', '12.0 MiB', '800 bytes'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def read_regular(path: Path, *, what: str, max_bytes: int) -> bytes:
