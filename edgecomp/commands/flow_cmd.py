@@ -255,10 +255,12 @@ def _finish(args, records, *, command: str) -> int:
     console.print(comparison_table(shown, title=f"{command}: {len(records)} artifact(s) measured"))
     if args.json:
         write_json(args.json, records)
+    from rich.markup import escape
+
     failed = [r for r in records if not r.ok]
     for record in failed:
-        err_console.print(f"[red]failed[/red] {record.artifact_name}: {record.error}")
-    from rich.markup import escape
+        err_console.print(f"[red]failed[/red] {escape(record.artifact_name)}: "
+                          f"{escape(str(record.error))}")
 
     for record in records:
         search = record.manifest.get("search")
@@ -304,12 +306,14 @@ def run_compare(args) -> int:
     from edgecomp.results.store import Store
 
     with Store() as store:
+        # Raw samples only for --json (the README lists them there); the table needs none.
         records = store.records(model=args.model, target=args.target,
-                                include_failed=args.failed)
+                                include_failed=args.failed, with_samples=args.json is not None)
         location = store.path
     rows = compare_rows(records, history=args.all)
     if not rows:
-        console.print(f"no results recorded in {location} yet; run `edgecomp deploy` first.")
+        console.print(f"no results recorded in {location} yet; run `edgecomp deploy` first.",
+                      markup=False)
     else:
         console.print(comparison_table(rows, title=f"results in {location}"))
     if args.json:

@@ -11,6 +11,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from edgecomp.results.compare import ComparisonRow
 from edgecomp.results.record import ResultRecord
@@ -45,24 +46,30 @@ def _size(size: int) -> str:
 
 
 def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Table:
-    """The `compare` table: one line per artifact, fastest first within model and target."""
-    table = Table(title=title, title_justify="left")
+    """The `compare` table: one line per artifact, fastest first within model and target.
+
+    Names and the title come from users' manifests, recipes and paths: they are shown as
+    written (rich Text), never read as markup.
+    """
+    table = Table(title=Text(title), title_justify="left")
     for column in ("model", "technique", "target", "format", "precision", "size",
                    "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ"):
         table.add_column(column, justify="right" if column not in (
             "model", "technique", "target", "format", "precision") else "left")
     for row in rows:
         r = row.record
+        names = [Text(name) for name in (r.model, r.technique, r.target, r.format)]
         io = r.manifest.get("io_dtype", "float32")
-        precision = r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8" else "")
+        precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
+                                        else ""))
         if not r.ok:
-            table.add_row(r.model, r.technique, r.target, r.format, precision, _size(r.size_bytes),
+            table.add_row(*names, precision, _size(r.size_bytes),
                           "-", "-", "-", "[red]failed[/red]", "-", "-", "-")
             continue
         delta = "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.2f}"
         if r.flags:
-            precision += " [yellow](!)[/yellow]"
-        table.add_row(r.model, r.technique, r.target, r.format, precision, _size(r.size_bytes),
+            precision.append(" (!)", style="yellow")
+        table.add_row(*names, precision, _size(r.size_bytes),
                       _fmt(r.accuracy, ".2f", "%"), delta,
                       _fmt(r.agreement.cosine if r.agreement else None, ".4f"),
                       _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),

@@ -10,31 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edgecomp.errors import EdgecompError
 from edgecomp.results import store as store_module
-from edgecomp.results.record import Agreement, Latency, ResultRecord
+from edgecomp.results.record import ResultRecord
 from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, Store
+from tests.results.records import record
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def record(model: str = "m", *, samples: int = 50, seed: int = 0,
-           error: str | None = None) -> ResultRecord:
-    values = (0.05 + np.random.default_rng(seed).gamma(2.0, 0.003, samples)).tolist()
-    return ResultRecord(
-        model=model, technique="none", target="local", format="tflite", precision="fp32",
-        size_bytes=1000, accuracy=98.0, float_accuracy=98.5, accuracy_delta=-0.5,
-        agreement=Agreement(0.999, 0.01),
-        latency_ms=None if error else Latency(0.05, 0.06, 0.07, 0.05, 0.01, samples),
-        load_ms=1.0, first_inference_ms=2.0, peak_rss_mb=50.0, rss_growth_mb=5.0,
-        runtime="ai_edge_litert 2.3.0", threads=1, transport="local", device={"cores": 2},
-        artifact_sha256="sha", artifact_name="m.fp32.tflite", source_sha256="src",
-        calib_sha256=None, calib_source=None, manifest={},
-        samples_ms=[] if error else values, error=error,
-        created_at="2026-01-01T00:00:00+00:00")
 
 
 def schema(path: Path) -> tuple[int, set[str], set[str]]:
@@ -191,8 +175,7 @@ def test_an_open_blocked_by_a_migration_past_the_timeout_is_one_sentence(tmp_pat
 WRITER = """
 import sys
 sys.path.insert(0, {root!r})
-sys.path.insert(0, {tests!r})
-from test_store_reliability import record
+from tests.results.records import record
 from edgecomp.results.store import Store
 
 index = int(sys.argv[1])
@@ -208,8 +191,7 @@ def run_writers(path: Path, *, count: int, samples: int, per_run: int = 1,
                 within_s: float = 120) -> None:
     """Start `count` writer processes, release them together, and check that each recorded
     its run within `within_s` seconds, without an error."""
-    script = WRITER.format(root=str(ROOT), tests=str(Path(__file__).parent), samples=samples,
-                           per_run=per_run, path=str(path))
+    script = WRITER.format(root=str(ROOT), samples=samples, per_run=per_run, path=str(path))
     children = [subprocess.Popen([sys.executable, "-c", script, str(i)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for i in range(count)]
