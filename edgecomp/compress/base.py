@@ -7,16 +7,32 @@ the recipe loader read `PASSES`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Annotated, Any, Callable, ClassVar, Protocol
 
+import pydantic
 import torch
+from pydantic import Field, StrictInt
 from torch import nn
 
+from edgecomp.config import SCHEMA, validate
 from edgecomp.data import Dataset
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
+
+# The ranges pass options share. A pass annotates its __init__ options with them and
+# `make_pass` checks every option against the annotations before the pass is built, so a
+# recipe asking for 10^9 epochs or a NaN learning rate is refused, naming the option.
+Epochs = Annotated[StrictInt, Field(ge=0, le=1000)]
+Steps = Annotated[StrictInt, Field(ge=1, le=100)]
+LearningRate = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+ChannelMultiple = Annotated[StrictInt, Field(ge=1, le=1024)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]  # where the pass checks the range
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(step_description, done, total); the CLI turns it into a progress bar."""
@@ -81,11 +97,40 @@ def register_pass(cls: type) -> type:
 
 
 def make_pass(name: str, options: dict[str, Any]) -> CompressionPass:
-    """Build a registered pass, turning unknown names or options into one clear sentence."""
+    """Build a registered pass, its options checked against the annotations and ranges of
+    its __init__; unknown names, options or values out of range become one sentence."""
     if name not in PASSES:
         raise InputError(f"unknown compression pass {name!r}; choose one of "
                          f"{', '.join(sorted(PASSES))}.")
+    schema = options_schema(PASSES[name])
+    if schema is not None:
+        known = [f.name for f in dataclasses.fields(schema)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(f"pass {name!r}: bad options {sorted(options)} ("
+                             f"{', '.join(unknown)} unknown; it takes "
+                             f"{', '.join(known) or 'none'}).")
+        checked = validate(dict(options), schema, source=f"pass {name!r}")
+        options = {key: getattr(checked, key) for key in options}
     try:
         return PASSES[name](**options)
     except TypeError as exc:
         raise InputError(f"pass {name!r}: bad options {sorted(options)} ({exc}).") from exc
+
+
+@functools.cache
+def options_schema(cls: type) -> type | None:
+    """A pass's keyword options as an `edgecomp.config` schema: the names, annotations
+    (with their ranges) and defaults of its __init__; None when it takes **options."""
+    init = cls.__init__
+    parameters = [p for p in inspect.signature(init).parameters.values() if p.name != "self"]
+    if init is object.__init__:
+        parameters = []
+    if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in parameters):
+        return None
+    hints = typing.get_type_hints(init, include_extras=True)
+    namespace: dict[str, Any] = {"__annotations__": {p.name: hints.get(p.name, Any)
+                                                     for p in parameters}}
+    namespace.update({p.name: p.default for p in parameters if p.default is not p.empty})
+    options = type(f"{cls.__name__}Options", (), namespace)
+    return pydantic.dataclasses.dataclass(options, frozen=True, kw_only=True, config=SCHEMA)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.prune import prunable_layers
 from edgecomp.compress.train import finetune
 from edgecomp.vocab import Precision
@@ -45,8 +45,8 @@ class BinaryWeights:
     must_come_last: ClassVar[bool] = True  # binarized weights must not be trained further
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, epochs: int = 10, lr: float = 1e-3, keep_first_last: bool = True,
-                 distill: bool = True):
+    def __init__(self, epochs: Epochs = 10, lr: LearningRate = 1e-3,
+                 keep_first_last: bool = True, distill: bool = True):
         self.epochs, self.lr = epochs, lr
         self.keep_first_last, self.distill = keep_first_last, distill
 

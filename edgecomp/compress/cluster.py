@@ -15,10 +15,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import StrictInt
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.huffman import read_archive, write_archive
 from edgecomp.compress.prune import prunable_layers
 from edgecomp.compress.train import finetune
@@ -59,8 +60,9 @@ class Clustering:
     must_come_last: ClassVar[bool] = True  # shared centroids; the archive is written from them
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, conv_bits: int = 8, fc_bits: int = 5, finetune_epochs: int = 3,
-                 lr: float = 1e-3, archive: bool = True, distill: bool = False):
+    def __init__(self, conv_bits: StrictInt = 8, fc_bits: StrictInt = 5,
+                 finetune_epochs: Epochs = 3, lr: LearningRate = 1e-3, archive: bool = True,
+                 distill: bool = False):
         for bits in (conv_bits, fc_bits):
             if not 2 <= bits <= 8:
                 raise InputError(f"cluster: bits must be between 2 and 8, got {bits}.")

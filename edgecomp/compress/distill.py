@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import (DataContext, Epochs, Finite, LearningRate, PassReport,
+                                    register_pass)
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
+
+Temperature = Annotated[float, Field(le=100, allow_inf_nan=False)]  # > 0 checked below
 
 
 @register_pass
@@ -27,8 +31,8 @@ class Distillation:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, epochs: int = 10, temperature: float = 4.0, alpha: float = 0.7,
-                 lr: float = 1e-3, student: str | None = None):
+    def __init__(self, epochs: Epochs = 10, temperature: Temperature = 4.0,
+                 alpha: Finite = 0.7, lr: LearningRate = 1e-3, student: str | None = None):
         if temperature <= 0 or not 0.0 <= alpha <= 1.0:
             raise InputError("distill: temperature must be positive and alpha in [0, 1].")
         self.epochs, self.temperature, self.alpha = epochs, temperature, alpha

@@ -8,17 +8,25 @@ threshold. The report gives accuracy and average cost (MACs executed) per thresh
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.macs import count_macs
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
+
+Exits = Annotated[list[Annotated[StrictInt, Field(ge=0, le=1000)]], Field(min_length=1,
+                                                                          max_length=16)]
+# Confidence thresholds; one above 1 means "never exit early".
+Thresholds = Annotated[list[Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]],
+                       Field(min_length=1, max_length=64)]
+Weight = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
 class EarlyExitNet(nn.Module):
@@ -76,9 +84,9 @@ class EarlyExit:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, after: list[int] | None = None, thresholds: list[float] | None = None,
-                 epochs: int = 8, lr: float = 5e-4, head_lr: float = 5e-3,
-                 exit_weight: float = 0.5):
+    def __init__(self, after: Exits | None = None, thresholds: Thresholds | None = None,
+                 epochs: Epochs = 8, lr: LearningRate = 5e-4, head_lr: LearningRate = 5e-3,
+                 exit_weight: Weight = 0.5):
         self.after = after if after is not None else [0, 2]
         self.thresholds = thresholds or [0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01]
         self.epochs, self.lr, self.head_lr, self.exit_weight = epochs, lr, head_lr, exit_weight

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
+
+Share = Annotated[float, Field(gt=0, le=1)]  # of the energy or of the parameters kept
+MinParams = Annotated[StrictInt, Field(ge=0, le=2**31)]
 
 
 def choose_rank(singular: torch.Tensor, *, energy: float | None, ratio: float | None,
@@ -53,8 +57,9 @@ class LowRank:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, energy: float | None = 0.9, ratio: float | None = None,
-                 finetune_epochs: int = 3, lr: float = 1e-3, min_params: int = 2048):
+    def __init__(self, energy: Share | None = 0.9, ratio: Share | None = None,
+                 finetune_epochs: Epochs = 3, lr: LearningRate = 1e-3,
+                 min_params: MinParams = 2048):
         if (energy is None) == (ratio is None):
             raise InputError("lowrank: give exactly one of energy (e.g. 0.9) or ratio.")
         self.energy, self.ratio = energy, ratio

@@ -7,16 +7,19 @@ CPUs compute the zeros at full cost.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.prune import layer_sparsity, prunable_layers
 from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
+
+GroupSize = Annotated[StrictInt, Field(le=64)]  # n of every m weights; 0 < n < m checked below
 
 
 @register_pass
@@ -27,7 +30,8 @@ class NMSparsity:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, n: int = 2, m: int = 4, finetune_epochs: int = 2, lr: float = 1e-3):
+    def __init__(self, n: GroupSize = 2, m: GroupSize = 4, finetune_epochs: Epochs = 2,
+                 lr: LearningRate = 1e-3):
         if not 0 < n < m:
             raise InputError("prune.nm: need 0 < n < m (2:4 is what Ampere accelerates).")
         self.n, self.m, self.finetune_epochs, self.lr = n, m, finetune_epochs, lr

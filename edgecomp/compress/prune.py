@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import (DataContext, Epochs, Finite, LearningRate, PassReport, Steps,
+                                    register_pass)
 from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
@@ -45,9 +46,9 @@ class MagnitudePruning:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, sparsity: float = 0.8, scope: str = "global", schedule: str = "oneshot",
-                 steps: int = 3, finetune_epochs: int = 2, lr: float = 1e-3,
-                 distill: bool = False):
+    def __init__(self, sparsity: Finite = 0.8, scope: str = "global",
+                 schedule: str = "oneshot", steps: Steps = 3, finetune_epochs: Epochs = 2,
+                 lr: LearningRate = 1e-3, distill: bool = False):
         if not 0.0 < sparsity < 1.0:
             raise InputError(f"prune.magnitude: sparsity must be between 0 and 1, got {sparsity}.")
         if scope not in ("global", "layer") or schedule not in ("oneshot", "gradual"):

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, make_pass, register_pass
+from edgecomp.compress.base import (ChannelMultiple, DataContext, Epochs, Finite, LearningRate,
+                                    PassReport, make_pass, register_pass)
 from edgecomp.errors import InputError
-from edgecomp.vocab import PruningKind
-from edgecomp.vocab import Precision
+from edgecomp.vocab import Precision, PruningKind
 
 
 @register_pass
@@ -27,8 +27,9 @@ class PruneForTarget:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, kind: str = "channel", amount: float = 0.5, round_to: int = 8,
-                 finetune_epochs: int = 4, lr: float = 1e-3):
+    def __init__(self, kind: str = "channel", amount: Finite = 0.5,
+                 round_to: ChannelMultiple = 8, finetune_epochs: Epochs = 4,
+                 lr: LearningRate = 1e-3):
         try:
             self.kind = PruningKind(kind)
         except ValueError:
@@ -36,8 +37,6 @@ class PruneForTarget:
                              f"{', '.join(k.value for k in PruningKind)}.") from None
         if not 0.0 < amount < 1.0:
             raise InputError(f"prune: amount must be between 0 and 1, got {amount}.")
-        if round_to < 1:
-            raise InputError(f"prune: round_to must be a positive integer, got {round_to}.")
         self.amount, self.round_to = amount, round_to
         self.finetune_epochs, self.lr = finetune_epochs, lr
 

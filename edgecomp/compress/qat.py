@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.fold import fold_batchnorm
 from edgecomp.compress.prune import prunable_layers
 from edgecomp.compress.train import finetune
@@ -63,7 +63,7 @@ class QuantizationAwareTraining:
     must_come_last: ClassVar[bool] = True  # weights sit on the int8 grid the export uses
     export_precision: ClassVar[Precision | None] = Precision.INT8
 
-    def __init__(self, epochs: int = 3, lr: float = 2e-4, distill: bool = True):
+    def __init__(self, epochs: Epochs = 3, lr: LearningRate = 2e-4, distill: bool = True):
         self.epochs, self.lr, self.distill = epochs, lr, distill
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
 from edgecomp.compress.train import finetune
 from edgecomp.vocab import Precision
+
+Channels = Annotated[StrictInt, Field(ge=1, le=2**16)]
 
 
 def separable(conv: nn.Conv2d) -> nn.Sequential:
@@ -28,7 +31,7 @@ class DepthwiseSeparable:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, min_in: int = 8, epochs: int = 10, lr: float = 1e-3):
+    def __init__(self, min_in: Channels = 8, epochs: Epochs = 10, lr: LearningRate = 1e-3):
         self.min_in, self.epochs, self.lr = min_in, epochs, lr
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:

@@ -14,7 +14,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from edgecomp.compress.base import DataContext, PassReport, register_pass
+from edgecomp.compress.base import (ChannelMultiple, DataContext, Epochs, Finite, LearningRate,
+                                    PassReport, Steps, register_pass)
 from edgecomp.compress.macs import count_macs
 from edgecomp.compress.prune import prunable_layers
 from edgecomp.compress.train import finetune
@@ -79,9 +80,9 @@ class StructuredPruning:
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
 
-    def __init__(self, ratio: float = 0.5, importance: str = "l1", round_to: int = 8,
-                 iterative_steps: int = 1, finetune_epochs: int = 8, lr: float = 1e-3,
-                 distill: bool = True):
+    def __init__(self, ratio: Finite = 0.5, importance: str = "l1",
+                 round_to: ChannelMultiple = 8, iterative_steps: Steps = 1,
+                 finetune_epochs: Epochs = 8, lr: LearningRate = 1e-3, distill: bool = True):
         if not 0.0 < ratio < 1.0:
             raise InputError(f"prune.structured: ratio must be between 0 and 1, got {ratio}.")
         if importance not in IMPORTANCE:
