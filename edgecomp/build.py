@@ -14,7 +14,8 @@ from typing import Any, Callable
 from edgecomp.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
 from edgecomp.errors import ExportError, InputError
 from edgecomp.export import get_exporter, unsupported_reason
-from edgecomp.export.base import Artifact, CalibrationMethod, ExportRequest, Precision
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
+                                  plain_file_name)
 from edgecomp.sources import ModelSource, check_data
 from edgecomp.vocab import Format
 
@@ -187,9 +188,12 @@ def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
     source.example_input  # noqa: B018  (refuses models with several inputs, in a sentence)
     if train is not None:
         train = check_data(source, train, what="training")
+    stem = f"{source.name}.{recipe.name}"
+    if out_dir is not None:
+        plain_file_name(stem, out_dir=out_dir)  # files a pass writes stay inside out_dir
     context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
                           calib=prepared.calib, teacher=source.module, progress=progress,
-                          out_dir=out_dir, stem=f"{source.name}.{recipe.name}",
+                          out_dir=out_dir, stem=stem,
                           loss_fn=loss_fn, train_fn=train_fn)
     model, reports = run_recipe(recipe, source.module, context)
     model.eval()

@@ -22,7 +22,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StrictStr
+from pydantic import AfterValidator, Field, StrictStr
 from pydantic.dataclasses import dataclass
 from torch import nn
 
@@ -31,6 +31,7 @@ from edgecomp import paths
 from edgecomp.compress.base import PASSES, DataContext, PassReport, make_pass
 from edgecomp.config import SCHEMA, field_error, find_tomls, load_toml
 from edgecomp.errors import InputError
+from edgecomp.targets import SAFE_NAME
 from edgecomp.vocab import Format, Precision
 
 
@@ -60,11 +61,24 @@ class ExportDefaults:
         return data
 
 
+def check_recipe_name(name: str) -> str:
+    """A recipe name names artifact files (`<model>.<recipe>.int8.tflite`): it must be one
+    safe file-name part, never a path."""
+    if not SAFE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a recipe name: use letters, digits, '.', '_' and "
+                         "'-' only (up to 63, starting with a letter or digit), since it "
+                         "names the artifact files")
+    return name
+
+
+RecipeName = Annotated[StrictStr, AfterValidator(check_recipe_name)]
+
+
 @dataclass(frozen=True, config=SCHEMA)
 class RecipeFile:
     """The layout of a recipe file; each `[[pass]]` table's options belong to its pass."""
 
-    name: StrictStr | None = None
+    name: RecipeName | None = None
     description: StrictStr = ""
     passes: Annotated[tuple[dict[str, Any], ...], Field(alias="pass")] = ()
     export: ExportDefaults = ExportDefaults()

@@ -97,11 +97,22 @@ def check_request(exporter, request: ExportRequest) -> None:
 
 
 def artifact_path(request: ExportRequest, suffix: str) -> Path:
-    """Where an artifact goes: <out>/<model>.<technique>.<precision><suffix>."""
+    """Where an artifact goes: <out>/<model>.<technique>.<precision><suffix>, always a
+    file directly inside the output folder."""
     stem = request.model_name if request.technique in ("none", "") else \
         f"{request.model_name}.{request.technique}"
     io = "" if request.io_dtype == "float32" or request.precision != Precision.INT8 else ".int8io"
-    return request.out_dir / f"{stem}.{request.precision.value}{io}{suffix}"
+    return request.out_dir / plain_file_name(f"{stem}.{request.precision.value}{io}{suffix}",
+                                             out_dir=request.out_dir)
+
+
+def plain_file_name(name: str, *, out_dir: Path) -> str:
+    """`name` when it is one plain file name (no folder, not hidden), else an InputError:
+    model and recipe names reach file names, and must never lead outside `out_dir`."""
+    if "/" in name or "\\" in name or "\0" in name or name.startswith("."):
+        raise InputError(f"{name!r} is not a plain file name to write inside {out_dir}; "
+                         "rename the model or recipe (letters, digits, '.', '_', '-').")
+    return name
 
 
 def tool_versions(*packages: str) -> dict[str, str]:

@@ -3,6 +3,8 @@ rate or 10^6-wide sparsity groups is refused when it loads, naming the file and 
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from edgecomp.cli import main
@@ -35,11 +37,27 @@ def test_options_out_of_range_are_refused_with_file_and_field(tmp_path, table, m
     assert message in str(err.value)
 
 
-def test_a_recipe_out_of_range_writes_nothing(tmp_path, monkeypatch, capsys):
+@pytest.fixture()
+def tiny_model(tmp_path, monkeypatch):
+    """A factory for `compress`, so the CLI tests need not train the demo."""
+    (tmp_path / "tinymodels.py").write_text(
+        "from torch import nn\n\ndef mlp():\n    return nn.Sequential(nn.Flatten(), "
+        "nn.Linear(64, 10))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "tinymodels:mlp"
+    sys.modules.pop("tinymodels", None)
+
+
+def compress(recipe: str, model: str) -> int:
+    return main(["compress", model, "--input-shape", "1,1,8,8", "--recipe", recipe,
+                 "-o", "out"])
+
+
+def test_a_recipe_out_of_range_writes_nothing(tmp_path, monkeypatch, capsys, tiny_model):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "r.toml").write_text('[[pass]]\nname = "prune.magnitude"\n'
                                      "finetune_epochs = -1\n")
-    code = main(["compress", "--recipe", "r.toml", "-o", "out"])
+    code = compress("r.toml", tiny_model)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "Traceback" not in err
     assert "r.toml: pass[0]: pass 'prune.magnitude': finetune_epochs: must be greater" in err
@@ -63,3 +81,25 @@ def test_every_numeric_option_refuses_a_huge_value(name):
             continue
         with pytest.raises(InputError):
             make_pass(name, {field: huge})
+
+
+@pytest.mark.parametrize("name", ["x/../../../escape", "../up", "/abs", ".hidden", "a b"])
+def test_a_recipe_name_that_is_not_a_plain_file_name_is_refused(tmp_path, name):
+    path = tmp_path / "r.toml"
+    path.write_text(f'name = "{name}"\n[[pass]]\nname = "fold"\n')
+    with pytest.raises(InputError, match=rf"{path}: name: .* is not a recipe name"):
+        load_recipe(str(path))
+
+
+def test_a_recipe_name_never_writes_outside_the_output_folder(tmp_path, monkeypatch, capsys,
+                                                               tiny_model):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    (work / "r.toml").write_text('name = "x/../../../escape"\n[[pass]]\nname = "fold"\n')
+    code = compress("r.toml", tiny_model)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "Traceback" not in err
+    assert "r.toml: name: 'x/../../../escape' is not a recipe name" in err
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert [str(p) for p in written if p.suffix != ".pyc"] == ["a/b/r.toml", "tinymodels.py"]
