@@ -121,7 +121,11 @@ class Store:
     def __init__(self, path: Path | None = None, *, timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path) if path is not None else default_db_path()
         self.timeout_s = timeout_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the folder of the results database {self.path} "
+                             f"({exc.strerror}); point EDGECOMP_DB at a writable file.") from exc
         try:
             # isolation_level=None: sqlite3 issues no BEGIN/COMMIT of its own (it would
             # autocommit DDL); every transaction below is explicit.

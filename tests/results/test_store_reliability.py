@@ -244,3 +244,9 @@ def test_sixteen_writers_of_large_runs_lose_nothing_beside_a_long_read(tmp_path)
     for r in back[1:]:
         seed = int(r.model.split("-")[1])
         assert r.samples_ms == record(r.model, samples=85_000, seed=seed).samples_ms
+
+
+def test_an_uncreatable_folder_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EdgecompError, match="cannot create the folder"):
+        Store(tmp_path / "file" / "r.db")
