@@ -24,8 +24,14 @@ from edgecomp.vocab import (DelegateName, Format, GpuFeature, IsaFeature, OpKind
                             PowerProbeKind, Precision, RuntimeName, Unit)
 
 SCHEMA_VERSION = 1
-Positive = Annotated[StrictInt, Field(gt=0)]
 NONEMPTY = Field(min_length=1)
+# Plausible bounds of a board's facts; a value outside is a typo (MHz for GHz, GB for MB)
+# that would mislead every plan made from the profile.
+Cores = Annotated[StrictInt, Field(ge=1, le=1024)]
+MegaHertz = Annotated[StrictInt, Field(ge=1, le=10_000)]
+RamMegabytes = Annotated[StrictInt, Field(ge=16, le=2**24)]  # 16 MB .. 16 TB
+ChannelMultiple = Annotated[StrictInt, Field(ge=1, le=1024)]
+Celsius = Annotated[StrictFloat, Field(ge=20, le=150)]  # throttling: skin 45, silicon ~100
 
 
 def profiles_dir() -> Path:
@@ -36,8 +42,8 @@ def profiles_dir() -> Path:
 @dataclass(frozen=True, config=SCHEMA)
 class Cluster:
     core: StrictStr
-    count: Positive
-    max_mhz: Positive
+    count: Cores
+    max_mhz: MegaHertz
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -80,7 +86,7 @@ class Delegate:
 
 @dataclass(frozen=True, config=SCHEMA)
 class Thermal:
-    throttle_c: StrictFloat
+    throttle_c: Celsius
     notes: StrictStr = ""
 
 
@@ -97,10 +103,10 @@ class Profile:
     schema_version: Literal[1]
     name: StrictStr
     description: StrictStr
-    ram_mb: Positive
+    ram_mb: RamMegabytes
     storage: StrictStr
     memory_budget: Annotated[StrictFloat, Field(gt=0, le=1)]  # fraction of RAM for the model
-    preferred_channel_multiple: Positive
+    preferred_channel_multiple: ChannelMultiple
     cpu: Cpu
     runtimes: Annotated[tuple[RuntimeSpec, ...], NONEMPTY]
     delegates: Annotated[tuple[Delegate, ...], NONEMPTY]
