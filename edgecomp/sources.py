@@ -8,6 +8,7 @@ torch.export.load sees it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -28,7 +29,7 @@ from edgecomp.export import format_for_path
 from edgecomp.hashing import file_sha256, state_dict_sha256
 from edgecomp.signature import (InputSpec, UNKNOWN, bind, describe, forward_names, resolve,
                                 specs_from_data, specs_from_tensors)
-from edgecomp.untrusted import checked_pt2
+from edgecomp.untrusted import checked_pt2, open_regular, read_regular, size_text
 from edgecomp.vocab import Format
 
 if TYPE_CHECKING:
@@ -240,15 +241,31 @@ ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "
                9: "bool", 10: "float16", 11: "float64"}
 
 
+# The most an ONNX model may hold with its external data: it is exported as one file,
+# and protobuf refuses messages of 2 GiB or more.
+MAX_ONNX_BYTES = 2**31 - 2**20
+
+
 def _load_onnx(path: Path, *, data: Dataset | None,
                input_shape: tuple[int, ...] | None) -> ModelSource:
     import onnx
 
-    if not path.is_file():
-        raise InputError(f"model file {path} does not exist.")
+    from edgecomp.export.onnx import external_data_locations
+
     try:
-        model = onnx.load(str(path))
+        model = onnx.load_model_from_string(
+            read_regular(path, what="model file", max_bytes=MAX_ONNX_BYTES))
+        locations = external_data_locations(model)
+        sizes = [_external_size(path, location) for location in locations]
+        if path.stat().st_size + sum(sizes) > MAX_ONNX_BYTES:
+            raise InputError(f"{path} with its external data is {size_text(sum(sizes))}, "
+                             "more than one ONNX file can hold (2 GiB); edgecomp exports "
+                             "models as one file.")
+        # onnx refuses locations outside the model's folder, links and non-regular files.
+        onnx.load_external_data_for_model(model, str(path.parent))
         onnx.checker.check_model(model)
+    except InputError:
+        raise
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
         raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
@@ -259,7 +276,27 @@ def _load_onnx(path: Path, *, data: Dataset | None,
                              "Give data with one array per input to fix open dimensions.")
         specs = (InputSpec(specs[0].name, tuple(input_shape), specs[0].dtype),)
     return ModelSource(name=path.stem, kind="onnx", module=None, inputs=resolve(specs, data),
-                       sha256=file_sha256(path), spec=str(path), onnx_path=path)
+                       sha256=_onnx_sha256(path, locations), spec=str(path), onnx_path=path)
+
+
+def _external_size(path: Path, location: str) -> int:
+    """The size of an external data file, refused unless it is a regular file inside the
+    model's folder (checked here too, so sizes are only ever read from inside it)."""
+    relative = Path(location)
+    if relative.is_absolute() or ".." in relative.parts or not location:
+        raise InputError(f"{path} keeps weights in {location!r}, outside its own folder; "
+                         "external data must sit beside the model.")
+    with open_regular(path.parent / relative, what="external data file",
+                      max_bytes=MAX_ONNX_BYTES) as handle:
+        return os.fstat(handle.fileno()).st_size
+
+
+def _onnx_sha256(path: Path, locations: list[str]) -> str:
+    """The model's identity: the .onnx file, and its external data files when it has any."""
+    if not locations:
+        return file_sha256(path)
+    parts = [file_sha256(path), *(f"{loc}:{file_sha256(path.parent / loc)}" for loc in locations)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def onnx_inputs(model) -> tuple[InputSpec, ...]:

@@ -177,3 +177,75 @@ def test_a_file_over_its_budget_is_refused(tmp_path):
     path.write_bytes(b"x" * 2048)
     with pytest.raises(InputError, match="more than edgecomp reads"):
         open_regular(path, what="model file", max_bytes=1024)
+
+
+def onnx_with_external_data(folder: Path, *, location: str = "net.onnx.data") -> Path:
+    """A small ONNX model whose weights live in a separate file, as
+    onnx.save_model(..., save_as_external_data=True) writes it."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((64, 10)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])],
+        "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [weight, bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "net.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="net.onnx.data", size_threshold=0)
+    if location != "net.onnx.data":
+        model = onnx.load(path, load_external_data=False)
+        for tensor in model.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        onnx.save_model(model, path)
+    return path
+
+
+def test_an_onnx_model_with_external_data_exports_complete(project, capsys):
+    import onnx
+
+    (project / "model").mkdir()
+    path = onnx_with_external_data(project / "model")
+    code, text = run_cli(capsys, "export", str(path), "--format", "onnx", "--precision",
+                         "fp32", "-o", "out")
+    assert code == 0, text
+    artifact = project / "out" / "net.fp32.onnx"
+    manifest = json.loads((project / "out" / "net.fp32.onnx.json").read_text())
+    assert manifest["file"] == artifact.name
+    assert sorted(p.name for p in (project / "out").iterdir()) == [
+        "net.fp32.onnx", "net.fp32.onnx.json"]
+    # The artifact carries its weights: it loads with the source's data file gone.
+    (project / "model" / "net.onnx.data").unlink()
+    loaded = onnx.load(str(artifact))
+    assert [t.name for t in loaded.graph.initializer] == ["w", "b"]
+    onnx.checker.check_model(loaded)
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/hostname", "sub/../net.onnx.data"])
+def test_external_data_outside_the_model_folder_is_refused(project, capsys, location):
+    (project / "model").mkdir()
+    (project / "secret.bin").write_bytes(b"\0" * 4096)
+    path = onnx_with_external_data(project / "model", location=location)
+    code, text = run_cli(capsys, "export", str(path), "--format", "onnx", "--precision",
+                         "fp32", "-o", "out")
+    assert code == 1 and "Traceback" not in text
+    assert "outside its own folder" in " ".join(text.split())
+    assert not (project / "out").exists()
+
+
+def test_external_data_that_is_a_fifo_is_refused(project, capsys):
+    (project / "model").mkdir()
+    path = onnx_with_external_data(project / "model")
+    (project / "model" / "net.onnx.data").unlink()
+    os.mkfifo(project / "model" / "net.onnx.data")
+    code, text = run_cli(capsys, "export", str(path), "--format", "onnx", "--precision",
+                         "fp32", "-o", "out")
+    assert code == 1 and "is a FIFO, not a regular file" in " ".join(text.split())
+    assert not (project / "out").exists()

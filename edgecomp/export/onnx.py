@@ -54,7 +54,7 @@ class OnnxExporter:
             work = Path(tmp)
             float_path = work / "float.onnx"
             if request.onnx_path is not None:
-                shutil.copyfile(request.onnx_path, float_path)
+                _self_contained_copy(request.onnx_path, float_path)
             else:
                 _torch_to_onnx(request, float_path)
             result = work / "result.onnx"
@@ -118,6 +118,51 @@ class OnnxExporter:
                 "opset": [{"domain": o.domain or "ai.onnx", "version": o.version}
                           for o in model.opset_import],
                 **integer_share(weight_bytes)}
+
+
+def external_data_locations(model) -> list[str]:
+    """The files, relative to the model's folder, that hold weights outside the .onnx
+    (`onnx.save_model(..., save_as_external_data=True)`), each named once.
+
+    Written here because onnx keeps its walk over every tensor (initializers, sparse
+    initializers, node attributes, subgraphs) private.
+    """
+    import onnx
+
+    locations: list[str] = []
+
+    def visit(tensor) -> None:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = onnx.external_data_helper.ExternalDataInfo(tensor).location
+            if location not in locations:
+                locations.append(location)
+
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        for tensor in graph.initializer:
+            visit(tensor)
+        for sparse in graph.sparse_initializer:
+            visit(sparse.values)
+            visit(sparse.indices)
+        for node in graph.node:
+            for attribute in node.attribute:
+                for tensor in (attribute.t, *attribute.tensors):
+                    visit(tensor)
+                graphs.extend([attribute.g, *attribute.graphs])
+    return locations
+
+
+def _self_contained_copy(src: Path, dst: Path) -> None:
+    """The source model as one file: weights it keeps in external data files beside it
+    are read in (onnx refuses locations outside the model's folder, links and non-regular
+    files) and written inline, so the artifact never depends on files it does not ship."""
+    import onnx
+
+    if not external_data_locations(onnx.load(str(src), load_external_data=False)):
+        shutil.copyfile(src, dst)
+        return
+    onnx.save_model(onnx.load(str(src)), str(dst))
 
 
 def _torch_to_onnx(request: ExportRequest, out: Path) -> None:
