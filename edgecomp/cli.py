@@ -9,6 +9,8 @@ import sys
 
 from edgecomp.errors import EdgecompError
 
+UNEXPECTED = 70  # EX_SOFTWARE: an error edgecomp has no sentence for (a bug)
+
 # Subcommand groups living beside their concept; each module has add_parser(subparsers).
 COMMAND_MODULES = ["edgecomp.commands.flow_cmd", "edgecomp.commands.compress_cmd",
                    "edgecomp.commands.targets_cmd", "edgecomp.commands.plan_cmd"]
@@ -52,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was recorded for the unfinished step.")
         return 130
+    except Exception as exc:  # a bug: one sentence here, the traceback with --debug
+        if args.debug:
+            raise
+        from rich.markup import escape
+
+        text = " ".join(str(exc).split())[:300] or "no message"
+        err_console.print(f"[bold red]error:[/bold red] edgecomp stopped on an unexpected "
+                          f"{type(exc).__name__} ({escape(text)}). "
+                          "Run again with --debug for the traceback and report it.",
+                          markup=True, highlight=False)
+        return UNEXPECTED
 
 
 def _quiet_runtimes() -> None:

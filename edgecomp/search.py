@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from edgecomp.errors import ExportError
+from edgecomp.errors import DeviceError, ExportError
 from edgecomp.export.base import Artifact, ExportRequest
 from edgecomp.verify import Verification
 from edgecomp.vocab import CalibrationMethod, Format, Precision
@@ -153,6 +153,11 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
                 best = result
             if result.met:
                 break
+            if artifact is not None and result.error is not None:
+                # Built but not checked: the board failed. Later candidates could not be
+                # judged either; keep this one, and measuring it reports the board's state.
+                best = best or result
+                break
             if index == len(steps) and phase == "calibration" and best is not None:
                 steps += [("mixed", c) for c in mixed_candidates(
                     fmt, allow_dynamic=allow_dynamic)]
@@ -181,7 +186,12 @@ def _try(request: ExportRequest, exporter, check: CheckFn, target: AgreementTarg
     except ExportError as exc:
         return Tried(name=name, options=options, error=str(exc)), None
     build_s = round(time.perf_counter() - start, 2)
-    verification = check(artifact)
+    try:
+        verification = check(artifact)
+    except DeviceError as exc:
+        return Tried(name=name, options=options, size_bytes=artifact.size_bytes,
+                     build_s=round(time.perf_counter() - start, 2),
+                     error=f"not checked: {exc}"), artifact
     agreement = verification.agreement if verification is not None else None
     result = Tried(name=name, options=options,
                    cosine=agreement.cosine if agreement else None,

@@ -42,8 +42,8 @@ class BoardLock(object):
                     self.handle.close()
                     raise AgentError(
                         "the board is busy: another measurement (%s) has held %s for over "
-                        "%.0f s; wait for it or raise --lock-timeout" % (
-                            holder or "unknown holder", self.path, self.timeout),
+                        "%.0f s; wait for it, or raise lock_timeout in the target's file" % (
+                            holder or "holder unknown", self.path, self.timeout),
                         "lock_timeout")
                 time.sleep(0.1)
         self.waited = time.time() - start
@@ -58,6 +58,8 @@ class BoardLock(object):
         try:
             with open(self.path) as handle:
                 info = json.loads(handle.read() or "{}")
+            if not isinstance(info, dict) or not info.get("pid"):
+                return None  # the holder has not written its name (yet)
             return "pid %s measuring %s since %s" % (
                 info.get("pid"), info.get("what"),
                 time.strftime("%H:%M:%S", time.localtime(info.get("since", 0))))

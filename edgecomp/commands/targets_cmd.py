@@ -92,18 +92,27 @@ def run_trust(args) -> int:
         host_keys.load(str(known))
     name = host_key_name(target)
     existing = host_keys.lookup(name) or {}
-    if key.get_name() in existing:
-        if existing[key.get_name()] == key:
-            console.print("already trusted.")
-            return 0
-        raise DeviceError(f"{known} holds a DIFFERENT {key.get_name()} key for {name}; "
-                          "edgecomp never replaces a key. If the board was reinstalled, delete "
-                          "that line by hand, then trust again.")
+    if existing.get(key.get_name()) == key:
+        console.print("already trusted.")
+        return 0
+    if existing:
+        # Any key already known for this address, of this type or another, means the board
+        # changed its identity: a server now offering ECDSA where ed25519 was known is
+        # refused like a changed ed25519 key.
+        known_keys = ", ".join(f"{kind} {key_fingerprint(value)}"
+                               for kind, value in existing.items())
+        raise DeviceError(f"{known} already holds a different key for {name} ({known_keys}); "
+                          f"the board now presents {key.get_name()} {fingerprint}. edgecomp "
+                          "never replaces or adds to a known key: if the board was "
+                          "reinstalled, delete those lines by hand, then trust again.")
     if not args.yes:
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             raise InputError("confirm the fingerprint: run in a terminal, or pass --yes after "
                              "checking it on the board (ssh-keygen -lf /etc/ssh/ssh_host_*.pub).")
-        answer = input("Trust this key? Compare it with the board's own fingerprint [y/N] ")
+        try:
+            answer = input("Trust this key? Compare it with the board's own fingerprint [y/N] ")
+        except EOFError:
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             console.print("not trusted.")
             return 1

@@ -59,8 +59,8 @@ def board_factory(tmp_path):
     """Start extra boards for one test (e.g. one whose sshd the test kills)."""
     started = []
 
-    def start(name: str) -> Board:
-        started.append(start_board(name, tmp_path / name))
+    def start(name: str, *extra: str) -> Board:
+        started.append(start_board(name, tmp_path / name, *extra))
         return started[-1]
 
     yield start
