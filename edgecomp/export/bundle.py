@@ -10,22 +10,29 @@ from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
 from edgecomp.hashing import file_sha256
 from edgecomp.signature import InputSpec
+from edgecomp.untrusted import MAX_MODEL_BYTES, open_regular, read_regular
+
+MAX_MANIFEST_BYTES = 64 * 2**20  # a manifest lists tensors and ops; megabytes at most
 
 
 def artifact_from_file(path: Path) -> Artifact:
     """An Artifact for `path`; without a manifest its precision is read from the file."""
-    if not path.is_file():
-        raise InputError(f"artifact {path} does not exist.")
+    open_regular(path, what="artifact", max_bytes=MAX_MODEL_BYTES).close()
     exporter = exporter_for_path(path)
     fmt = exporter.format.value
     manifest_path = path.with_suffix(path.suffix + ".json")
     sha = file_sha256(path)
-    if manifest_path.is_file():
+    if manifest_path.exists():
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
+            manifest = json.loads(read_regular(manifest_path, what="manifest",
+                                               max_bytes=MAX_MANIFEST_BYTES))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise InputError(f"{manifest_path} is not valid JSON ({exc}); delete it to measure "
                              "the artifact without it.") from exc
+        if not _is_manifest(manifest):
+            raise InputError(f"{manifest_path} is not an edgecomp manifest (its precision or "
+                             "inputs are missing or malformed); delete it to measure the "
+                             "artifact without it.")
         if manifest.get("sha256") != sha:
             raise InputError(f"{path} does not match its manifest {manifest_path.name} (sha256 "
                              "differs): the file changed after export; re-export it or delete "
@@ -35,6 +42,30 @@ def artifact_from_file(path: Path) -> Artifact:
     manifest = _manifest_from_file(path, exporter, sha)
     return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
                     manifest=manifest)
+
+
+def _is_manifest(manifest) -> bool:
+    """Whether a manifest read from disk has what edgecomp reads from it: a precision and
+    inputs with a name, a shape of dimensions and a numpy dtype."""
+    import numpy as np
+
+    if not isinstance(manifest, dict) or \
+            manifest.get("precision") not in {p.value for p in Precision}:
+        return False
+    entries = manifest.get("inputs") or []
+    if not isinstance(entries, list):
+        return False
+    for entry in entries:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and
+                isinstance(entry.get("shape"), list) and
+                all(isinstance(d, (int, str)) for d in entry["shape"]) and
+                isinstance(entry.get("dtype"), str)):
+            return False
+        try:
+            np.dtype(entry["dtype"])
+        except TypeError:
+            return False
+    return True
 
 
 def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
