@@ -7,11 +7,13 @@ file system). When writing fails, the temporary file is removed and nothing chan
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextmanager
@@ -45,3 +47,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str, *, encoding: str = "utf-8") -> None:
     """Write `text` to `path` atomically."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def strict_json(value: Any, *, indent: int | None = None,
+                default: Callable[[Any], Any] | None = None) -> str:
+    """`value` as strict JSON: a non-finite number (NaN, Infinity, which JSON does not have
+    and other readers refuse) is written as null, meaning "no number"."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False, default=default)
+
+
+def atomic_write_json(path: Path, value: Any, *, indent: int | None = 2) -> None:
+    """Write `value` as strict JSON to `path` atomically."""
+    atomic_write_text(path, strict_json(value, indent=indent))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value

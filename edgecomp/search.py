@@ -209,9 +209,8 @@ def _try(request: ExportRequest, exporter, check: CheckFn, target: AgreementTarg
 def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
           target: AgreementTarget) -> Artifact:
     """Move the kept candidate to the artifact's usual path, with the search in its manifest."""
-    import json
-
     from edgecomp.atomic import atomic_write_text
+    from edgecomp.export.base import manifest_json
 
     path = final_dir / artifact.path.name
     manifest = dict(artifact.manifest)
@@ -222,7 +221,7 @@ def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
     artifact.path.replace(path)
     moved = Artifact(path=path, format=artifact.format, precision=artifact.precision,
                      manifest=manifest)
-    atomic_write_text(moved.manifest_path, json.dumps(manifest, indent=2))
+    atomic_write_text(moved.manifest_path, manifest_json(manifest))
     artifact.manifest_path.unlink(missing_ok=True)
     return moved
 

@@ -118,6 +118,12 @@ def compare_outputs(reference: Sequence[np.ndarray] | np.ndarray,
     if len(reference) != len(outputs):
         raise ValueError(f"the artifact has {len(outputs)} outputs, the float model "
                          f"{len(reference)}")
+    for index, (ref, out) in enumerate(zip(reference, outputs)):
+        for values, whose in ((out, "the artifact"), (ref, "the float model")):
+            bad = ~np.isfinite(_flat(values)).all(axis=1)
+            if bad.any():  # no agreement can be computed from NaN: say so, do not store NaN
+                raise ValueError(f"{whose} gave NaN or infinite values in output {index} on "
+                                 f"{int(bad.sum())} of {len(bad)} samples")
     per_output = [output_agreement(r, o) for r, o in zip(reference, outputs)]
     first = per_output[0]
     agreement = Agreement(cosine=first["cosine"], max_abs_err=first["max_abs_err"],

@@ -6,7 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from edgecomp.atomic import atomic_path, atomic_write_text
+from edgecomp.atomic import atomic_path, atomic_write_text, strict_json
 from edgecomp.errors import ExportError, InputError
 
 
@@ -143,8 +143,8 @@ def run_compress(args) -> int:
             torch.export.save(program, str(tmp))
         saved.append(path)
     report_path = args.out / f"{stem}.report.json"
-    atomic_write_text(report_path, json.dumps([_report_json(r) for r in reports], indent=2,
-                                              default=str))
+    atomic_write_text(report_path, strict_json([_report_json(r) for r in reports], indent=2,
+                                               default=str))
     for report in reports:
         console.print(f"[bold]{report.name}[/bold] {report.params}")
         for key, value in report.metrics.items():

@@ -54,7 +54,7 @@ def print_plan(plan) -> None:
 
 
 def run_plan(args) -> int:
-    from edgecomp.atomic import atomic_write_text
+    from edgecomp.atomic import atomic_write_json
     from edgecomp.board import board_facts, resolve_board
     from edgecomp.build import DataPlan
     from edgecomp.pipeline import ModelSpec, load_source, plan_stage
@@ -74,7 +74,7 @@ def run_plan(args) -> int:
     plan = plan_stage(source, board, overrides, board_facts(board))
     print_plan(plan)
     if args.json:
-        atomic_write_text(args.json, json.dumps(plan.to_json(), indent=2))
+        atomic_write_json(args.json, plan.to_json())
     return 0
 
 

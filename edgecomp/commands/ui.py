@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +78,6 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Ta
 
 def write_json(path: Path, records: list[ResultRecord]) -> None:
     """Write result objects (the README documents the keys) atomically to `path`."""
-    from edgecomp.atomic import atomic_write_text
+    from edgecomp.atomic import atomic_write_json
 
-    atomic_write_text(path, json.dumps([r.to_json() for r in records], indent=2))
+    atomic_write_json(path, [r.to_json() for r in records])

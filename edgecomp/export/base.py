@@ -6,8 +6,6 @@ The exporter interface and registry are in `edgecomp.export` (the package).
 from __future__ import annotations
 
 import importlib.metadata
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -168,17 +166,9 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
 def manifest_json(manifest: dict[str, Any]) -> str:
     """A manifest as strict JSON: a non-finite number (NaN from a model whose outputs are
     not numbers) is written as null, since NaN and Infinity are not JSON."""
-    return json.dumps(_finite(manifest), indent=2, allow_nan=False)
+    from edgecomp.atomic import strict_json
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    return strict_json(manifest, indent=2)
 
 
 def first_line(exc: BaseException) -> str:

@@ -66,11 +66,17 @@ def write_inputs(path: Path, inputs: Mapping[str, np.ndarray]) -> Path:
 
 def read_outputs(path: Path) -> list[np.ndarray]:
     """The agent's `run` output file: one stacked array per model output, in order."""
-    import numpy as np
+    from edgecomp.data import read_npz
+    from edgecomp.errors import InputError
 
-    with np.load(path, allow_pickle=False) as archive:
-        count = len([k for k in archive.files if k.startswith("out")])
-        return [archive[f"out{k}"] for k in range(count)]
+    try:
+        arrays = read_npz(path)  # the board's file, read with the same limits as data
+    except InputError as exc:
+        raise DeviceError(f"the agent's outputs could not be read: {exc}") from exc
+    count = len([k for k in arrays if k.startswith("out")])
+    if any(f"out{k}" not in arrays for k in range(count)):
+        raise DeviceError(f"the agent's outputs are incomplete: {sorted(arrays)}.")
+    return [arrays[f"out{k}"] for k in range(count)]
 
 
 def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str, Any]:

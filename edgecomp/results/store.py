@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from edgecomp import paths
+from edgecomp.atomic import strict_json
 from edgecomp.errors import EdgecompError, InputError
 from edgecomp.results.record import ResultRecord
 
@@ -203,7 +204,8 @@ class Store:
         records = list(records)
         # Encoded before taking the write lock, so other writers wait only for the inserts.
         rows = [(record,
-                 json.dumps(dataclasses.replace(record, samples_ms=[]).to_json(with_samples=False)),
+                 strict_json(dataclasses.replace(record, samples_ms=[])
+                             .to_json(with_samples=False)),
                  pack_samples(record.samples_ms) if record.samples_ms else None)
                 for record in records]
         try:
