@@ -163,3 +163,20 @@ def test_non_finite_evaluation_data_is_refused(project, capsys, digits_npz):
     assert code == 1
     assert_clean_failure(code, text, project,
                          match="bad-eval.npz: input 'x' holds 1 non-finite values")
+
+
+def test_an_unexpected_error_is_one_sentence_without_debug(monkeypatch, capsys):
+    """A bug edgecomp has no sentence for: one line and exit 70; --debug shows the traceback."""
+    from edgecomp.commands import targets_cmd
+
+    def broken(args):
+        raise RuntimeError("something\nnobody planned for")
+
+    monkeypatch.setattr(targets_cmd, "run_list", broken)
+    assert main(["targets", "list"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert "unexpected RuntimeError (something nobody planned for)" in " ".join(err.split())
+    assert "--debug" in err
+    with pytest.raises(RuntimeError):
+        main(["--debug", "targets", "list"])

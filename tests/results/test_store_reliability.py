@@ -250,3 +250,29 @@ def test_an_uncreatable_folder_is_one_sentence(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(EdgecompError, match="cannot create the folder"):
         Store(tmp_path / "file" / "r.db")
+
+
+@pytest.mark.slow
+def test_a_deploy_killed_while_it_works_leaves_no_partial_row(tmp_path):
+    """kill -9 between the first artifact and the last: the run's rows arrive in one
+    transaction at the end, so the database holds none of them and still opens."""
+    import os
+    import signal
+
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    env = {**os.environ, "EDGECOMP_DB": str(db), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgecomp.cli", "deploy", "--runs", "5", "--seconds", "0",
+         "--warmup-seconds", "0", "-o", str(out)], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("*.tflite")) and process.poll() is None:
+        time.sleep(0.2)
+    assert process.poll() is None, "the deploy finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(out.glob("*.tflite"))
+    with Store(db) as store:
+        assert store.records(include_failed=True) == []
+        store.add_run([record()], command="after the kill")
+        assert len(store.records()) == 1
