@@ -15,7 +15,9 @@ reason instead of waiting on a dead connection again. A link that stops carrying
 ServerAliveInterval does, and uploads give up when the board stops acknowledging data.
 
 On the board edgecomp removes only what it can prove it made: run directories named like
-its run ids that hold its marker file, and upload temporaries named like its own.
+its run ids that hold its marker file, and upload temporaries named like its own. What a
+lost link kept a run from removing is noted on this machine and removed by the next run
+to the same target; the board's own sweep (PREFLIGHT) catches the rest.
 """
 
 from __future__ import annotations
@@ -278,6 +280,7 @@ class SshTransport:
         self.client = client
         try:
             self._preflight()
+            self._clean_orphans()
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise DeviceError(f"{target.name} stopped answering while edgecomp prepared "
@@ -572,8 +575,14 @@ class SshTransport:
             return read_outputs(local_out)
 
     def close(self) -> None:
-        """Remove this run's directory and temporaries on the board (the cache stays)."""
+        """Remove this run's directory and temporaries on the board (the cache stays).
+
+        When the link is gone, they are written down (`_orphans_file`) and removed by the
+        next connection to this target.
+        """
         if self.client is None:
+            if self.workdir:
+                self._remember_orphans()
             return
         try:
             if self.workdir:
@@ -583,6 +592,57 @@ class SshTransport:
             log.warning("could not remove %s on %s: %s", self.run_dir, self.target, exc)
         finally:
             self._drop()
+
+    # -- what a lost connection left on the board ---------------------------------------
+
+    def _orphans_file(self) -> Path:
+        from edgecomp import paths
+
+        return paths.cache_dir() / "boards" / f"{self.target}.left-behind.json"
+
+    def _read_orphans(self) -> list[dict[str, Any]]:
+        try:
+            entries = json.loads(self._orphans_file().read_text())
+        except (OSError, ValueError):
+            return []
+        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+    def _remember_orphans(self) -> None:
+        """Note this run's directory and temporaries, which a lost link kept us from
+        removing: edgecomp made them, so the next run to this target removes them."""
+        from edgecomp.atomic import atomic_write_json
+
+        entry = {"run_dir": self.run_dir, "temporaries": sorted(self._pending)}
+        try:
+            atomic_write_json(self._orphans_file(), [*self._read_orphans(), entry])
+        except OSError as exc:  # the board's own sweep removes them later
+            log.warning("could not note what %s left on %s: %s", self.run_id, self.target, exc)
+
+    def _clean_orphans(self) -> None:
+        """Remove what earlier runs to this target left when their link was lost."""
+        entries = self._read_orphans()
+        if not entries:
+            return
+        for entry in entries:
+            run_dir, temporaries = entry.get("run_dir"), entry.get("temporaries") or []
+            if not isinstance(run_dir, str) or not all(isinstance(t, str) for t in temporaries):
+                continue
+            try:
+                code, _, err = self._exec([self.config.python, "-c", CLEANUP, run_dir,
+                                           RUN_MARKER, TMP_NAME.pattern, *temporaries],
+                                          timeout=30)
+            except _Timeout:
+                code, err = 1, "no answer within 30 s"
+            if code != 0:
+                log.warning("could not remove %s on %s: %s", run_dir, self.target,
+                            _last_line(err))
+        remaining = [e for e in self._read_orphans() if e not in entries]
+        if remaining:
+            from edgecomp.atomic import atomic_write_json
+
+            atomic_write_json(self._orphans_file(), remaining)
+        else:
+            self._orphans_file().unlink(missing_ok=True)
 
     def __enter__(self) -> "SshTransport":
         return self

@@ -101,13 +101,6 @@ def leftovers(board) -> dict[str, list[str]]:
             "runs": sorted(p.name for p in work.glob("runs/*"))}
 
 
-def age_temporaries(board, seconds: float = 120) -> None:
-    """Time passing on the board: upload temporaries a dead connection left grow old."""
-    for path in board.workdir.glob("cache/.tmp-*"):
-        stamp = time.time() - seconds
-        os.utime(path, (stamp, stamp))
-
-
 class said:
     """What a command printed, with the terminal's line wrapping undone."""
 
@@ -157,6 +150,7 @@ def test_link_cut_for_good_while_uploading_keeps_the_finished_result(
         proxy.refuse()
         proxy.cut_after(32 * 1024)  # in the middle of this upload
 
+    before = leftovers(board)
     fired = cut_during_put(lambda path: path.name == second.name, board_gone)
     with board_target(board, "sim-cut", port=proxy.port, connect_timeout=3.0):
         code = main(["bench", str(first), str(second), "--target", "sim-cut", *QUICK,
@@ -172,13 +166,12 @@ def test_link_cut_for_good_while_uploading_keeps_the_finished_result(
         store = Store(Path(os.environ["EDGECOMP_DB"]))
         rows = store.records(target="sim-cut", include_failed=True)
         assert [r.ok for r in rows] == [True, False]
-        # The board comes back; the next run sweeps what the cut left and succeeds.
+        # The board comes back; the next run removes what the cut left and succeeds.
         proxy.heal()
         assert leftovers(board)["temporaries"], "the cut upload left its temporary file"
-        age_temporaries(board)
         code = main(["bench", str(second), "--target", "sim-cut", *QUICK, "--no-record"])
     assert code == 0
-    assert leftovers(board)["temporaries"] == []
+    assert leftovers(board) == before
 
 
 def test_link_cut_once_while_uploading_the_evaluation_set_reconnects(
@@ -215,6 +208,7 @@ def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeyp
         return original(self, artifact, options, inputs)
 
     monkeypatch.setattr(SshTransport, "measure", measure)
+    before = leftovers(board)
     with board_target(board, "sim-gone", port=proxy.port, connect_timeout=3.0):
         code = main(["deploy", "--target", "sim-gone", *QUICK, "-o", str(tmp_path / "a"),
                      "--json", str(tmp_path / "r.json")])
@@ -235,7 +229,7 @@ def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeyp
         code = main(["deploy", "--target", "sim-gone", *QUICK, "-o", str(tmp_path / "b"),
                      "--no-record", "--no-search"])
     assert code == 0
-    assert leftovers(board)["temporaries"] == []
+    assert leftovers(board) == before  # the lost run's directory too
 
 
 def test_frozen_link_with_default_settings_fails_within_a_minute(
@@ -251,18 +245,25 @@ def test_frozen_link_with_default_settings_fails_within_a_minute(
         return original(self, artifact, options, inputs)
 
     monkeypatch.setattr(SshTransport, "measure", measure)
+    before = leftovers(board)
     with board_target(board, "sim-frozen", port=proxy.port):  # default timeouts
         start = time.monotonic()
         code = main(["bench", str(first), str(second), "--target", "sim-frozen", *QUICK,
                      "--no-record", "--json", str(tmp_path / "r.json")])
         elapsed = time.monotonic() - start
-    text = said(capsys)
-    assert code == 1
-    no_traceback(text.err)
-    assert elapsed < 60, elapsed
-    done, failed = results(tmp_path / "r.json")
-    assert done["error"] is None
-    assert "sim-frozen" in failed["error"] and failed["latency_ms"] is None
+        text = said(capsys)
+        assert code == 1
+        no_traceback(text.err)
+        assert elapsed < 60, elapsed
+        done, failed = results(tmp_path / "r.json")
+        assert done["error"] is None
+        assert "sim-frozen" in failed["error"] and failed["latency_ms"] is None
+        proxy.cut()
+        proxy.heal()
+        monkeypatch.setattr(SshTransport, "measure", original)
+        assert main(["bench", str(second), "--target", "sim-frozen", *QUICK,
+                     "--no-record"]) == 0
+    assert leftovers(board) == before
 
 
 def test_preflight_that_never_answers_is_a_sentence_in_seconds(board, tmp_path, capsys):
@@ -349,14 +350,20 @@ def test_preflight_removes_only_what_edgecomp_made(board, tmp_path, capsys):
     (ours / ".edgecomp-run").write_text("")
     (work / "cache").mkdir()
     (work / "cache" / ".tmp-backup").write_text("not an upload of edgecomp's")
+    abandoned = work / "cache" / ".tmp-0123456789abcdef-01234567"  # no process has it open
+    abandoned.write_bytes(b"half an upload")
+    fresh = work / "cache" / ".tmp-0123456789abcdef-89abcdef"  # just written: maybe in use
+    fresh.write_bytes(b"an upload about to be committed")
     old = time.time() - 7 * 3600
     for path in (precious, lookalike, ours, work / "cache" / ".tmp-backup"):
         os.utime(path, (old, old))
+    os.utime(abandoned, (time.time() - 120, time.time() - 120))
     with board_target(board, "sim-shared", workdir=str(work)):
         assert main(["targets", "check", "sim-shared"]) == 0
     assert (precious / "notes.txt").read_text() == "mine"
     assert lookalike.is_dir() and (work / "cache" / ".tmp-backup").is_file()
     assert not ours.exists()  # a run directory of edgecomp's own, abandoned 7 h ago
+    assert not abandoned.exists() and fresh.is_file()
     assert sorted(p.name for p in (work / "runs").iterdir()) == [
         "20240101-000000-deadbeef", "experiment-2024"]
 
