@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import time
 import uuid
 import zlib
 from contextlib import closing, contextmanager
@@ -135,7 +136,7 @@ class Store:
             raise self._error(exc, "opening it") from exc
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self.version = self._migrate()
         except sqlite3.Error as exc:
             self.db.close()
@@ -143,6 +144,21 @@ class Store:
         except BaseException:
             self.db.close()
             raise
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL (once; it stays so). SQLite answers this switch with
+        SQLITE_BUSY at once when other connections are opening the file, without waiting
+        in its busy handler, so the wait for them is here."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _migrate(self) -> int:
         target = len(MIGRATIONS)

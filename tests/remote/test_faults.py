@@ -101,6 +101,14 @@ def leftovers(board) -> dict[str, list[str]]:
             "runs": sorted(p.name for p in work.glob("runs/*"))}
 
 
+def forget(board, *paths: Path) -> None:
+    """Remove these files' copies from the board's cache, so that they are uploaded."""
+    from edgecomp.hashing import file_sha256
+
+    for path in paths:
+        (board.workdir / "cache" / f"{file_sha256(path)}{path.suffix}").unlink(missing_ok=True)
+
+
 class said:
     """What a command printed, with the terminal's line wrapping undone."""
 
@@ -150,6 +158,7 @@ def test_link_cut_for_good_while_uploading_keeps_the_finished_result(
         proxy.refuse()
         proxy.cut_after(32 * 1024)  # in the middle of this upload
 
+    forget(board, second)
     before = leftovers(board)
     fired = cut_during_put(lambda path: path.name == second.name, board_gone)
     with board_target(board, "sim-cut", port=proxy.port, connect_timeout=3.0):
@@ -177,6 +186,8 @@ def test_link_cut_for_good_while_uploading_keeps_the_finished_result(
 def test_link_cut_once_while_uploading_the_evaluation_set_reconnects(
         board, proxy, artifacts, cut_during_put, tmp_path, capsys):
     (first, second), _, big = artifacts
+    for cached in board.workdir.glob("cache/*.npz"):  # the evaluation set goes up again
+        cached.unlink()
     runs_before = leftovers(board)["runs"]
     fired = cut_during_put(lambda path: path.suffix == ".npz" and path.stat().st_size > 1e6,
                            lambda: proxy.cut_after(256 * 1024))
