@@ -361,7 +361,7 @@ class SshTransport:
                     self._lost = f"the connection was lost earlier in this run ({exc})"
                 raise
             except (OSError, EOFError, paramiko.SSHException) as exc:
-                if self._alive():  # the link is fine: the error is the board's
+                if not isinstance(exc, LinkLost) and self._alive():  # the board's error
                     raise DeviceError(f"{what} on {self.target} failed "
                                       f"({_describe(exc)}).") from exc
                 self._drop()
@@ -478,8 +478,8 @@ class SshTransport:
             try:
                 sftp.put(str(local), tmp)
             except OSError as exc:
-                if not self._alive():
-                    raise
+                if isinstance(exc, LinkLost) or not self._alive():
+                    raise LinkLost(_describe(exc)) from exc
                 _remove_quietly(sftp, tmp)
                 self._pending.discard(tmp)
                 if isinstance(exc, TimeoutError):

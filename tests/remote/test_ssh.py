@@ -121,7 +121,8 @@ def test_upload_is_content_addressed_and_verified(board, tmp_path):
 def test_two_concurrent_benches_serialize_through_the_board_lock(deployed, board):
     out, results = deployed
     artifact = out / "artifacts" / results[0]["artifact_name"]
-    options = MeasureOptions(runs=5, seconds=1.0, warmup_runs=1, warmup_seconds=0)
+    # Long enough that the two overlap however the machine schedules their start-up.
+    options = MeasureOptions(runs=5, seconds=3.0, warmup_runs=1, warmup_seconds=0)
     reports = []
 
     def bench():
