@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from edgecomp.cli import main
+from tests.hostile import Payload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,16 +26,6 @@ FACTORY = textwrap.dedent("""
         return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
                              nn.Linear(8 * 8 * 8, 10))
 """)
-
-
-class Payload:
-    """A pickle that would run a shell command when loaded without weights_only."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture()

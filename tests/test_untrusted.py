@@ -17,16 +17,7 @@ import torch
 from edgecomp.cli import main
 from edgecomp.errors import InputError
 from edgecomp.untrusted import checked_pt2, open_regular
-
-
-class Payload:
-    """A pickle that creates a marker file when loaded without weights_only."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from tests.hostile import Payload
 
 
 @pytest.fixture()

@@ -64,7 +64,7 @@ TMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{16}-[0-9a-f]{8}$")
 
 # Run on the board with its python: resolve the work directory, sweep what earlier runs
 # of edgecomp left behind (and only that), create the cache and this run's directory
-# with its marker, and report free space (one round trip). A run directory is swept when
+# with its marker (one round trip). A run directory is swept when
 # it is named like a run id, holds the marker and is older than 6 h (its connection
 # died); an upload temporary when it is named like one and no process has it open (the
 # upload's sftp session ended with its connection; read from /proc) and it is untouched
@@ -117,8 +117,7 @@ for path in (cache, mine):
     if not os.path.isdir(path):
         os.makedirs(path)
 open(os.path.join(mine, marker), "a").close()
-print(json.dumps({"workdir": work, "free_bytes": shutil.disk_usage(work).free,
-                  "python": sys.version.split()[0]}))
+print(json.dumps({"workdir": work, "python": sys.version.split()[0]}))
 """
 
 # Before an upload: is the file in the cache, and is it what its name says? A copy that
@@ -158,7 +157,7 @@ os.rename(tmp, final)
 CLEANUP = """
 import os, re, shutil, sys
 run_dir, marker, tmp_name = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
-if os.path.isfile(os.path.join(run_dir, marker)) and not os.path.islink(run_dir):
+if run_dir and os.path.isfile(os.path.join(run_dir, marker)) and not os.path.islink(run_dir):
     shutil.rmtree(run_dir, ignore_errors=True)
 for path in sys.argv[4:]:
     if tmp_name.match(os.path.basename(path)) and os.path.isfile(path):
@@ -230,7 +229,6 @@ class SshTransport:
         self.client = None
         self.workdir: str | None = None
         self.board_python: str | None = None
-        self.free_bytes = 0
         self._agent_remote: str | None = None
         self._pending: set[str] = set()  # upload temporaries not yet committed
         self._lost: str | None = None  # why the link is gone for the rest of this run
@@ -307,7 +305,6 @@ class SshTransport:
         facts = _json_line(out, where=self.target, what="the preflight")
         self.workdir = facts["workdir"]
         self.board_python = facts["python"]
-        self.free_bytes = facts["free_bytes"]
 
     def _drop(self) -> None:
         """Close the connection without talking to the board (the link may be gone)."""
@@ -501,13 +498,21 @@ class SshTransport:
         self.files_sent += 1
         return final
 
+    def _remove(self, run_dir: str, temporaries) -> None:
+        """Remove a run directory of edgecomp's ("" for none) and upload temporaries on the
+        board (CLEANUP checks both are edgecomp's); DeviceError when the board says no."""
+        code, _, err = self._exec([self.config.python, "-c", CLEANUP, run_dir, RUN_MARKER,
+                                   TMP_NAME.pattern, *sorted(temporaries)], timeout=30)
+        if code != 0:
+            raise DeviceError(f"{self.target} could not remove {run_dir or 'temporaries'} "
+                              f"({_last_line(err)}).")
+
     def _clean_pending(self) -> None:
         """Remove upload temporaries a dropped connection left (after reconnecting)."""
         if not self._pending or self.client is None:
             return
         try:
-            self._exec([self.config.python, "-c", CLEANUP, "", RUN_MARKER, TMP_NAME.pattern,
-                        *sorted(self._pending)], timeout=30)
+            self._remove("", self._pending)
             self._pending.clear()
         except Exception as exc:  # the next run's preflight sweeps them
             log.warning("could not remove upload temporaries on %s: %s", self.target, exc)
@@ -586,8 +591,7 @@ class SshTransport:
             return
         try:
             if self.workdir:
-                self._exec([self.config.python, "-c", CLEANUP, self.run_dir, RUN_MARKER,
-                            TMP_NAME.pattern, *sorted(self._pending)], timeout=30)
+                self._remove(self.run_dir, self._pending)
         except Exception as exc:  # cleanup must not hide the error that ended the run
             log.warning("could not remove %s on %s: %s", self.run_dir, self.target, exc)
         finally:
@@ -628,14 +632,9 @@ class SshTransport:
             if not isinstance(run_dir, str) or not all(isinstance(t, str) for t in temporaries):
                 continue
             try:
-                code, _, err = self._exec([self.config.python, "-c", CLEANUP, run_dir,
-                                           RUN_MARKER, TMP_NAME.pattern, *temporaries],
-                                          timeout=30)
-            except _Timeout:
-                code, err = 1, "no answer within 30 s"
-            if code != 0:
-                log.warning("could not remove %s on %s: %s", run_dir, self.target,
-                            _last_line(err))
+                self._remove(run_dir, temporaries)
+            except (_Timeout, DeviceError) as exc:
+                log.warning("could not remove %s on %s: %s", run_dir, self.target, exc)
         remaining = [e for e in self._read_orphans() if e not in entries]
         if remaining:
             from edgecomp.atomic import atomic_write_json
