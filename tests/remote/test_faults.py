@@ -455,3 +455,30 @@ def test_measure_options_carry_the_target_lock_timeout(board):
                               resolve_board("sim-lock-opt"))
     args = settings.measure.agent_args()
     assert args[args.index("--lock-timeout") + 1] == "42.0"
+
+
+def test_a_real_model_cut_mid_upload_is_measured_after_reconnecting(
+        board, proxy, cut_during_put, tmp_path, capsys):
+    """mediapipe's face detector as shipped: the link drops halfway through its upload, the
+    run reconnects, and the board's outputs still match this machine's exactly."""
+    from examples.zoo import models as zoo
+
+    model = zoo.mediapipe_tflite("face_detection_short_range")
+    forget(board, model)
+    frames = np.random.default_rng(0).random((3, 128, 128, 3), dtype=np.float32)
+    np.savez(tmp_path / "frames.npz", x=frames)
+    fired = cut_during_put(lambda path: path == model,
+                           lambda: proxy.cut_after(model.stat().st_size // 2))
+    with board_target(board, "sim-real", port=proxy.port):
+        code = main(["bench", str(model), "--target", "sim-real", "--eval",
+                     str(tmp_path / "frames.npz"), "--reference", str(model), *QUICK,
+                     "--no-record", "--json", str(tmp_path / "r.json")])
+    text = said(capsys)
+    assert fired.get("fired") == model.name and proxy.connections >= 2
+    assert code == 0, text.err
+    no_traceback(text.err)
+    result, = results(tmp_path / "r.json")
+    assert result["error"] is None and result["agreement"]["cosine"] == pytest.approx(1.0)
+    cached = board.workdir / "cache" / f"{result['artifact_sha256']}{model.suffix}"
+    assert cached.read_bytes() == model.read_bytes()
+    assert leftovers(board)["temporaries"] == []
