@@ -11,9 +11,22 @@ from edgecomp.errors import EdgecompError
 
 UNEXPECTED = 70  # EX_SOFTWARE: an error edgecomp has no sentence for (a bug)
 
-# Subcommand groups living beside their concept; each module has add_parser(subparsers).
-COMMAND_MODULES = ["edgecomp.commands.flow_cmd", "edgecomp.commands.compress_cmd",
-                   "edgecomp.commands.targets_cmd", "edgecomp.commands.plan_cmd"]
+# Subcommand groups living beside their concept: every `edgecomp/commands/*_cmd.py` module
+# has add_parser(subparsers); the flow commands come first in --help, the rest by name.
+FIRST_COMMANDS = ["flow_cmd", "compress_cmd", "targets_cmd", "plan_cmd"]
+
+
+def command_modules() -> list[str]:
+    """The subcommand modules, found in the package (a new `*_cmd.py` needs no list)."""
+    import pkgutil
+
+    import edgecomp.commands
+
+    found = sorted(info.name for info in pkgutil.iter_modules(edgecomp.commands.__path__)
+                   if info.name.endswith("_cmd"))
+    ordered = [name for name in FIRST_COMMANDS if name in found]
+    ordered += [name for name in found if name not in ordered]
+    return [f"edgecomp.commands.{name}" for name in ordered]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show full tracebacks and library logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).add_parser(subparsers)
     return parser
 

@@ -27,6 +27,7 @@ from edgecomp.remote.base import MeasureOptions
 from edgecomp.remote.measure import (interleaved_ratios, measure_all, reference_outputs,
                                      verify)
 from edgecomp.remote.runner import open_transport
+from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
 from edgecomp.search import AgreementTarget, flag_records
 from edgecomp.sources import ModelSource, check_data
@@ -106,6 +107,7 @@ class DeployRequest:
     command: str = "edgecomp.pipeline.deploy"  # stored with the run
     agreement: AgreementTarget = AgreementTarget()  # what int8 must reach against float
     search: bool = True  # with evaluation data: choose int8 among candidates by agreement
+    tag: str | None = None  # the run's name (`--tag`), recorded with its git commit and branch
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         return bench([Path(request.model.spec)], target=request.target,
                      measure=request.measure, eval_spec=request.data.eval,
                      seed=request.data.seed, record=request.record, command=request.command,
-                     progress=progress)
+                     progress=progress, tag=request.tag)
     data = _data_for(request)
     recipe = _load_recipe(request.recipe)
     training = load_training(request.train or ("digits:train" if request.model.is_demo
@@ -172,7 +174,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
                               reference=reference, progress=progress, verified=verified)
         records = interleaved_ratios(records, artifacts, transport, settings.options_for,
                                      prepared, progress=progress)
-    records = flag_records(records, request.agreement)
+    records = stamp(flag_records(records, request.agreement), tag=request.tag)
     if request.record:
         record_stage(records, command=request.command)
     return records
@@ -383,7 +385,7 @@ def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_d
 def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices = MeasureChoices(),
           eval_spec: str | None = None, reference: Path | None = None, seed: int = 0,
           record: bool = True, command: str = "edgecomp.pipeline.bench",
-          progress: ProgressFn | None = None) -> list[ResultRecord]:
+          progress: ProgressFn | None = None, tag: str | None = None) -> list[ResultRecord]:
     """`edgecomp bench`: measure artifacts that already exist, edgecomp's or anyone's (a
     manifest says what they are; without one they are read from the file).
 
@@ -421,6 +423,7 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
         for artifact, prepared in zip(artifacts, prepared_sets):
             records += measure_all([artifact], prepared, transport, settings.options_for,
                                    reference=outputs, progress=progress)
+    records = stamp(records, tag=tag)
     if record:
         record_stage(records, command=command)
     return records

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from edgecomp.errors import InputError
+from edgecomp.results.provenance import check_tag
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,10 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _measure_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", metavar="NAME",
+                        help="name this run (e.g. a release or a baseline) for `compare "
+                        "--baseline`, `gate` and `report`; the git commit and branch are "
+                        "recorded anyway")
     parser.add_argument("--target", default="local",
                         help="where to measure: 'local' or a target name (default local)")
     parser.add_argument("--runs", type=int, default=50, help="at least this many timed runs")
@@ -219,7 +224,8 @@ def run_deploy(args) -> int:
         export=_export_choices(args), measure=_measure_choices(args), overrides=overrides,
         recipe=args.recipe, train=args.train, loss=args.loss, train_fn=args.train_fn,
         baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
-        command=_command(), agreement=_agreement_target(args), search=not args.no_search)
+        command=_command(), agreement=_agreement_target(args), search=not args.no_search,
+        tag=check_tag(args.tag))
     with progress_bars() as progress:
         records = deploy(request, progress=progress, on_plan=print_plan)
     status = _finish(args, records, command="deploy")
@@ -295,7 +301,7 @@ def run_bench(args) -> int:
     with progress_bars() as progress:
         records = bench(args.artifacts, target=args.target, measure=_measure_choices(args),
                         eval_spec=args.eval, reference=args.reference, seed=args.seed,
-                        record=not args.no_record,
+                        record=not args.no_record, tag=check_tag(args.tag),
                         command=_command(), progress=progress)
     return _finish(args, records, command="bench")
 
@@ -309,7 +315,7 @@ def run_compare(args) -> int:
         # Raw samples only for --json (the README lists them there); the table needs none.
         records = store.records(model=args.model, target=args.target,
                                 include_failed=args.failed, with_samples=args.json is not None)
-        location = store.path
+        location = store.location
     rows = compare_rows(records, history=args.all)
     if not rows:
         console.print(f"no results recorded in {location} yet; run `edgecomp deploy` first.",

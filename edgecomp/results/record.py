@@ -76,6 +76,11 @@ class ResultRecord:
     # interleaved in the same run (A/B/A/B); None where there is no such pair.
     p50_ratio: float | None = None
     flags: list[str] = field(default_factory=list)  # what the user must know: below target...
+    tag: str | None = None  # the run's name (`--tag`), for baselines and filters
+    # The git commit, branch and dirty state of the working directory the run started in
+    # (CI variables where the checkout is detached); None outside a repository.
+    git: dict[str, Any] | None = None
+    run_id: str | None = None  # the store's run this record belongs to (set when read back)
     created_at: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )

@@ -23,3 +23,11 @@ def record(model: str = "m", *, samples: int = 50, seed: int = 0,
         calib_sha256=None, calib_source=None, manifest={},
         samples_ms=[] if error else values, error=error,
         created_at="2026-01-01T00:00:00+00:00")
+
+
+def as_recorded(records: list[ResultRecord]) -> list[ResultRecord]:
+    """Records read back from the store without the run id the store gave them, to compare
+    with what was recorded."""
+    import dataclasses
+
+    return [dataclasses.replace(r, run_id=None) for r in records]

@@ -9,7 +9,7 @@ import pytest
 from edgecomp.errors import InputError
 from edgecomp.results.compare import compare_rows
 from edgecomp.results.record import Agreement, Latency, ResultRecord
-from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, Store
+from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, SQLite, Store
 
 
 def record(precision: str, p50: float, *, fmt: str = "tflite", error: str | None = None,
@@ -40,7 +40,7 @@ def test_migrates_an_empty_database_to_the_current_schema(tmp_path):
 def test_migrates_a_version_one_database_keeping_its_rows(tmp_path):
     path = tmp_path / "r.db"
     db = sqlite3.connect(path)
-    MIGRATIONS[0](db)
+    MIGRATIONS[0](SQLite(db))
     db.execute("PRAGMA user_version = 1")
     db.execute("INSERT INTO runs VALUES ('r1', 'now', 'deploy', '{}')")
     db.commit()

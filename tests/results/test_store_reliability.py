@@ -16,7 +16,7 @@ from edgecomp.errors import EdgecompError
 from edgecomp.results import store as store_module
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, Store
-from tests.results.records import record
+from tests.results.records import as_recorded, record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def schema(path: Path) -> tuple[int, set[str], set[str]]:
 
 def version_one(path: Path) -> None:
     db = sqlite3.connect(path)
-    MIGRATIONS[0](db)
+    MIGRATIONS[0](store_module.SQLite(db))
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
@@ -93,8 +93,8 @@ def test_a_process_killed_inside_a_migration_leaves_the_old_schema(tmp_path):
 def old_format_database(path: Path, records: list[ResultRecord]) -> None:
     """A version-2 database as edgecomp wrote it before v3: samples inside record_json."""
     db = sqlite3.connect(path)
-    MIGRATIONS[0](db)
-    MIGRATIONS[1](db)
+    for migration in MIGRATIONS[:2]:
+        migration(store_module.SQLite(db))
     db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO runs VALUES ('r1', 'now', 'deploy', '{}')")
     for r in records:
@@ -115,7 +115,7 @@ def test_version_three_moves_old_samples_out_of_the_json(tmp_path):
     old_format_database(path, old)
     with Store(path) as store:
         assert store.version == SCHEMA_VERSION
-        assert store.records(include_failed=True, with_samples=True) == old
+        assert as_recorded(store.records(include_failed=True, with_samples=True)) == old
         assert [r.samples_ms for r in store.records(include_failed=True)] == [[], [], []]
         texts = [row[0] for row in store.db.execute("SELECT record_json FROM results")]
     assert all("samples_ms" not in json.loads(text) for text in texts)
@@ -126,17 +126,17 @@ def test_samples_round_trip_exactly_and_the_default_read_skips_them(tmp_path):
     with Store(tmp_path / "r.db") as store:
         store.add_run([original, failed], command="bench")
         statements: list[str] = []
-        store.db.set_trace_callback(statements.append)
+        store.db.raw.set_trace_callback(statements.append)
         plain = store.records(include_failed=True)
         assert statements and not any("samples" in sql for sql in statements)
-        store.db.set_trace_callback(None)
+        store.db.raw.set_trace_callback(None)
         full = store.records(include_failed=True, with_samples=True)
         (json_bytes,) = store.db.execute("SELECT length(record_json) FROM results"
                                          " WHERE model = 'm'").fetchone()
     assert [r.samples_ms for r in plain] == [[], []]
-    assert plain[0] == dataclasses.replace(original, samples_ms=[])
+    assert as_recorded(plain)[0] == dataclasses.replace(original, samples_ms=[])
     assert full[0].samples_ms == original.samples_ms  # float64: every bit kept
-    assert full == [original, failed]
+    assert as_recorded(full) == [original, failed]
     assert json_bytes < 5_000  # the 85k samples are not in the JSON
 
 
@@ -175,7 +175,7 @@ def test_an_open_blocked_by_a_migration_past_the_timeout_is_one_sentence(tmp_pat
 WRITER = """
 import sys
 sys.path.insert(0, {root!r})
-from tests.results.records import record
+from tests.results.records import as_recorded, record
 from edgecomp.results.store import Store
 
 index = int(sys.argv[1])
