@@ -7,6 +7,7 @@ and $XDG_CACHE_HOME):
     targets    $EDGECOMP_TARGETS,  else ~/.config/edgecomp/targets/  (with known_hosts)
     recipes    $EDGECOMP_RECIPES,  else ~/.config/edgecomp/recipes/
     results    $EDGECOMP_DB,       else ~/.local/share/edgecomp/results.db
+               (or a postgresql:// URL: a shared PostgreSQL store)
     cache      $EDGECOMP_CACHE,    else ~/.cache/edgecomp/
 
 Shipped profiles and recipes are package data under `edgecomp/shipped/`, read with
@@ -60,6 +61,15 @@ def db_path() -> Path:
     """The results database (~/.local/share/edgecomp/results.db on Linux)."""
     return _override("EDGECOMP_DB") or Path(platformdirs.user_data_dir(APP, appauthor=False)) \
         / "results.db"
+
+
+def db_location() -> str | Path:
+    """EDGECOMP_DB as given when it is a PostgreSQL URL (postgresql:// or postgres://),
+    else the SQLite file `db_path()` names."""
+    value = os.environ.get("EDGECOMP_DB", "")
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    return db_path()
 
 
 def cache_dir() -> Path:

@@ -42,3 +42,34 @@ def digits_npz(tmp_path_factory):
     np.savez(folder / "calib.npz", x=train.x[:200])
     np.savez(folder / "val.npz", x=val.x, y=val.y)
     return folder / "calib.npz", folder / "val.npz"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for this test session (see tests/pgserver.py)."""
+    from tests.pgserver import PostgresServer, binaries
+
+    if binaries() is None:
+        pytest.skip("PostgreSQL's initdb is not installed (Debian package postgresql; "
+                    ".ci/run installs it)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database on the session's server: its URL."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def results_db(request, tmp_path, monkeypatch):
+    """EDGECOMP_DB pointing at a new, empty store: a SQLite file, then a real PostgreSQL
+    database; a test using it runs once against each. Yields the location."""
+    if request.param == "sqlite":
+        location = str(tmp_path / "results.db")
+    else:
+        location = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("EDGECOMP_DB", location)
+    yield location

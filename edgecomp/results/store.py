@@ -382,8 +382,7 @@ def parse_since(text: str) -> str:
 
 def _location(location: str | Path | None) -> str | Path:
     if location is None:
-        text = str(paths.db_path())
-        return text if text.startswith(POSTGRES_SCHEMES) else paths.db_path()
+        return paths.db_location()
     if isinstance(location, str) and not location.startswith(POSTGRES_SCHEMES):
         return Path(location)
     return location
