@@ -191,6 +191,14 @@ class Postgres:
             raise InputError(f"EDGECOMP_DB names a PostgreSQL database ({location}) but the "
                              "PostgreSQL driver is not installed: pip install "
                              "'edgecomp[postgres]' (psycopg).") from exc
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(url)  # libpq's own parser: a malformed URL is the user's
+        except psycopg.Error as exc:
+            raise InputError(f"EDGECOMP_DB={location} is not a PostgreSQL URL libpq accepts "
+                             f"({' '.join(str(exc).split())}); write it as "
+                             "postgresql://user@host:port/database.") from None
         try:
             # autocommit: every transaction below is explicit, as with SQLite.
             raw = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
@@ -199,10 +207,6 @@ class Postgres:
             raise EdgecompError(f"cannot connect to the PostgreSQL results database "
                                 f"{location} ({reason}); check that the server runs and "
                                 "that EDGECOMP_DB names it.") from exc
-        except Exception as exc:  # a malformed URL is refused by libpq's parser
-            raise InputError(f"EDGECOMP_DB={location} is not a PostgreSQL URL libpq accepts "
-                             f"({' '.join(str(exc).split())}); write it as "
-                             "postgresql://user@host:port/database.") from exc
         db = cls(raw, location)
         try:
             # Waits for another writer's or migration's locks end after the same timeout.
@@ -229,9 +233,13 @@ class Postgres:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def version(self) -> int:
-        # The version table is created by the first migration's transaction.
-        (exists,) = self.raw.execute("SELECT to_regclass('edgecomp_schema')").fetchone()
-        if exists is None:
+        # The version table is created by the first migration's transaction. Asked of
+        # pg_tables with the statement's snapshot: to_regclass() reads the session's cached
+        # catalog, which need not show a table another session created meanwhile.
+        (exists,) = self.raw.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname ="
+            " current_schema() AND tablename = 'edgecomp_schema')").fetchone()
+        if not exists:
             return 0
         row = self.raw.execute("SELECT version FROM edgecomp_schema").fetchone()
         return row[0] if row else 0
