@@ -79,6 +79,14 @@ def add_parser(subparsers) -> None:
     compare = subparsers.add_parser("compare", help="table of recorded results, fastest first")
     compare.add_argument("--model")
     compare.add_argument("--target")
+    compare.add_argument("--technique")
+    compare.add_argument("--tag", help="only the runs with this tag")
+    compare.add_argument("--since", metavar="WHEN",
+                         help="only results since a date (2026-11-01), a time or an age (7d)")
+    compare.add_argument("--baseline", metavar="TAG",
+                         help="show each artifact's change against the same artifact in the "
+                         "runs tagged TAG (latency p50/p90 and size in percent, accuracy in "
+                         "points); those runs are left out of the rows")
     compare.add_argument("--all", action="store_true",
                          help="every recorded run, not only the latest of each artifact")
     compare.add_argument("--failed", action="store_true", help="include failed measurements")
@@ -309,19 +317,35 @@ def run_bench(args) -> int:
 def run_compare(args) -> int:
     from edgecomp.commands.ui import comparison_table, console, write_json
     from edgecomp.results.compare import compare_rows
-    from edgecomp.results.store import Store
+    from edgecomp.results.store import Store, parse_since
 
+    since = parse_since(args.since) if args.since else None
+    check_tag(args.baseline)
     with Store() as store:
         # Raw samples only for --json (the README lists them there); the table needs none.
         records = store.records(model=args.model, target=args.target,
+                                technique=args.technique, tag=check_tag(args.tag), since=since,
                                 include_failed=args.failed, with_samples=args.json is not None)
+        baseline = None
+        if args.baseline:
+            baseline = store.records(model=args.model, target=args.target,
+                                     technique=args.technique, tag=args.baseline)
+            if not baseline:
+                raise InputError(f"no results are tagged {args.baseline!r} in "
+                                 f"{store.location}; tag a run with `deploy --tag` or "
+                                 "`bench --tag` (or check the filters).")
+            runs = {record.run_id for record in baseline}
+            records = [record for record in records if record.run_id not in runs]
         location = store.location
-    rows = compare_rows(records, history=args.all)
+    rows = compare_rows(records, history=args.all, baseline=baseline)
     if not rows:
-        console.print(f"no results recorded in {location} yet; run `edgecomp deploy` first.",
-                      markup=False)
+        console.print(f"no results recorded in {location} yet; run `edgecomp deploy` first."
+                      if not (args.baseline or args.tag or since or args.technique
+                              or args.model or args.target)
+                      else f"no results in {location} match these filters.", markup=False)
     else:
-        console.print(comparison_table(rows, title=f"results in {location}"))
+        title = f"results in {location}" + (f" against {args.baseline}" if baseline else "")
+        console.print(comparison_table(rows, title=title, baseline_name=args.baseline))
     if args.json:
         write_json(args.json, [row.record for row in rows])
     return 0

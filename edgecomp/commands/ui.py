@@ -44,15 +44,21 @@ def _size(size: int) -> str:
     return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
 
 
-def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Table:
-    """The `compare` table: one line per artifact, fastest first within model and target.
+def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
+                     baseline_name: str | None = None) -> Table:
+    """The `compare` table: one line per artifact, fastest first within model and target;
+    with `baseline_name`, each artifact's change against the same artifact there
+    ("new" where the baseline has none).
 
     Names and the title come from users' manifests, recipes and paths: they are shown as
     written (rich Text), never read as markup.
     """
     table = Table(title=Text(title), title_justify="left")
+    against = baseline_name is not None
+    extra = ("p50 vs base", "p90 vs base", "size vs base", "acc vs base") if against else ()
     for column in ("model", "technique", "target", "format", "precision", "size",
-                   "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ"):
+                   "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ",
+                   *extra):
         table.add_column(column, justify="right" if column not in (
             "model", "technique", "target", "format", "precision") else "left")
     for row in rows:
@@ -61,9 +67,10 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Ta
         io = r.manifest.get("io_dtype", "float32")
         precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
                                         else ""))
+        changes = _changes(row) if against else []
         if not r.ok:
             table.add_row(*names, precision, _size(r.size_bytes),
-                          "-", "-", "-", "[red]failed[/red]", "-", "-", "-")
+                          "-", "-", "-", "[red]failed[/red]", "-", "-", "-", *changes)
             continue
         delta = "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.2f}"
         if r.flags:
@@ -72,8 +79,16 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results") -> Ta
                       _fmt(r.accuracy, ".2f", "%"), delta,
                       _fmt(r.agreement.cosine if r.agreement else None, ".4f"),
                       _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),
-                      _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"))
+                      _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"), *changes)
     return table
+
+
+def _changes(row: ComparisonRow) -> list[str]:
+    """The baseline columns of one row: relative latency and size, accuracy points."""
+    if row.baseline is None:
+        return ["new", "", "", ""]
+    cells = [_fmt(row.change(field), "+.1%") for field in ("p50", "p90", "size")]
+    return cells + [_fmt(row.accuracy_change(), "+.2f", " pts")]
 
 
 def write_json(path: Path, records: list[ResultRecord]) -> None:

@@ -16,6 +16,37 @@ class ComparisonRow:
     # timing of the same run where there is one (`p50_ratio`), else the separate runs.
     speedup: float | None
     size_ratio: float | None  # this size over that fp32 artifact's size
+    # The same artifact in the baseline (`compare --baseline TAG`), where there is one.
+    baseline: ResultRecord | None = None
+
+    def change(self, field: str) -> float | None:
+        """Relative change of a latency field ("p50", "p90") or of the size against the
+        baseline: +0.25 is 25 % more. None without a baseline or numbers on both sides."""
+        base, now = self.baseline, self.record
+        if base is None or not base.ok or not now.ok:
+            return None
+        if field == "size":
+            old, new = base.size_bytes, now.size_bytes
+        else:
+            old, new = getattr(base.latency_ms, field), getattr(now.latency_ms, field)
+        return (new - old) / old if old else None
+
+    def accuracy_change(self) -> float | None:
+        """Points of accuracy (with labels) or else of agreement gained since the baseline."""
+        base, now = self.baseline, self.record
+        if base is None:
+            return None
+        if base.accuracy is not None and now.accuracy is not None:
+            return now.accuracy - base.accuracy
+        old = base.agreement.decision if base.agreement else None
+        new = now.agreement.decision if now.agreement else None
+        return new - old if old is not None and new is not None else None
+
+
+def artifact_key(record: ResultRecord) -> tuple:
+    """What makes two records the same artifact: (model, technique, target, format,
+    precision, I/O dtype)."""
+    return _key(record)
 
 
 def _key(record: ResultRecord) -> tuple:
@@ -31,9 +62,13 @@ def latest(records: list[ResultRecord]) -> list[ResultRecord]:
     return list(newest.values())
 
 
-def compare_rows(records: list[ResultRecord], *, history: bool = False) -> list[ComparisonRow]:
-    """Rows grouped by model and target, fastest first, each against its fp32 baseline."""
+def compare_rows(records: list[ResultRecord], *, history: bool = False,
+                 baseline: list[ResultRecord] | None = None) -> list[ComparisonRow]:
+    """Rows grouped by model and target, fastest first, each against its fp32 baseline
+    and, given `baseline` records (e.g. a tagged run), against the same artifact there
+    (the newest of each)."""
     chosen = records if history else latest(records)
+    before = {_key(record): record for record in latest(baseline)} if baseline else {}
     baselines: dict[tuple, ResultRecord] = {}
     for record in chosen:
         if record.precision == "fp32" and record.technique in ("none", "") and record.ok:
@@ -48,7 +83,8 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False) -> list[
             speedup = base.latency_ms.p50 / record.latency_ms.p50
         if base is not None and record.ok:
             size_ratio = record.size_bytes / base.size_bytes
-        rows.append(ComparisonRow(record=record, speedup=speedup, size_ratio=size_ratio))
+        rows.append(ComparisonRow(record=record, speedup=speedup, size_ratio=size_ratio,
+                                  baseline=before.get(_key(record))))
     rows.sort(key=lambda r: (r.record.model, r.record.target,
                              r.record.latency_ms.p50 if r.record.ok else float("inf")))
     return rows
