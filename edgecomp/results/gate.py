@@ -1,0 +1,412 @@
+"""Regression gates: a candidate run judged against a baseline, artifact by artifact.
+
+`judge(baseline, candidate, config)` matches records by artifact identity (model,
+technique, target, format, precision, I/O dtype; the newest record of each) and returns
+one `Check` per artifact and check; `GateReport.status` folds them into the exit status:
+0 pass, 1 regression, 2 could not judge. Everything here is a pure function of records.
+
+Latency (p50 and p90, from each record's raw samples):
+
+1. Each run must be stable on its own: not throttled, at least `min_samples` samples,
+   p90 at most `max_tail_ratio` times its p50, and the medians of its ten consecutive
+   segments within `max_drift` of each other. On a shared machine another process taking
+   a core looks like either: a share of iterations several times slower throughout the
+   run (a heavy tail), or a burst that shifts part of the run (drift). An unstable run is
+   reported `unstable`, neither pass nor fail: measure again.
+2. The change is the candidate's statistic over the baseline's, minus one.
+3. Its interval comes from a circular block bootstrap: each run is resampled in blocks of
+   √n consecutive samples, and the [alpha, 1 - alpha] percentiles of the resampled change
+   bound it. Blocks, because iterations of one run are autocorrelated (caches, clock
+   frequency, the scheduler, other processes coming and going in bursts); resampling
+   single iterations would pretend they were independent and give too narrow an interval.
+4. A Mann–Whitney U test (one-sided: the candidate is slower) must reject at `alpha`.
+5. `fail` when the test rejects and the whole interval lies above `max_increase`; `pass`
+   when the test does not reject or the whole interval lies at or below it;
+   `inconclusive` (could not judge) otherwise.
+
+The tolerance is what matters. With thousands of samples a run resolves shifts well under
+a percent, and two runs of the same artifact really do differ by a few percent: the
+process lands on other cores, memory is laid out differently, the machine is differently
+loaded. Those conditions are shared by every sample of a run, so no statistic computed
+within runs sees them: a significance test alone would flag nearly every re-measurement
+for a tiny real-but-irrelevant shift. The test and the interval only keep noise from
+being called a regression when samples are few or wild; `max_increase` decides what is
+relevant. Measured on a shared 2-core x86 machine (the demo CNN, 0.01 to 0.03 ms an
+inference, 0.3 s runs, 80 re-measurements of four artifacts): stable re-measurements
+moved p50 by at most 4 % and p90 by at most 13 %; the demo with twice its channels was
+1.5x (int8) to 4x (fp32) slower. Hence 15 % for p50 and 25 % for p90.
+
+Other checks compare single numbers where the baseline has them: accuracy (top-1 points,
+else the agreement decision share) and the agreement cosine may drop by at most a limit;
+size, peak memory and energy may grow by at most a share. A number the baseline has and
+the candidate lacks is `not measured` (reported, not judged). Artifacts of the baseline
+that the candidate lacks or failed to measure are `missing` (could not judge: a failed
+measurement is usually the board or the link, and its record says which); artifacts only
+the candidate has are `new`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field, StrictFloat, StrictInt
+from pydantic.dataclasses import dataclass as schema
+
+from edgecomp.config import SCHEMA, load_toml, validate
+from edgecomp.errors import InputError
+from edgecomp.results.compare import artifact_key
+from edgecomp.results.record import ResultRecord
+from edgecomp.vocab import Vocabulary
+
+Share = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]  # 0.15 is 15 %
+Tolerance = Annotated[StrictFloat, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+@schema(frozen=True, config=SCHEMA)
+class LatencyLimits:
+    max_increase: Tolerance = 0.15  # p50 of the candidate over the baseline's, minus one
+    max_increase_p90: Tolerance = 0.25  # the same for p90 (tails move more between runs)
+    alpha: Annotated[StrictFloat, Field(gt=0, le=0.5, allow_inf_nan=False)] = 0.01
+
+
+@schema(frozen=True, config=SCHEMA)
+class AccuracyLimits:
+    max_drop: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)] = 0.5  # points
+    max_cosine_drop: Annotated[StrictFloat, Field(ge=0, le=2, allow_inf_nan=False)] = 0.002
+
+
+@schema(frozen=True, config=SCHEMA)
+class GrowthLimit:
+    max_increase: Share
+
+
+@schema(frozen=True, config=SCHEMA)
+class StabilityLimits:
+    min_samples: Annotated[StrictInt, Field(ge=2, le=10**9)] = 20
+    max_tail_ratio: Annotated[StrictFloat, Field(ge=1, le=1000, allow_inf_nan=False)] = 1.5
+    max_drift: Tolerance = 0.10
+
+
+@schema(frozen=True, config=SCHEMA)
+class GateConfig:
+    """Thresholds of `edgecomp gate`, as read from gate.toml (every key optional)."""
+
+    latency: LatencyLimits = field(default_factory=LatencyLimits)
+    accuracy: AccuracyLimits = field(default_factory=AccuracyLimits)
+    size: GrowthLimit = field(default_factory=lambda: GrowthLimit(max_increase=0.05))
+    memory: GrowthLimit = field(default_factory=lambda: GrowthLimit(max_increase=0.25))
+    energy: GrowthLimit = field(default_factory=lambda: GrowthLimit(max_increase=0.15))
+    stability: StabilityLimits = field(default_factory=StabilityLimits)
+
+
+def load_config(path: Path | None, overrides: dict[str, tuple[str, str, float]]) -> GateConfig:
+    """gate.toml (defaults without one) with command-line values on top: `overrides` maps
+    a flag's name to (section, key, value). Errors name the file or the flag and the key."""
+    config = load_toml(Path(path), GateConfig) if path is not None else GateConfig()
+    for flag, (section, key, value) in overrides.items():
+        validate({section: {key: value}}, GateConfig, source=flag)
+        limits = replace(getattr(config, section), **{key: value})
+        config = replace(config, **{section: limits})
+    return config
+
+
+class Verdict(Vocabulary):
+    """What one check concluded; `status` says what it does to the exit status."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNSTABLE = "unstable"  # a run's own samples too spread, too few, or throttled
+    INCONCLUSIVE = "inconclusive"  # the interval straddles the limit
+    MISSING = "missing"  # not measured, failed, or without raw samples in the candidate
+    NOT_MEASURED = "not measured"  # a number the baseline has and the candidate lacks
+    NEW = "new"  # an artifact without a baseline
+
+    @property
+    def status(self) -> int:
+        if self is Verdict.FAIL:
+            return 1
+        return 2 if self in (Verdict.UNSTABLE, Verdict.INCONCLUSIVE, Verdict.MISSING) else 0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One artifact's one check, with the numbers behind its verdict."""
+
+    artifact: str  # the artifact's identity as text
+    name: str  # "latency p50", "size", ...
+    verdict: Verdict
+    message: str  # one sentence with the numbers
+    baseline: float | None = None
+    candidate: float | None = None
+    change: float | None = None  # relative (+0.25 is 25 % more) or, in "pts", points
+    unit: str = ""
+    limit: float | None = None
+    interval: tuple[float, float] | None = None  # of the change
+    p_value: float | None = None
+
+    def shown(self, value: float | None) -> str:
+        """The baseline's or the candidate's number as text, with its unit."""
+        if value is None:
+            return "-"
+        if self.unit == "bytes":
+            return f"{value / 1024:.1f} KiB" if value < 1 << 20 else f"{value / (1 << 20):.2f} MiB"
+        if self.unit == "":
+            return f"{value:.4f}"
+        return f"{value:.4g} {self.unit}"
+
+    def shown_change(self) -> str:
+        """The change as text: relative for latency, size, memory and energy, points of
+        accuracy or agreement, the difference of a cosine."""
+        if self.change is None:
+            return "-"
+        if self.unit == "%":
+            return f"{self.change:+.2f} pts"
+        return f"{self.change:+.4f}" if self.unit == "" else f"{self.change:+.1%}"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """A judged comparison, or the sentence saying why none could be made."""
+
+    baseline: str
+    candidate: str
+    config: GateConfig
+    checks: tuple[Check, ...] = ()
+    problem: str | None = None
+
+    @property
+    def status(self) -> int:
+        """0 pass, 1 any regression, 2 could not judge (and no regression)."""
+        if self.problem is not None:
+            return 2
+        codes = {check.verdict.status for check in self.checks}
+        return 1 if 1 in codes else 2 if 2 in codes else 0
+
+    @property
+    def outcome(self) -> str:
+        return ("pass", "regression", "could not judge")[self.status]
+
+
+def artifact_name(record: ResultRecord) -> str:
+    """The identity `judge` matches on, as one line of text."""
+    model, technique, target, fmt, precision, io = artifact_key(record)
+    return f"{model} {technique} {target} {fmt} {precision}" + (
+        " int8-io" if io == "int8" else "")
+
+
+def judge(baseline: list[ResultRecord], candidate: list[ResultRecord], config: GateConfig, *,
+          baseline_name: str = "the baseline",
+          candidate_name: str = "the candidate") -> list[Check]:
+    """Every check of every artifact; records arrive oldest first and the newest of each
+    artifact counts (the newest successful one in the baseline)."""
+    before = {artifact_key(r): r for r in baseline if r.ok}
+    after = {artifact_key(r): r for r in candidate}
+    if not before:
+        raise InputError(f"{baseline_name} holds no successful measurement to compare with.")
+    if not before.keys() & after.keys():
+        raise InputError(f"{candidate_name} and {baseline_name} share no artifact (same "
+                         "model, technique, target, format, precision and I/O); gate a run "
+                         "of the artifacts the baseline measured.")
+    checks: list[Check] = []
+    for key, base in before.items():
+        now = after.get(key)
+        name = artifact_name(base)
+        if now is None or not now.ok:
+            why = "was not measured" if now is None else f"failed: {now.error or 'no latency'}"
+            checks.append(Check(name, "measured", Verdict.MISSING,
+                                f"{candidate_name} {why}."))
+            continue
+        checks += latency_checks(base, now, config, artifact=name)
+        checks += number_checks(base, now, config, artifact=name)
+    for key in after.keys() - before.keys():
+        checks.append(Check(artifact_name(after[key]), "measured", Verdict.NEW,
+                            f"new artifact: {baseline_name} has no result for it."))
+    return checks
+
+
+# ---------------------------------------------------------------------------------------
+# Latency
+
+
+def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
+    """Why a run's samples cannot be judged, or None when they can."""
+    if record.device.get("throttled_during"):
+        return "the board throttled during the run"
+    samples = np.asarray(record.samples_ms, dtype=float)
+    if len(samples) < limits.min_samples:
+        return f"{len(samples)} samples, fewer than {limits.min_samples}"
+    p50, p90 = np.quantile(samples, [0.5, 0.9])
+    if p50 <= 0:
+        return "its median latency is not positive"
+    if p90 > limits.max_tail_ratio * p50:
+        return f"p90 is {p90 / p50:.2f}x p50 (limit {limits.max_tail_ratio:g}x)"
+    drift = segment_drift(samples)
+    if drift > limits.max_drift:
+        return (f"the medians of its tenths differ by {drift:.0%} "
+                f"(limit {limits.max_drift:.0%})")
+    return None
+
+
+def segment_drift(samples: np.ndarray, *, segments: int = 10, per_segment: int = 20) -> float:
+    """The largest over the smallest median of consecutive segments, minus one (fewer
+    segments for short runs, so each has `per_segment` samples; 0 when under two)."""
+    count = min(segments, len(samples) // per_segment)
+    if count < 2:
+        return 0.0
+    medians = [float(np.median(part)) for part in np.array_split(samples, count)]
+    return max(medians) / min(medians) - 1 if min(medians) > 0 else math.inf
+
+
+def block_bootstrap(samples: np.ndarray, quantiles: list[float], *, resamples: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The quantiles of `resamples` circular block-bootstrap resamples, (resamples, q).
+
+    Written here: scipy.stats.bootstrap resamples single observations only, which is
+    what autocorrelated samples must not get.
+    """
+    n = len(samples)
+    block = max(1, round(math.sqrt(n)))
+    blocks = -(-n // block)
+    offsets = np.arange(block)
+    out = np.empty((resamples, len(quantiles)))
+    step = max(1, 2_000_000 // (blocks * block))  # bounds memory for 100k-sample runs
+    for first in range(0, resamples, step):
+        rows = min(step, resamples - first)
+        starts = rng.integers(0, n, size=(rows, blocks))
+        index = ((starts[:, :, None] + offsets) % n).reshape(rows, -1)[:, :n]
+        out[first:first + rows] = np.quantile(samples[index], quantiles, axis=1).T
+    return out
+
+
+RESAMPLES = 1000
+
+
+def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
+                   artifact: str) -> list[Check]:
+    """p50 and p90 of the candidate's raw samples against the baseline's (module doc)."""
+    limits = config.latency
+    stats = (("latency p50", 0.5, limits.max_increase),
+             ("latency p90", 0.9, limits.max_increase_p90))
+    lacking = [side for side, r in (("baseline", base), ("candidate", now)) if not r.samples_ms]
+    if lacking:
+        return [Check(artifact, name, Verdict.MISSING,
+                      f"the {' and '.join(lacking)} kept no raw samples to test.", limit=limit)
+                for name, _, limit in stats]
+    b = np.asarray(base.samples_ms, dtype=float)
+    c = np.asarray(now.samples_ms, dtype=float)
+    old, new = np.quantile(b, [0.5, 0.9]), np.quantile(c, [0.5, 0.9])
+    conditions = _conditions(base, now)
+    unstable = [f"{side}: {why}" for side, r in (("baseline", base), ("candidate", now))
+                if (why := instability(r, config.stability))]
+    if unstable:
+        return [Check(artifact, name, Verdict.UNSTABLE,
+                      f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%}) not "
+                      f"judged, too unstable: {'; '.join(unstable)}{conditions}.",
+                      baseline=float(old[i]), candidate=float(new[i]),
+                      change=float(new[i] / old[i] - 1), unit="ms", limit=limit)
+                for i, (name, _, limit) in enumerate(stats)]
+    from scipy.stats import mannwhitneyu
+
+    p_value = float(mannwhitneyu(c, b, alternative="greater").pvalue)
+    rng = np.random.default_rng(0)  # the same records always get the same verdict
+    changes = (block_bootstrap(c, [0.5, 0.9], resamples=RESAMPLES, rng=rng)
+               / block_bootstrap(b, [0.5, 0.9], resamples=RESAMPLES, rng=rng) - 1)
+    low, high = np.quantile(changes, [limits.alpha, 1 - limits.alpha], axis=0)
+    checks = []
+    for i, (name, _, limit) in enumerate(stats):
+        change = float(new[i] / old[i] - 1)
+        if p_value < limits.alpha and low[i] > limit:
+            verdict, word = Verdict.FAIL, "slower beyond"
+        elif p_value >= limits.alpha or high[i] <= limit:
+            verdict, word = Verdict.PASS, "within"
+        else:
+            verdict, word = Verdict.INCONCLUSIVE, "cannot tell whether within"
+        checks.append(Check(
+            artifact, name, verdict,
+            f"{_ms(old[i])} -> {_ms(new[i])} ({change:+.1%}, interval {low[i]:+.1%} to "
+            f"{high[i]:+.1%}, Mann-Whitney p={p_value:.2g}): {word} the limit "
+            f"{limit:+.0%}{conditions}.",
+            baseline=float(old[i]), candidate=float(new[i]), change=change, unit="ms",
+            limit=limit, interval=(float(low[i]), float(high[i])), p_value=p_value))
+    return checks
+
+
+def _ms(value: float) -> str:
+    return f"{value:.4g} ms"
+
+
+def _conditions(base: ResultRecord, now: ResultRecord) -> str:
+    """What differs in how the two runs were made, for the reader of a latency message."""
+    differ = [f"{what} {old} -> {new}" for what, old, new in (
+        ("threads", base.threads, now.threads), ("runtime", base.runtime, now.runtime))
+        if old != new]
+    return f" (conditions differ: {', '.join(differ)})" if differ else ""
+
+
+# ---------------------------------------------------------------------------------------
+# Single numbers: accuracy, agreement, size, memory, energy
+
+
+def number_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
+                  artifact: str) -> list[Check]:
+    """The checks on single numbers the baseline has (module doc)."""
+    checks = []
+    drop = config.accuracy.max_drop
+    if base.accuracy is not None:
+        checks.append(_drop(artifact, "accuracy", base.accuracy, now.accuracy, drop, "%"))
+    elif _decision(base) is not None:
+        checks.append(_drop(artifact, "agreement", _decision(base), _decision(now), drop, "%"))
+    if base.agreement is not None:
+        checks.append(_drop(artifact, "cosine", base.agreement.cosine,
+                            now.agreement.cosine if now.agreement else None,
+                            config.accuracy.max_cosine_drop, ""))
+    for name, unit, limits, old, new in (
+            ("size", "bytes", config.size, base.size_bytes, now.size_bytes),
+            ("memory", "MB", config.memory, base.peak_rss_mb, now.peak_rss_mb),
+            ("energy", "mJ", config.energy, base.energy_mj, now.energy_mj)):
+        if old is not None:
+            checks.append(_growth(artifact, name, old, new, limits.max_increase, unit))
+    return checks
+
+
+def _decision(record: ResultRecord) -> float | None:
+    return record.agreement.decision if record.agreement else None
+
+
+def _drop(artifact: str, name: str, old: float, new: float | None, limit: float,
+          unit: str) -> Check:
+    if new is None:
+        return _not_measured(artifact, name, old, unit)
+    change = new - old
+    verdict = Verdict.FAIL if -change > limit else Verdict.PASS
+    points = " points" if unit == "%" else ""
+    return Check(artifact, name, verdict,
+                 f"{old:.4g} -> {new:.4g}{unit} ({change:+.4g}{points}): "
+                 f"{'dropped beyond' if verdict is Verdict.FAIL else 'within'} the allowed "
+                 f"drop of {limit:g}{points}.",
+                 baseline=old, candidate=new, change=change, unit=unit, limit=limit)
+
+
+def _growth(artifact: str, name: str, old: float, new: float | None, limit: float,
+            unit: str) -> Check:
+    if new is None:
+        return _not_measured(artifact, name, old, unit)
+    change = new / old - 1 if old > 0 else (0.0 if new <= 0 else math.inf)
+    verdict = Verdict.FAIL if change > limit else Verdict.PASS
+    return Check(artifact, name, verdict,
+                 f"{old:.6g} -> {new:.6g} {unit} ({change:+.1%}): "
+                 f"{'grew beyond' if verdict is Verdict.FAIL else 'within'} the limit "
+                 f"{limit:+.0%}.",
+                 baseline=float(old), candidate=float(new), change=change, unit=unit,
+                 limit=limit)
+
+
+def _not_measured(artifact: str, name: str, old: float, unit: str) -> Check:
+    return Check(artifact, name, Verdict.NOT_MEASURED,
+                 f"the baseline has {old:.6g}{' ' + unit if unit else ''}, the candidate no "
+                 f"{name} (measure it the same way to compare).",
+                 baseline=float(old), unit=unit)
