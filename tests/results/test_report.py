@@ -1,0 +1,297 @@
+"""`edgecomp report`: one HTML file that opens offline, draws every chart, escapes every name,
+marks the Pareto fronts and says why energy is missing."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from edgecomp.cli import main
+from edgecomp.results.record import Agreement, Latency
+from edgecomp.results.report import (AXES, QUALITIES, build_report, entries, pareto_front,
+                                     quality_chart, quality_of, write_report)
+from edgecomp.results.store import Store
+from tests.browser import distinct_colours, offline_page
+from tests.results.records import record
+
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_IMG = "<img src=x onerror=alert(2)>"
+# plotly itself reads <a>, <b>, <br> ... in labels as markup.
+HOSTILE_LINK = '<a href="javascript:alert(3)"><b>click</b></a>'
+
+
+class _Text(HTMLParser):
+    """The page's text outside <script> and <style>, and the ids of its plotly charts."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self.charts: list[str] = []
+        self.scripts = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "style"):
+            self._skip += 1
+            self.scripts += tag == "script"
+        if tag == "div" and "plotly-graph-div" in (attrs.get("class") or ""):
+            self.charts.append(attrs["id"])
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def page_text(html: str) -> tuple[str, list[str]]:
+    """The visible text (as one string) and the chart ids of a report."""
+    parser = _Text()
+    parser.feed(html)
+    return " ".join("".join(parser.parts).split()), parser.charts
+
+
+def measured(model="m", *, p50=0.05, accuracy=98.0, size=1000, seed=0, **changes):
+    """A stored-looking record with the given p50, accuracy and size."""
+    base = record(model, seed=seed)
+    return dataclasses.replace(base, latency_ms=Latency(p50, p50 * 1.2, p50 * 1.5, p50, 0.01, 50),
+                               accuracy=accuracy, size_bytes=size, **changes)
+
+
+# --- Pareto fronts --------------------------------------------------------------------------
+
+
+def test_pareto_front_keeps_exactly_the_points_nothing_beats():
+    points = {"a": (1, 90), "b": (2, 95), "c": (3, 94), "d": (4, 99), "e": (2, 95),
+              "f": (1, 85), "g": (5, 99), "h": (0.5, 80)}
+    names = list(points)
+    front = {names[i] for i in pareto_front(list(points.values()))}
+    # c is beaten by b, f by a (same x, lower y), g by d (same y, higher x); e ties b.
+    assert front == {"h", "a", "b", "e", "d"}
+    assert pareto_front([]) == [] and pareto_front([(3.0, 1.0)]) == [0]
+
+
+def test_latency_fronts_are_per_target_and_size_fronts_per_model():
+    made = [measured(technique=t, p50=p50, accuracy=acc, size=size, target=target)
+            for t, p50, acc, size, target in [
+                ("fast", 1.0, 90.0, 4000, "local"), ("good", 2.0, 95.0, 3000, "local"),
+                ("slow", 3.0, 94.0, 2000, "local"), ("best", 4.0, 99.0, 5000, "local"),
+                # Slower than all of the above, but alone on its board: its own front.
+                ("board", 9.0, 80.0, 9000, "pi4")]]
+    shown = entries(made)
+    by_latency = dict(quality_chart(shown, QUALITIES[0], AXES[0])[1])
+    assert [e.record.technique for e in by_latency["m @ local"]] == ["fast", "good", "best"]
+    assert [e.record.technique for e in by_latency["m @ pi4"]] == ["board"]
+    fig, by_size = quality_chart(shown, QUALITIES[0], AXES[1])
+    assert [e.record.technique for e in dict(by_size)["m"]] == ["slow", "good", "best"]
+    front_line = [t for t in fig.data if t.name.startswith("Pareto front")]
+    assert len(front_line) == 1 and list(front_line[0].x) == [2000 / 1024, 3000 / 1024,
+                                                              5000 / 1024]
+    # The page names the same fronts.
+    text, _ = page_text(build_report(made))
+    assert "Pareto front (fast and accurate), m @ pi4: m · tflite fp32 · board @ pi4" in text
+
+
+def test_models_without_labels_are_plotted_by_agreement():
+    unlabelled = [measured(technique=t, accuracy=None, agreement=Agreement(cos, 0.1,
+                                                                           decision=dec))
+                  for t, cos, dec in [("x", 0.99, 97.0), ("y", 0.999, 99.5)]]
+    assert quality_of(unlabelled).key == "decision"
+    no_decision = [dataclasses.replace(r, agreement=Agreement(0.9, 0.1)) for r in unlabelled]
+    assert quality_of(no_decision).key == "cosine"
+    nothing = [dataclasses.replace(r, agreement=None) for r in unlabelled]
+    assert quality_of(nothing) is None
+    text, charts = page_text(build_report(nothing))
+    assert "No successful measurement here has accuracy or agreement." in text
+    assert charts == ["chart-latency-box", "chart-latency-ecdf"]
+    _, charts = page_text(build_report(unlabelled))
+    assert "chart-decision-latency" in charts and "chart-decision-size" in charts
+
+
+# --- energy ---------------------------------------------------------------------------------
+
+
+def test_energy_absent_the_page_says_why():
+    made = [measured(technique="a", energy_reason="no INA3221 rail found under /sys"),
+            measured(technique="b", target="pi5", energy_reason="no power sensor on this board")]
+    text, charts = page_text(build_report(made))
+    assert "chart-energy" not in charts
+    assert "No run here measured energy." in text
+    assert "no INA3221 rail found under /sys (1 artifact on local)" in text
+    assert "no power sensor on this board (1 artifact on pi5)" in text
+
+
+def test_energy_measured_is_charted_and_the_rest_explained():
+    made = [measured(technique="a", energy_mj=1.25,
+                     device={"power": {"probe": "hwmon", "avg_w": 2.5}}),
+            measured(technique="b", energy_reason="the pass was shorter than the sensor's period")]
+    text, charts = page_text(build_report(made))
+    assert "chart-energy" in charts and "No run here measured energy." not in text
+    assert "1.25 mJ" in text
+    assert "the pass was shorter than the sensor's period (1 artifact on local)" in text
+
+
+# --- escaping -------------------------------------------------------------------------------
+
+
+def hostile_records():
+    search = {"kept": HOSTILE, "met": False, "target": {"min_cosine": 0.99},
+              "tried": [{"name": HOSTILE, "cosine": 0.9, "float_layers": [HOSTILE_IMG],
+                         "error": None, "met": False}]}
+    plan = {"profile": HOSTILE, "decisions": {"threads": {"value": HOSTILE, "reason": HOSTILE_IMG,
+                                                          "overridden": True}},
+            "warnings": [HOSTILE]}
+    good = measured(HOSTILE, technique=HOSTILE_IMG, target=HOSTILE_LINK, flags=[HOSTILE],
+                    plan=plan, runtime=HOSTILE_IMG, tag=HOSTILE, run_id=HOSTILE_IMG,
+                    calib_sha256=HOSTILE, calib_source=HOSTILE_IMG, energy_reason=HOSTILE,
+                    manifest={"search": search, "float_layers": [HOSTILE]},
+                    device={"device_before": {"cpu_model": HOSTILE, "governor": HOSTILE_IMG,
+                                              "temperatures_c": {HOSTILE: 50.0}}},
+                    git={"commit": HOSTILE, "branch": HOSTILE_IMG, "dirty": True})
+    failed = dataclasses.replace(record(HOSTILE_IMG, error=HOSTILE), artifact_name=HOSTILE)
+    return [good, failed]
+
+
+def test_hostile_names_are_text_and_never_run(tmp_path):
+    path = write_report(tmp_path / "evil.html", hostile_records(), source=HOSTILE,
+                        filters=[f"--model {HOSTILE}"])
+    html = path.read_text()
+    for hostile in (HOSTILE, HOSTILE_IMG, HOSTILE_LINK):
+        assert hostile not in html  # never as markup
+    text, charts = page_text(html)
+    assert text.count(HOSTILE) >= 10 and HOSTILE_IMG in text and HOSTILE_LINK in text
+    with offline_page(path) as visit:
+        assert visit.dialogs == [] and visit.page_errors == [] and visit.console_errors == []
+        assert visit.blocked == []
+        dom = visit.page.evaluate("""() => ({
+            scripts: document.scripts.length, images: document.images.length,
+            links: Array.from(document.querySelectorAll('a'))
+                .filter(a => !(a.getAttribute('href') || '').startsWith('#')).length,
+            body: document.body.textContent,
+            box: document.getElementById('chart-latency-box').textContent})""")
+        # The page's own scripts only: plotly's config, plotly.js, one per chart.
+        assert dom["scripts"] == 2 + len(charts) and dom["images"] == 0
+        assert dom["links"] == 0  # only the page's own #anchors
+        for hostile in (HOSTILE, HOSTILE_IMG, HOSTILE_LINK):
+            assert hostile in dom["body"]
+        # plotly shows the names as written, tags and all.
+        assert HOSTILE in dom["box"] and HOSTILE_LINK in dom["box"]
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def test_report_filters(results_db, tmp_path):
+    with Store() as store:
+        store.add_run([measured("alpha-net", technique="none", created_at=_now(), tag="rel-1"),
+                       measured("beta-net", technique="none", created_at=_now(),
+                                tag="rel-1")], command="deploy")
+        store.add_run([measured("alpha-net", technique="prune-x", created_at=_now()),
+                       measured("alpha-net", technique="none", target="pi4",
+                                created_at="2020-01-01T00:00:00+00:00")], command="deploy")
+        store.add_run([record("gamma-net", error="lost the board")], command="bench")
+    out = tmp_path / "r.html"
+
+    def shown(*flags):
+        assert main(["report", *flags, "-o", str(out)]) == 0
+        text, _ = page_text(out.read_text())
+        return {(m, t, target) for m in ("alpha-net", "beta-net", "gamma-net")
+                for t in ("none", "prune-x") for target in ("local", "pi4")
+                if f"{m} · tflite fp32 · {t} @ {target}" in text}
+
+    assert shown() == {("alpha-net", "none", "local"), ("beta-net", "none", "local"),
+                       ("alpha-net", "prune-x", "local"), ("alpha-net", "none", "pi4")}
+    assert shown("--model", "alpha-net") == {("alpha-net", "none", "local"),
+                                             ("alpha-net", "prune-x", "local"),
+                                             ("alpha-net", "none", "pi4")}
+    assert shown("--target", "pi4") == {("alpha-net", "none", "pi4")}
+    assert shown("--technique", "prune-x") == {("alpha-net", "prune-x", "local")}
+    assert shown("--tag", "rel-1") == {("alpha-net", "none", "local"),
+                                       ("beta-net", "none", "local")}
+    assert shown("--since", "2025-01-01", "--model", "alpha-net") == {
+        ("alpha-net", "none", "local"), ("alpha-net", "prune-x", "local")}
+    assert ("gamma-net", "none", "local") in shown("--failed")
+    assert "lost the board" in page_text(out.read_text())[0]
+
+
+def test_no_matching_results_is_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "empty.db"))
+    out = tmp_path / "report.html"
+    assert main(["report", "-o", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no successful results are recorded in" in err and "edgecomp deploy" in err
+    assert not out.exists()
+    with Store() as store:
+        store.add_run([measured("alpha-net")], command="deploy")
+    assert main(["report", "--model", "other", "--since", "7d", "-o", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "match --model other --since 7d" in err and "loosen the filters" in err
+    assert not out.exists()
+    assert main(["report", "-o", str(tmp_path)]) == 1  # a folder is not a file name
+    assert "is a folder" in " ".join(capsys.readouterr().err.split())
+
+
+# --- the issue's "done when": two deploys of the demo, one file, every chart drawn offline ---
+
+
+@pytest.mark.slow
+def test_two_demo_deploys_make_one_offline_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "results.db"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for tag in ("first", "second"):
+        assert main(["deploy", "--target", "local", "--runs", "20", "--seconds", "0.2",
+                     "--warmup-seconds", "0.05", "--tag", tag, "-o", "artifacts",
+                     "--json", f"{tag}.json"]) == 0
+    deployed = [r for tag in ("first", "second")
+                for r in json.loads((work / f"{tag}.json").read_text())]
+    capsys.readouterr()
+    before = set(work.rglob("*"))
+
+    assert main(["report", "-o", "tmp/report.html"]) == 0
+    report = work / "tmp" / "report.html"
+    assert set(work.rglob("*")) - before == {report.parent, report}  # one file, nothing else
+    assert f"{len(deployed)} artifact result(s) from 2 run(s)" in capsys.readouterr().out
+
+    text, chart_ids = page_text(report.read_text())
+    assert sorted(chart_ids) == ["chart-accuracy-latency", "chart-accuracy-size",
+                                 "chart-latency-box", "chart-latency-ecdf"]
+    for result in deployed:  # every plan reason, int8 candidate and condition is on the page
+        for decision in result["plan"]["decisions"].values():
+            assert decision["reason"] in text
+        for tried in (result["manifest"].get("search") or {}).get("tried", []):
+            assert tried["name"] in text
+        assert result["runtime"] in text and result["energy_reason"] in text
+        if result["calib_sha256"]:
+            assert result["calib_sha256"][:12] in text
+    assert {"first", "second"} <= set(text.split())
+
+    with offline_page(report) as visit:
+        assert visit.blocked == [] and visit.dialogs == []
+        assert visit.console_errors == [] and visit.page_errors == []
+        charts = visit.charts()
+        assert sorted(c["id"] for c in charts) == sorted(chart_ids)
+        for chart in charts:
+            assert chart["svg"] and chart["types"] and chart["drawn"] > 0, chart
+            colours, chromatic = distinct_colours(
+                visit.page.locator(f"#{chart['id']}").screenshot())
+            assert colours > 1 and chromatic > 50, chart["id"]
+        by_id = {c["id"]: c for c in charts}
+        # One box and one ECDF line per artifact of both runs.
+        assert by_id["chart-latency-box"]["types"].count("box") == len(deployed)
+        assert by_id["chart-latency-ecdf"]["types"].count("scatter") == len(deployed)
+        shot = tmp_path / "report.png"
+        visit.page.screenshot(path=str(shot), full_page=True)
+    assert shot.exists() and shot.stat().st_size > 10_000
