@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edgecomp.errors import EdgecompError, InputError
@@ -87,22 +87,21 @@ def run_gate(args) -> int:
     from edgecomp.commands.ui import err_console
     from edgecomp.results.gate import GateConfig, GateReport, judge, load_config
 
+    # Filled in step by step, so that a report of a gate that could not judge says how
+    # far it got.
     report = GateReport(baseline=args.baseline, candidate="", config=GateConfig())
     try:
         overrides = {flag: (section, key, getattr(args, _dest(flag)))
                      for flag, section, key, _ in LIMIT_FLAGS
                      if getattr(args, _dest(flag)) is not None}
-        config = load_config(args.config, overrides)
-        report = GateReport(baseline=args.baseline, candidate="", config=config)
+        report = replace(report, config=load_config(args.config, overrides))
         baseline, candidate = _choose(args)
-        report = GateReport(baseline=baseline.name, candidate=candidate.name, config=config)
-        checks = judge(_only(args, baseline.records), _only(args, candidate.records), config,
-                       baseline_name=baseline.name, candidate_name=candidate.name)
-        report = GateReport(baseline=baseline.name, candidate=candidate.name, config=config,
-                            checks=tuple(checks))
+        report = replace(report, baseline=baseline.name, candidate=candidate.name)
+        checks = judge(_only(args, baseline.records), _only(args, candidate.records),
+                       report.config, baseline_name=baseline.name,
+                       candidate_name=candidate.name)
+        report = replace(report, checks=tuple(checks))
     except EdgecompError as exc:
-        from dataclasses import replace
-
         report = replace(report, problem=str(exc))
         err_console.print(f"[bold red]could not judge:[/bold red] {_escape(str(exc))}",
                           markup=True, highlight=False)
@@ -324,13 +323,13 @@ def junit_xml(report) -> str:
         ET.SubElement(properties, "property", name=name, value=text(value))
     cases = [(c.artifact, c.name, c.verdict.value, c.message) for c in report.checks]
     if report.problem is not None:
-        cases = [("edgecomp gate", "inputs", "missing", report.problem)]
+        cases = [("edgecomp gate", "inputs", "could not judge", report.problem)]
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     for artifact, name, verdict, message in cases:
         case = ET.SubElement(suite, "testcase", classname=text(artifact), name=name, time="0")
         if verdict == "fail":
             element, counts["failures"] = "failure", counts["failures"] + 1
-        elif verdict in ("unstable", "inconclusive", "missing"):
+        elif verdict in ("unstable", "inconclusive", "missing", "could not judge"):
             element, counts["errors"] = "error", counts["errors"] + 1
         elif verdict in ("new", "not measured"):
             element, counts["skipped"] = "skipped", counts["skipped"] + 1

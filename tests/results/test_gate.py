@@ -374,6 +374,17 @@ def test_cli_chooses_runs_by_id_tag_and_branch(results_db, tmp_path):
     assert code == 2 and "share a run" in report["problem"]
 
 
+def test_cli_judges_only_the_model_and_target_asked_for(results_db, tmp_path):
+    stored([run("a", seed=0), run("a", seed=0, target="pi4"), run("b", seed=0)], tag="base")
+    stored([run("a", seed=1), run("b", seed=1, scale=1.4)])
+    code, _, _, report = gate(tmp_path, "--baseline", "base")
+    assert code == 1 and {c["verdict"] for c in report["checks"]
+                          if c["artifact"] == "a none pi4 tflite fp32"} == {"missing"}
+    code, _, _, report = gate(tmp_path, "--baseline", "base", "--model", "a",
+                              "--target", "local")
+    assert code == 0 and {c["artifact"] for c in report["checks"]} == {"a none local tflite fp32"}
+
+
 def test_cli_thresholds_from_flags_and_config(results_db, tmp_path):
     stored(two_artifacts(seed=0), tag="base")
     stored(two_artifacts(seed=1, scale=1.4))
