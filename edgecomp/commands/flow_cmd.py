@@ -76,17 +76,22 @@ def add_parser(subparsers) -> None:
     bench.add_argument("--no-record", action="store_true")
     bench.set_defaults(func=run_bench)
 
-    compare = subparsers.add_parser("compare", help="table of recorded results, fastest first")
+    from edgecomp.results.select import SPECS
+
+    compare = subparsers.add_parser(
+        "compare", help="table of recorded results, fastest first",
+        epilog=SPECS, formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("--model")
     compare.add_argument("--target")
     compare.add_argument("--technique")
     compare.add_argument("--tag", help="only the runs with this tag")
     compare.add_argument("--since", metavar="WHEN",
                          help="only results since a date (2026-11-01), a time or an age (7d)")
-    compare.add_argument("--baseline", metavar="TAG",
-                         help="show each artifact's change against the same artifact in the "
-                         "runs tagged TAG (latency p50/p90 and size in percent, accuracy in "
-                         "points); those runs are left out of the rows")
+    compare.add_argument("--baseline", metavar="SPEC",
+                         help="show each artifact's change against the same artifact in "
+                         "SPEC: run:ID, branch:NAME, tag:NAME, file:PATH, a file or a tag "
+                         "(latency p50/p90 and size in percent, accuracy in points); the "
+                         "baseline's runs are left out of the rows")
     compare.add_argument("--all", action="store_true",
                          help="every recorded run, not only the latest of each artifact")
     compare.add_argument("--failed", action="store_true", help="include failed measurements")
@@ -317,25 +322,25 @@ def run_bench(args) -> int:
 def run_compare(args) -> int:
     from edgecomp.commands.ui import comparison_table, console, write_json
     from edgecomp.results.compare import compare_rows
+    from edgecomp.results.select import only, resolve
     from edgecomp.results.store import Store, parse_since
 
     since = parse_since(args.since) if args.since else None
-    check_tag(args.baseline)
+    filters = {"model": args.model, "target": args.target, "technique": args.technique}
     with Store() as store:
         # Raw samples only for --json (the README lists them there); the table needs none.
-        records = store.records(model=args.model, target=args.target,
-                                technique=args.technique, tag=check_tag(args.tag), since=since,
+        records = store.records(**filters, tag=check_tag(args.tag), since=since,
                                 include_failed=args.failed, with_samples=args.json is not None)
-        baseline = None
+        against, baseline = None, None
         if args.baseline:
-            baseline = store.records(model=args.model, target=args.target,
-                                     technique=args.technique, tag=args.baseline)
+            against = resolve(store, args.baseline, with_samples=False)
+            baseline = [r for r in only(against.records, **filters) if r.ok]
             if not baseline:
-                raise InputError(f"no results are tagged {args.baseline!r} in "
-                                 f"{store.location}; tag a run with `deploy --tag` or "
-                                 "`bench --tag` (or check the filters).")
-            runs = {record.run_id for record in baseline}
-            records = [record for record in records if record.run_id not in runs]
+                raise InputError(f"the baseline {against.name} holds no successful result"
+                                 + (" for these filters; check --model, --target and "
+                                    "--technique." if any(filters.values()) else
+                                    "; name another with --baseline."))
+            records = [record for record in records if record.run_id not in against.runs]
         location = store.location
     rows = compare_rows(records, history=args.all, baseline=baseline)
     if not rows:
@@ -344,8 +349,9 @@ def run_compare(args) -> int:
                               or args.model or args.target)
                       else f"no results in {location} match these filters.", markup=False)
     else:
-        title = f"results in {location}" + (f" against {args.baseline}" if baseline else "")
-        console.print(comparison_table(rows, title=title, baseline_name=args.baseline))
+        title = f"results in {location}" + (f" against {against.name}" if against else "")
+        console.print(comparison_table(rows, title=title,
+                                       baseline_name=against.name if against else None))
     if args.json:
         write_json(args.json, [row.record for row in rows])
     return 0

@@ -4,23 +4,14 @@ could not judge; JUnit, Markdown and JSON reports beside the terminal table."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from edgecomp.errors import EdgecompError, InputError
-from edgecomp.results.record import ResultRecord
+from edgecomp.results.select import SPECS
 
-BASELINES = """\
-baseline SPEC:
-  run:ID        the records of one stored run
-  branch:NAME   the latest stored run made on git branch NAME (other than the candidate)
-  tag:NAME      the newest record of each artifact in the runs tagged NAME
-                (deploy/bench --tag NAME)
-  file:PATH     a JSON file written by deploy/bench/compare --json (raw samples kept)
-  PATH          an existing file, or a name ending in .json, is a file too
-  NAME          anything else is a tag
+EPILOG = SPECS + """
 
 candidate (default: the latest stored run that is not the baseline's; with branch:NAME,
 the latest stored run):
@@ -41,7 +32,6 @@ LIMIT_FLAGS = (
     ("--max-memory-increase", "memory", "max_increase", "peak RSS growth allowed (0.25)"),
     ("--max-energy-increase", "energy", "max_increase", "energy growth allowed (0.15)"),
 )
-MAX_RESULTS_BYTES = 2**30  # a results file holds raw samples: 85k a fast model's 5 s run
 
 
 def add_parser(subparsers) -> None:
@@ -51,7 +41,7 @@ def add_parser(subparsers) -> None:
         description="Compare each artifact's latency (p50 and p90: a Mann-Whitney test and\n"
                     "a block-bootstrap interval on the raw samples, against a tolerance),\n"
                     "accuracy, agreement, size, peak memory and energy with a baseline's.",
-        epilog=BASELINES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     gate.add_argument("--baseline", required=True, metavar="SPEC",
                       help="run:ID, branch:NAME, tag:NAME, file:PATH, a file or a tag")
     which = gate.add_mutually_exclusive_group()
@@ -71,21 +61,16 @@ def add_parser(subparsers) -> None:
     gate.set_defaults(func=run_gate)
 
 
-@dataclass(frozen=True)
-class RecordSet:
-    """One side of the comparison: what it is called and its records, oldest first."""
-
-    name: str
-    records: list[ResultRecord]
-    runs: frozenset[str] = frozenset()  # the store's runs it came from
-
-
 def run_gate(args) -> int:
     """Judge, print and write the reports. Anything that keeps the gate from judging (bad
     input, an unreachable store) is exit status 2 with its sentence, written to the
     reports as well, so a CI page says why."""
+    from contextlib import nullcontext
+
     from edgecomp.commands.ui import err_console
     from edgecomp.results.gate import GateConfig, GateReport, judge, load_config
+    from edgecomp.results.select import choose, needs_store, only
+    from edgecomp.results.store import Store
 
     # Filled in step by step, so that a report of a gate that could not judge says how
     # far it got.
@@ -95,9 +80,13 @@ def run_gate(args) -> int:
                      for flag, section, key, _ in LIMIT_FLAGS
                      if getattr(args, _dest(flag)) is not None}
         report = replace(report, config=load_config(args.config, overrides))
-        baseline, candidate = _choose(args)
+        with (Store() if needs_store(args.baseline, results=args.results)
+              else nullcontext()) as store:
+            baseline, candidate = choose(store, args.baseline, run=args.run, tag=args.tag,
+                                         results=args.results)
         report = replace(report, baseline=baseline.name, candidate=candidate.name)
-        checks = judge(_only(args, baseline.records), _only(args, candidate.records),
+        checks = judge(only(baseline.records, model=args.model, target=args.target),
+                       only(candidate.records, model=args.model, target=args.target),
                        report.config, baseline_name=baseline.name,
                        candidate_name=candidate.name)
         report = replace(report, checks=tuple(checks))
@@ -123,130 +112,6 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
-
-
-def _only(args, records: list[ResultRecord]) -> list[ResultRecord]:
-    return [r for r in records if (not args.model or r.model == args.model)
-            and (not args.target or r.target == args.target)]
-
-
-# ---------------------------------------------------------------------------------------
-# Choosing the two sides
-
-
-def baseline_kind(spec: str) -> tuple[str, str]:
-    """(kind, value) of a --baseline SPEC: run, branch, tag or file (see BASELINES)."""
-    for kind in ("run", "branch", "tag", "file"):
-        if spec.startswith(kind + ":"):
-            value = spec[len(kind) + 1:]
-            if not value:
-                raise InputError(f"--baseline {spec!r} names no {kind}; write {kind}:NAME.")
-            return kind, value
-    if Path(spec).exists() or spec.endswith(".json"):
-        return "file", spec
-    return "tag", spec
-
-
-def _choose(args) -> tuple[RecordSet, RecordSet]:
-    """The baseline and the candidate. A branch baseline is the branch's latest run other
-    than the candidate; the default candidate is the latest run that is not the
-    baseline's (for a branch baseline, simply the latest run)."""
-    from contextlib import nullcontext
-
-    kind, value = baseline_kind(args.baseline)
-    with _store() if kind != "file" or not args.results else nullcontext() as store:
-        candidate = None
-        if args.results:
-            candidate = _from_file(args.results, "candidate")
-        elif args.run or args.tag:
-            candidate = _from_store(store, "run" if args.run else "tag", args.run or args.tag,
-                                    exclude=frozenset())
-        elif kind == "branch":
-            candidate = _latest(store, exclude=frozenset())
-        if kind == "file":
-            baseline = _from_file(Path(value), "baseline")
-        else:
-            baseline = _from_store(store, kind, value,
-                                   exclude=candidate.runs if candidate else frozenset())
-        if candidate is None:
-            candidate = _latest(store, exclude=baseline.runs)
-    if baseline.runs & candidate.runs:
-        raise InputError(f"the candidate ({candidate.name}) and the baseline "
-                         f"({baseline.name}) share a run; name another with --run, --tag "
-                         "or --results.")
-    return baseline, candidate
-
-
-def _store():
-    from edgecomp.results.store import Store
-
-    return Store()
-
-
-def _from_store(store, kind: str, value: str, *, exclude: frozenset[str]) -> RecordSet:
-    """The records of `kind` run/tag/branch `value` from the store."""
-    if kind == "branch":
-        runs = [run for run in store.runs(branch=value) if run.id not in exclude]
-        if not runs:
-            raise InputError(f"no run recorded on git branch {value!r} in {store.location}"
-                             + (" besides the candidate" if exclude else "")
-                             + "; measure one there first (deploy or bench record the branch).")
-        kind, value = "run", runs[-1].id
-    records = store.records(run_id=value if kind == "run" else None,
-                            tag=value if kind == "tag" else None,
-                            include_failed=True, with_samples=True)
-    if not records:
-        known = [r.tag if kind == "tag" else r.id for r in store.runs()]
-        known = list(dict.fromkeys(k for k in reversed(known) if k))[:5]
-        raise InputError(f"no {kind} {value!r} in the results store {store.location}"
-                         + (f" (latest: {', '.join(known)})" if known else " (it is empty)")
-                         + "; tag a run with deploy/bench --tag NAME.")
-    runs = frozenset(r.run_id for r in records if r.run_id)
-    return RecordSet(_describe(store, kind, value, runs), records, runs)
-
-
-def _latest(store, *, exclude: frozenset[str]) -> RecordSet:
-    runs = [run for run in store.runs() if run.id not in exclude]
-    if not runs:
-        raise InputError(f"the results store {store.location} holds no run to judge besides "
-                         "the baseline; measure one with deploy or bench, or pass --results.")
-    return _from_store(store, "run", runs[-1].id, exclude=frozenset())
-
-
-def _describe(store, kind: str, value: str, runs: frozenset[str]) -> str:
-    if kind == "tag":
-        return f"tag {value} ({len(runs)} run{'s' if len(runs) != 1 else ''})"
-    (run,) = [r for r in store.runs() if r.id == value] or [None]
-    if run is None:
-        return f"run {value}"
-    git = f", {run.git_branch or 'detached'}@{run.git_commit[:10]}" if run.git_commit else ""
-    tag = f", tag {run.tag}" if run.tag else ""
-    return f"run {run.id} ({' '.join(run.command.split()[:2])}, {run.created_at}{tag}{git})"
-
-
-def _from_file(path: Path, side: str) -> RecordSet:
-    """Records from a JSON list as deploy/bench/compare --json write it."""
-    from edgecomp.config import validate
-    from edgecomp.untrusted import read_regular
-
-    data = read_regular(path, what=f"the {side} results file", max_bytes=MAX_RESULTS_BYTES)
-
-    def refuse(constant: str):
-        raise ValueError(f"{constant} is not a JSON number")
-
-    try:
-        items = json.loads(data, parse_constant=refuse)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"the {side} results file {path} is not valid JSON ({exc}); give "
-                         "a file written by deploy, bench or compare --json.") from None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise InputError(f"the {side} results file {path} is not a list of results; give a "
-                         "file written by deploy, bench or compare --json.")
-    records = [validate(item, ResultRecord, source=f"{path}: result {index}")
-               for index, item in enumerate(items)]
-    if not records:
-        raise InputError(f"the {side} results file {path} holds no results.")
-    return RecordSet(f"file {path}", records)
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import json
 
+import pytest
+
 from edgecomp.cli import main
 from edgecomp.commands.flow_cmd import _finish
 from edgecomp.results.store import Store
@@ -44,13 +46,18 @@ def test_compare_json_keeps_every_raw_sample(tmp_path, monkeypatch):
     assert written["samples_ms"] == stored.samples_ms
 
 
-def test_compare_against_a_tagged_baseline_shows_each_change(results_db, capsys):
-    def measured(model: str, p50: float, size: int, accuracy: float, tag: str):
-        base = record(model)
-        return dataclasses.replace(
-            base, tag=tag, size_bytes=size, accuracy=accuracy,
-            latency_ms=dataclasses.replace(base.latency_ms, p50=p50, p90=p50 * 2))
+def measured(model: str, p50: float, size: int, accuracy: float, tag: str | None = None,
+             branch: str | None = None):
+    """A record of `model` with this p50 (p90 twice it), size and accuracy, in a run with
+    this tag and made on this git branch."""
+    base = record(model)
+    git = {"commit": "c0ffee" * 6 + "c0ff", "branch": branch, "dirty": False} if branch else None
+    return dataclasses.replace(
+        base, tag=tag, git=git, size_bytes=size, accuracy=accuracy,
+        latency_ms=dataclasses.replace(base.latency_ms, p50=p50, p90=p50 * 2))
 
+
+def test_compare_against_a_tagged_baseline_shows_each_change(results_db, capsys):
     with Store() as store:
         store.add_run([measured("fast", 1.0, 1000, 98.0, "v1"),
                        measured("gone", 1.0, 1000, 98.0, "v1")], command="edgecomp deploy")
@@ -64,7 +71,66 @@ def test_compare_against_a_tagged_baseline_shows_each_change(results_db, capsys)
     assert "new" in fresh
     assert "gone" not in out  # the baseline's own rows are not candidates
     assert main(["compare", "--baseline", "v9"]) == 1
-    assert "no results are tagged 'v9'" in capsys.readouterr().err
+    assert "no tag 'v9' in the results store" in capsys.readouterr().err
     assert main(["compare", "--tag", "v2", "--technique", "none", "--since", "2025-12-31"]) == 0
     out = capsys.readouterr().out
     assert "fresh" in out and "gone" not in out
+
+
+def changes(out: str) -> dict[str, str]:
+    """Each model's row of the table, by model."""
+    return {line.split()[1]: line for line in out.splitlines()
+            if line.split()[1:2] and line.split()[1] in ("fast", "gone", "fresh")}
+
+
+@pytest.mark.parametrize("spelling", ["run", "branch", "file"])
+def test_compare_against_a_run_a_branch_or_a_file_shows_each_change(results_db, tmp_path,
+                                                                     capsys, spelling):
+    """The same SPEC spellings as `gate --baseline`: a stored run's rows are left out of
+    the table, a file's are not (its records may come from anywhere)."""
+    with Store() as store:
+        base = store.add_run([measured("fast", 1.0, 1000, 98.0, branch="main"),
+                              measured("gone", 1.0, 1000, 98.0, branch="main")],
+                             command="edgecomp deploy")
+    saved = tmp_path / "base.json"
+    assert main(["compare", "--json", str(saved)]) == 0
+    with Store() as store:
+        store.add_run([measured("fast", 1.5, 1100, 97.5, branch="feat/x"),
+                       measured("fresh", 2.0, 1000, 90.0, branch="feat/x")],
+                      command="edgecomp deploy")
+    capsys.readouterr()
+    spec = {"run": f"run:{base}", "branch": "branch:main", "file": str(saved)}[spelling]
+    assert main(["compare", "--baseline", spec]) == 0
+    rows = changes(capsys.readouterr().out)
+    assert "+50.0%" in rows["fast"] and "+10.0%" in rows["fast"]
+    assert "-0.50 pts" in rows["fast"]
+    assert "new" in rows["fresh"]
+    if spelling == "file":
+        assert "+0.0%" in rows["gone"]  # a file's records stay in the rows
+    else:
+        assert "gone" not in rows
+    # The baseline is filtered like the rows; nothing left is one sentence, exit 1.
+    assert main(["compare", "--baseline", spec, "--model", "fresh"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no successful result for these filters" in err
+
+
+@pytest.mark.parametrize("spec, sentence", [
+    ("nosuch", "no tag 'nosuch' in the results store"),
+    ("tag:nosuch", "no tag 'nosuch' in the results store"),
+    ("run:0000", "no run '0000' in the results store"),
+    ("branch:gone", "no run recorded on git branch 'gone'"),
+    ("run:", "--baseline 'run:' names no run; write run:NAME."),
+    ("missing.json", "the baseline results file missing.json does not exist"),
+])
+def test_compare_names_an_unknown_baseline_in_the_gate_s_sentence(
+        results_db, tmp_path, monkeypatch, capsys, spec, sentence):
+    monkeypatch.chdir(tmp_path)
+    with Store() as store:
+        store.add_run([measured("fast", 1.0, 1000, 98.0, tag="v1", branch="main")],
+                      command="edgecomp deploy")
+    assert main(["compare", "--baseline", spec]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert sentence in err
+    assert main(["gate", "--baseline", spec]) == 2
+    assert sentence in " ".join(capsys.readouterr().err.split())
