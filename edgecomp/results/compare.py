@@ -16,7 +16,7 @@ class ComparisonRow:
     # timing of the same run where there is one (`p50_ratio`), else the separate runs.
     speedup: float | None
     size_ratio: float | None  # this size over that fp32 artifact's size
-    # The same artifact in the baseline (`compare --baseline TAG`), where there is one.
+    # The same artifact in the baseline (`compare --baseline SPEC`), where there is one.
     baseline: ResultRecord | None = None
 
     def change(self, field: str) -> float | None:
@@ -38,18 +38,13 @@ class ComparisonRow:
             return None
         if base.accuracy is not None and now.accuracy is not None:
             return now.accuracy - base.accuracy
-        old = base.agreement.decision if base.agreement else None
-        new = now.agreement.decision if now.agreement else None
+        old, new = base.decision, now.decision
         return new - old if old is not None and new is not None else None
 
 
 def artifact_key(record: ResultRecord) -> tuple:
     """What makes two records the same artifact: (model, technique, target, format,
     precision, I/O dtype)."""
-    return _key(record)
-
-
-def _key(record: ResultRecord) -> tuple:
     io = record.manifest.get("io_dtype", "float32")
     return (record.model, record.technique, record.target, record.format, record.precision, io)
 
@@ -58,7 +53,7 @@ def latest(records: list[ResultRecord]) -> list[ResultRecord]:
     """The newest record of each (model, technique, target, format, precision, I/O) artifact."""
     newest: dict[tuple, ResultRecord] = {}
     for record in records:
-        newest[_key(record)] = record  # records arrive oldest first
+        newest[artifact_key(record)] = record  # records arrive oldest first
     return list(newest.values())
 
 
@@ -68,7 +63,7 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False,
     and, given `baseline` records (e.g. a tagged run), against the same artifact there
     (the newest of each)."""
     chosen = records if history else latest(records)
-    before = {_key(record): record for record in latest(baseline)} if baseline else {}
+    before = {artifact_key(record): record for record in latest(baseline)} if baseline else {}
     baselines: dict[tuple, ResultRecord] = {}
     for record in chosen:
         if record.precision == "fp32" and record.technique in ("none", "") and record.ok:
@@ -84,7 +79,7 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False,
         if base is not None and record.ok:
             size_ratio = record.size_bytes / base.size_bytes
         rows.append(ComparisonRow(record=record, speedup=speedup, size_ratio=size_ratio,
-                                  baseline=before.get(_key(record))))
+                                  baseline=before.get(artifact_key(record))))
     rows.sort(key=lambda r: (r.record.model, r.record.target,
                              r.record.latency_ms.p50 if r.record.ok else float("inf")))
     return rows

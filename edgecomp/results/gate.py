@@ -364,8 +364,8 @@ def number_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
     drop = config.accuracy.max_drop
     if base.accuracy is not None:
         checks.append(_drop(artifact, "accuracy", base.accuracy, now.accuracy, drop, "%"))
-    elif _decision(base) is not None:
-        checks.append(_drop(artifact, "agreement", _decision(base), _decision(now), drop, "%"))
+    elif base.decision is not None:
+        checks.append(_drop(artifact, "agreement", base.decision, now.decision, drop, "%"))
     if base.agreement is not None:
         checks.append(_drop(artifact, "cosine", base.agreement.cosine,
                             now.agreement.cosine if now.agreement else None,
@@ -377,10 +377,6 @@ def number_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
         if old is not None:
             checks.append(_growth(artifact, name, old, new, limits.max_increase, unit))
     return checks
-
-
-def _decision(record: ResultRecord) -> float | None:
-    return record.agreement.decision if record.agreement else None
 
 
 def _drop(artifact: str, name: str, old: float, new: float | None, limit: float,

@@ -90,6 +90,11 @@ class ResultRecord:
     def ok(self) -> bool:
         return self.error is None and self.latency_ms is not None
 
+    @property
+    def decision(self) -> float | None:
+        """Percent of evaluation samples making the float model's call (None if unknown)."""
+        return self.agreement.decision if self.agreement else None
+
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """The record as a JSON-ready dict; the keys are documented in the README."""
         data = dataclasses.asdict(self)

@@ -34,7 +34,7 @@ class Quality:
 QUALITIES = (
     Quality("accuracy", "top-1 accuracy (%)", lambda r: r.accuracy),
     Quality("decision", "same call as the float model (% of samples)",
-            lambda r: r.agreement.decision if r.agreement else None),
+            lambda r: r.decision),
     Quality("cosine", "output cosine to the float model",
             lambda r: r.agreement.cosine if r.agreement else None),
 )

@@ -63,6 +63,18 @@ def unpack_samples(data: bytes) -> list[float]:
     return np.frombuffer(zlib.decompress(bytes(data)), dtype="<f8").tolist()
 
 
+def _locked(location: str, timeout_s: float, doing: str) -> EdgecompError:
+    """The sentence for a wait on another process's lock that ran out, on either server."""
+    return EdgecompError(f"the results database {location} stayed locked by another edgecomp "
+                         f"process for {timeout_s:g} s while {doing}; try again when it has "
+                         "finished.")
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver's message (libpq's spans lines) as one line, or the exception's type."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 # ---------------------------------------------------------------------------------------
 # The two servers. Each wraps one DB-API connection and answers what differs: column
 # types, placeholders, how a write or a migration takes its lock, where the schema version
@@ -149,9 +161,7 @@ class SQLite:
         """SQLite's exception as one sentence for the user."""
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return EdgecompError(
-                f"the results database {self.location} stayed locked by another edgecomp "
-                f"process for {timeout_s:g} s while {doing}; try again when it has finished.")
+            return _locked(self.location, timeout_s, doing)
         if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
             return InputError(f"{self.location} is not an edgecomp results database ({exc}); "
                               "point EDGECOMP_DB at another file.")
@@ -197,13 +207,13 @@ class Postgres:
             conninfo_to_dict(url)  # libpq's own parser: a malformed URL is the user's
         except psycopg.Error as exc:
             raise InputError(f"EDGECOMP_DB={location} is not a PostgreSQL URL libpq accepts "
-                             f"({' '.join(str(exc).split())}); write it as "
+                             f"({_one_line(exc)}); write it as "
                              "postgresql://user@host:port/database.") from None
         try:
             # autocommit: every transaction below is explicit, as with SQLite.
             raw = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
         except psycopg.Error as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            reason = _one_line(exc)
             raise EdgecompError(f"cannot connect to the PostgreSQL results database "
                                 f"{location} ({reason}); check that the server runs and "
                                 "that EDGECOMP_DB names it.") from exc
@@ -261,11 +271,9 @@ class Postgres:
     def error(self, exc: BaseException, doing: str, timeout_s: float) -> EdgecompError:
         """psycopg's exception as one sentence for the user."""
         state = getattr(exc, "sqlstate", None) or ""
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = _one_line(exc)
         if state in ("55P03", "40P01"):  # lock not available, deadlock detected
-            return EdgecompError(
-                f"the results database {self.location} stayed locked by another edgecomp "
-                f"process for {timeout_s:g} s while {doing}; try again when it has finished.")
+            return _locked(self.location, timeout_s, doing)
         if state.startswith("08") or "connection" in reason.lower():
             return EdgecompError(f"the connection to the results database {self.location} "
                                  f"failed while {doing} ({reason}); nothing of this step was "

@@ -42,6 +42,7 @@ class Runner:
         self.path = path
         self.uploaded: list[Path] = []
         self.junit: list[Path] = []
+        self.log = ""  # what the run steps printed, for failure messages
 
     def expand(self, text: str, env: dict[str, str]) -> str:
         leftover = re.sub(EXPRESSION, "", text)
@@ -79,7 +80,7 @@ class Runner:
                                    self.expand(step["run"], env)], cwd=self.workdir,
                                   env=step_env, capture_output=True, text=True, timeout=900)
             outcome[name] = done.returncode
-            self.log = getattr(self, "log", "") + done.stdout + done.stderr
+            self.log += done.stdout + done.stderr
             failed = failed or done.returncode != 0
         return outcome
 
