@@ -59,8 +59,11 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     for column in ("model", "technique", "target", "format", "precision", "size",
                    "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ",
                    *extra):
-        table.add_column(column, justify="right" if column not in (
-            "model", "technique", "target", "format", "precision") else "left")
+        names = column in ("model", "technique", "target", "format", "precision")
+        # A name too long for its column folds onto the next line rather than being cut:
+        # two models sharing a prefix must stay told apart.
+        table.add_column(column, justify="left" if names else "right",
+                         overflow="fold" if names else "ellipsis")
     for row in rows:
         r = row.record
         names = [Text(name) for name in (r.model, r.technique, r.target, r.format)]
