@@ -12,6 +12,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecomp.agent.device import isa_features
 from edgecomp.errors import InputError
 from edgecomp.plan import BoardFacts
 from edgecomp.profiles import Profile, get_profile, load_profiles
@@ -20,10 +21,6 @@ from edgecomp.targets import Target, load_targets
 
 # The shipped profile that describes this machine's architecture, by `platform.machine()`.
 LOCAL_PROFILES = {"x86_64": "x86-64", "AMD64": "x86-64"}
-# /proc/cpuinfo flag (x86) or Features word (arm64) -> the profile's ISA feature name.
-CPUINFO_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512",
-                    "avx512_vnni": "avx512-vnni", "avx_vnni": "avx-vnni", "asimd": "neon",
-                    "asimddp": "dotprod", "i8mm": "i8mm", "asimdhp": "fp16", "sve": "sve"}
 
 
 @dataclass(frozen=True)
@@ -58,14 +55,10 @@ def local_board_facts(cpuinfo: Path = Path("/proc/cpuinfo"),
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    words: set[str] = set()
     try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                words.update(value.split())
+        text = cpuinfo.read_text()
     except OSError:
-        pass
+        text = ""
     ram_mb = None
     try:
         for line in meminfo.read_text().splitlines():
@@ -73,7 +66,7 @@ def local_board_facts(cpuinfo: Path = Path("/proc/cpuinfo"),
                 ram_mb = int(line.split()[1]) // 1024
     except (OSError, ValueError, IndexError):
         pass
-    isa = frozenset(name for flag, name in CPUINFO_FEATURES.items() if flag in words)
+    isa = frozenset(isa_features(text))
     return BoardFacts(online_cores=cores, isa=isa, ram_mb=ram_mb, source="this machine")
 
 

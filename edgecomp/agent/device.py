@@ -67,6 +67,50 @@ def cpu_model():
     return None
 
 
+# /proc/cpuinfo flag (x86) or Features word (arm64) -> the profile's ISA feature name.
+CPUINFO_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512",
+                    "avx512_vnni": "avx512-vnni", "avx_vnni": "avx-vnni", "asimd": "neon",
+                    "asimddp": "dotprod", "i8mm": "i8mm", "asimdhp": "fp16", "sve": "sve"}
+X86 = ("x86_64", "amd64", "i386", "i686")
+ARM = ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def cpuinfo_words(text):
+    """Every word of /proc/cpuinfo's `flags` (x86) and `Features` (arm) lines."""
+    words = set()
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            words.update(value.split())
+    return words
+
+
+def isa_features(text=None):
+    """The CPU's ISA features as profile feature names, from /proc/cpuinfo."""
+    words = cpuinfo_words(read_text("proc", "cpuinfo") if text is None else text)
+    return tuple(sorted(set(name for flag, name in CPUINFO_FEATURES.items() if flag in words)))
+
+
+def emulation(text=None, machine=None):
+    """None on real hardware; "qemu-user: aarch64 on x86_64" when the kernel's /proc/cpuinfo
+    describes another architecture than the one this process executes (a user-mode
+    emulator passes the host's /proc/cpuinfo through)."""
+    text = read_text("proc", "cpuinfo") if text is None else text
+    machine = (machine or platform.machine() or "").lower()
+    if not text or not machine:
+        return None
+    host = None
+    if "vendor_id" in text or "GenuineIntel" in text or "AuthenticAMD" in text:
+        host = "x86_64"
+    elif "CPU implementer" in text:
+        host = "aarch64"
+    if host is None:
+        return None
+    if (host == "x86_64" and machine in X86) or (host == "aarch64" and machine in ARM):
+        return None
+    return "qemu-user: %s on %s" % (machine, host)
+
+
 def meminfo():
     values = {}
     for line in (read_text("proc", "meminfo") or "").splitlines():
@@ -138,7 +182,7 @@ def device_state():
         cpu_freq_mhz=int(freq) / 1000.0 if freq and freq.isdigit() else None,
         temperatures_c=temperatures(), throttled=vcgencmd_throttled(),
         mem_total_mb=memory.get("MemTotal"), mem_available_mb=memory.get("MemAvailable"),
-        disk_free_mb=disk_free, load_avg=load)
+        disk_free_mb=disk_free, load_avg=load, isa=isa_features(), emulated=emulation())
 
 
 def throttled_during(before, after, hot_c):

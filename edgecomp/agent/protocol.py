@@ -12,8 +12,8 @@ import dataclasses
 import typing
 from typing import Any, Dict, Optional, Tuple
 
-PROTOCOL_VERSION = 3
-AGENT_VERSION = "3"
+PROTOCOL_VERSION = 4
+AGENT_VERSION = "4"
 
 
 class ProtocolError(ValueError):
@@ -153,6 +153,12 @@ class DeviceState(Record):
     mem_available_mb: Optional[float]
     disk_free_mb: Optional[float]
     load_avg: Optional[Tuple[float, ...]]
+    # ISA features the CPU the agent runs on has, as profile feature names ("neon",
+    # "dotprod", "i8mm", "avx2", "avx512-vnni", ...), sorted.
+    isa: Tuple[str, ...]
+    # None on real hardware; otherwise how the agent's CPU is emulated, e.g.
+    # "qemu-user: aarch64 on x86_64". Latencies from an emulated CPU are not board latencies.
+    emulated: Optional[str]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,7 +103,8 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
         runtime=f"{report.runtime} {report.runtime_version or ''}".strip(),
         threads=report.threads, device=device_facts(report, transport),
         samples_ms=list(report.samples_ms),
-        energy_mj=power.energy_mj, energy_reason=power.reason)
+        energy_mj=power.energy_mj, energy_reason=power.reason,
+        emulated=report.device_before.emulated is not None)
 
 
 def device_facts(report: MeasureReport,
@@ -117,6 +118,8 @@ def device_facts(report: MeasureReport,
                                         "fallback_ops")}
     target = data["target"] or {"name": transport.target}
     facts.update({key: value for key, value in target.items() if value is not None})
+    facts["arch"] = report.device_before.machine
+    facts["emulation"] = report.device_before.emulated
     return facts
 
 

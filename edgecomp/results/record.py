@@ -80,6 +80,9 @@ class ResultRecord:
     # The git commit, branch and dirty state of the working directory the run started in
     # (CI variables where the checkout is detached); None outside a repository.
     git: dict[str, Any] | None = None
+    # True when the board's CPU was emulated (e.g. qemu-user): accuracy and agreement are
+    # the board's kernels', latencies are not comparable with real boards.
+    emulated: bool = False
     run_id: str | None = None  # the store's run this record belongs to (set when read back)
     created_at: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
