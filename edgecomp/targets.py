@@ -97,6 +97,8 @@ class Target:
     command_timeout: Seconds = 900.0
     lock_timeout: Seconds = 600.0
     description: StrictStr = ""
+    # Fleet groups this board belongs to: `--targets group=NAME` measures on every member.
+    groups: tuple[Name, ...] = ()
     source: str = ""  # the file it was loaded from, filled in by the loader
     env: Annotated[dict[StrictStr, StrictStr], AfterValidator(_env)] = field(default_factory=dict)
 
