@@ -3,6 +3,7 @@
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -72,7 +73,19 @@ CPUINFO_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512",
                     "avx512_vnni": "avx512-vnni", "avx_vnni": "avx-vnni", "asimd": "neon",
                     "asimddp": "dotprod", "i8mm": "i8mm", "asimdhp": "fp16", "sve": "sve"}
 X86 = ("x86_64", "amd64", "i386", "i686")
-ARM = ("aarch64", "arm64", "armv7l", "armv8l")
+ARM = ("aarch64", "arm64", "armv7l", "armv8l", "armv6l")
+
+# The kernel's hardware capabilities in this process's auxiliary vector (/proc/self/auxv):
+# (AT_HWCAP or AT_HWCAP2, bit) -> profile feature name, from Linux's uapi asm/hwcap.h. A
+# 32-bit process gets the 32-bit ARM layout, also from a 64-bit kernel.
+AT_HWCAP, AT_HWCAP2 = 16, 26
+HWCAP_FEATURES = {
+    8: {(AT_HWCAP, 1): "neon", (AT_HWCAP, 10): "fp16", (AT_HWCAP, 20): "dotprod",
+        (AT_HWCAP, 22): "sve", (AT_HWCAP2, 13): "i8mm"},  # aarch64: asimd, asimdhp, asimddp
+    4: {(AT_HWCAP, 12): "neon", (AT_HWCAP, 23): "fp16", (AT_HWCAP, 24): "dotprod",
+        (AT_HWCAP, 27): "i8mm"},  # arm: neon, asimdhp, asimddp, i8mm
+}
+WORD_SIZE = struct.calcsize("P")  # this process's unsigned long: the auxv entries' size
 
 
 def cpuinfo_words(text):
@@ -85,28 +98,108 @@ def cpuinfo_words(text):
     return words
 
 
-def isa_features(text=None):
-    """The CPU's ISA features as profile feature names, from /proc/cpuinfo."""
+def parse_auxv(data, word_size=WORD_SIZE):
+    """{type: value} from /proc/self/auxv's bytes: (type, value) pairs of unsigned longs,
+    ended by AT_NULL."""
+    code = "=QQ" if word_size == 8 else "=II"
+    entries = {}
+    for offset in range(0, len(data) - 2 * word_size + 1, 2 * word_size):
+        kind, value = struct.unpack_from(code, data, offset)
+        if kind == 0:
+            break
+        entries[kind] = value
+    return entries
+
+
+def read_auxv():
+    """This process's auxiliary vector as bytes, or None (not Linux, or not readable).
+
+    Always this process's own, not the sysroot's: it describes the CPU this process runs
+    on, which under a user-mode emulator is the emulated one (the emulator builds it)."""
+    try:
+        with open("/proc/self/auxv", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def hwcap_features(auxv, word_size=WORD_SIZE):
+    """Profile feature names from an ARM process's AT_HWCAP/AT_HWCAP2 (auxv bytes)."""
+    entries = parse_auxv(auxv, word_size)
+    table = HWCAP_FEATURES.get(word_size, {})
+    return tuple(sorted(set(name for (kind, bit), name in table.items()
+                            if entries.get(kind, 0) >> bit & 1)))
+
+
+def isa_features(text=None, auxv=None, *, word_size=WORD_SIZE):
+    """The CPU's ISA features as profile feature names.
+
+    From a recorded /proc/cpuinfo `text`, or a recorded ARM process's `auxv` bytes; with
+    neither, this process's own: on ARM its hardware capabilities (auxv), which under
+    qemu-user are the emulated CPU's while /proc/cpuinfo may be the host's; elsewhere, or
+    where auxv has none, the flags of /proc/cpuinfo.
+    """
+    if text is None and auxv is None and arch_family(platform.machine()) == "aarch64":
+        own = read_auxv()
+        if own and parse_auxv(own, word_size).get(AT_HWCAP):
+            auxv = own
+    if text is None and auxv is not None:
+        return hwcap_features(auxv, word_size)
     words = cpuinfo_words(read_text("proc", "cpuinfo") if text is None else text)
     return tuple(sorted(set(name for flag, name in CPUINFO_FEATURES.items() if flag in words)))
 
 
-def emulation(text=None, machine=None):
-    """None on real hardware; "qemu-user: aarch64 on x86_64" when the kernel's /proc/cpuinfo
-    describes another architecture than the one this process executes (a user-mode
-    emulator passes the host's /proc/cpuinfo through)."""
-    text = read_text("proc", "cpuinfo") if text is None else text
-    machine = (machine or platform.machine() or "").lower()
-    if not text or not machine:
-        return None
-    host = None
+def arch_family(machine):
+    """"x86_64" or "aarch64" for any `uname -m` spelling of those families (32-bit ones
+    included); another name as it is, lower case."""
+    machine = (machine or "").strip().lower()
+    if machine in X86:
+        return "x86_64"
+    if machine in ARM:
+        return "aarch64"
+    return machine
+
+
+def cpuinfo_host(text):
+    """The architecture a kernel's /proc/cpuinfo text describes, or None."""
     if "vendor_id" in text or "GenuineIntel" in text or "AuthenticAMD" in text:
-        host = "x86_64"
-    elif "CPU implementer" in text:
-        host = "aarch64"
-    if host is None:
+        return "x86_64"
+    if "CPU implementer" in text:
+        return "aarch64"
+    return None
+
+
+def qemu_cpuinfo(text, machine, *, word_size=WORD_SIZE):
+    """True for the /proc/cpuinfo that newer qemu-user (10.0 seen) writes for a 64-bit ARM
+    guest: it names each processor "ARMv8 Processor rev N (v8l)", which an arm64 kernel
+    writes only for 32-bit processes."""
+    return (arch_family(machine) == "aarch64" and word_size == 8
+            and "model name" in text and "(v8l)" in text)
+
+
+def emulation(text=None, machine=None, *, kernel=None, word_size=WORD_SIZE):
+    """None on real hardware; "qemu-user: aarch64 on x86_64" when this process executes
+    another architecture than the kernel runs on.
+
+    The kernel's architecture is /proc/sys/kernel/arch (newer kernels), which a user-mode
+    emulator leaves alone while it fakes `uname -m`. Without it, /proc/cpuinfo tells:
+    qemu 7.2 passes the host's through, newer qemu writes its own (`qemu_cpuinfo`).
+    Given a recorded cpuinfo `text`, the kernel's architecture is only what `kernel` says;
+    `machine` defaults to this process's.
+    """
+    if text is None:
+        text = read_text("proc", "cpuinfo") or ""
+        kernel = kernel or read_text("proc", "sys", "kernel", "arch")
+    machine = (machine or platform.machine() or "").lower()
+    if not machine:
         return None
-    if (host == "x86_64" and machine in X86) or (host == "aarch64" and machine in ARM):
+    if kernel and kernel.strip():
+        host = kernel.strip().lower()
+    elif qemu_cpuinfo(text, machine, word_size=word_size):
+        return "qemu-user: %s on another CPU" % machine
+    else:
+        host = cpuinfo_host(text)
+    if host is None or arch_family(host) == arch_family(machine):
         return None
     return "qemu-user: %s on %s" % (machine, host)
 
