@@ -9,6 +9,7 @@ and $XDG_CACHE_HOME):
     results    $EDGECOMP_DB,       else ~/.local/share/edgecomp/results.db
                (or a postgresql:// URL: a shared PostgreSQL store)
     cache      $EDGECOMP_CACHE,    else ~/.cache/edgecomp/
+               (boards/NAME.facts.json: what a target's agent last reported)
 
 Shipped profiles and recipes are package data under `edgecomp/shipped/`, read with
 importlib.resources so that they are found in a wheel install as in a checkout.
@@ -75,6 +76,11 @@ def db_location() -> str | Path:
 def cache_dir() -> Path:
     """Where trained demo weights and other re-creatable files are kept."""
     return _override("EDGECOMP_CACHE") or Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def board_facts_file(target: str) -> Path:
+    """What `target`'s agent last said about its board, kept for plans made offline."""
+    return cache_dir() / "boards" / f"{target}.facts.json"
 
 
 def shipped(kind: str) -> Traversable:

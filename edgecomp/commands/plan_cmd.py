@@ -71,11 +71,24 @@ def run_plan(args) -> int:
     model = ModelSpec(spec=args.model, weights=args.weights,
                       input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     source = load_source(model, DataPlan())
-    plan = plan_stage(source, board, overrides, board_facts(board))
+    facts = board_facts(board)  # for a target: what its agent said at the last connection
+    plan = plan_stage(source, board, overrides, facts)
     print_plan(plan)
+    _print_facts_source(board, facts)
     if args.json:
         atomic_write_json(args.json, plan.to_json())
     return 0
+
+
+def _print_facts_source(board, facts) -> None:
+    from edgecomp.commands.ui import console
+
+    if facts.source:
+        console.print(f"board facts: as reported by {facts.source}", soft_wrap=True)
+    elif board.target is not None:
+        console.print(f"board facts: none kept for {board.name}, so the plan follows the "
+                      f"{board.profile.name} profile alone; `edgecomp targets check "
+                      f"{board.name}` reads them", soft_wrap=True)
 
 
 def run_profiles_list(args) -> int:

@@ -41,17 +41,25 @@ def run_list(args) -> int:
 
 def run_check(args) -> int:
     from edgecomp.agent.protocol import PROTOCOL_VERSION
+    from edgecomp.board import facts_from_info, profile_mismatches, remember_info, resolve_board
     from edgecomp.commands.ui import console
+    from edgecomp.paths import board_facts_file
     from edgecomp.remote.runner import open_transport
 
     with open_transport(args.name) as transport:
         info = transport.info()
+    board = resolve_board(args.name)
+    if board.target is not None:
+        remember_info(board.target, info)
     device = info.device
     console.print(f"[bold]{args.name}[/bold] reachable; agent python {info.python} "
                   f"(protocol {PROTOCOL_VERSION})")
     console.print(f"  CPU      {info.cpu_model} ({info.arch}; {device.online_cores}/"
                   f"{device.cores} cores online, {info.online_cores} usable, governor "
                   f"{device.governor})")
+    console.print(f"  ISA      {', '.join(device.isa) or 'none reported'}")
+    console.print("  emulated " + (f"yes: {device.emulated} (its timings are not board timings)"
+                                   if device.emulated else "no"))
     console.print(f"  memory   {_mb(device.mem_available_mb)} available of "
                   f"{_mb(device.mem_total_mb)}")
     console.print(f"  disk     {_mb(device.disk_free_mb)} free in the work directory")
@@ -65,6 +73,14 @@ def run_check(args) -> int:
         console.print(f"  onnxruntime providers: {', '.join(info.execution_providers)}")
     for line in info.missing:
         console.print(f"  [yellow]missing[/yellow] {line}")
+    if board.target is not None and board.profile is not None:
+        mismatches = profile_mismatches(board.profile, facts_from_info(info, source=""))
+        if mismatches:
+            console.print(f"[yellow]warning:[/yellow] {args.name} does not match its "
+                          f"{board.profile.name} profile: {'; '.join(mismatches)}",
+                          soft_wrap=True)
+        console.print(f"  kept in {board_facts_file(args.name)} for `edgecomp plan --target "
+                      f"{args.name}`", soft_wrap=True)
     return 1 if len(info.missing) == 2 else 0
 
 

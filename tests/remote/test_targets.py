@@ -77,3 +77,43 @@ def test_unknown_target_lists_the_known_ones(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=f"known targets: local, pi. Add a board with a TOML "
                                          f"file in {tmp_path}"):
         get_target("nope")
+
+
+def test_check_keeps_the_boards_facts_for_the_plan(board, tmp_path, capsys):
+    """`targets check` shows the board's ISA and emulation, warns that this machine is no
+    Raspberry Pi, and keeps its facts; `plan` then follows them without a connection."""
+    import json
+    import os
+    import platform
+
+    from edgecomp import paths
+    from edgecomp.cli import main
+
+    kept = paths.board_facts_file(board.name)
+    kept.unlink(missing_ok=True)  # another test's deploy may have kept them already
+    assert main(["targets", "check", board.name]) == 0
+    out = capsys.readouterr().out
+    from edgecomp.agent.device import isa_features
+
+    here = isa_features(open("/proc/cpuinfo").read())
+    assert f"ISA      {', '.join(here) or 'none reported'}" in out
+    assert "emulated no" in out
+    if platform.machine() != "aarch64":
+        warning, = [line for line in out.splitlines() if line.startswith("warning:")]
+        assert f"{board.name} does not match its pi4 profile: CPU {platform.machine()}, " \
+               "not aarch64" in warning
+    assert kept.is_file()
+
+    cores = len(os.sched_getaffinity(0))
+    out_json = tmp_path / "plan.json"
+    assert main(["plan", "--target", board.name, "--json", str(out_json)]) == 0
+    shown = capsys.readouterr().out
+    plan = json.loads(out_json.read_text())
+    assert plan["board_facts"].startswith(f"{board.name}'s agent on ")
+    assert f"board facts: as reported by {plan['board_facts']}" in shown
+    threads = plan["decisions"]["threads"]
+    assert threads["value"] == cores
+    if cores != 4:
+        assert f"{plan['board_facts']} reports {cores} online cores" in threads["reason"]
+    else:
+        assert f"{plan['board_facts']} reports all 4 online" in threads["reason"]
