@@ -9,12 +9,13 @@ others go on; the connection to the board is closed in one place.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 
-from edgecomp.board import Board, board_facts, resolve_board
+from edgecomp.board import Board, board_facts
 from edgecomp.build import (DataPlan, ExportPlan, Prepared, Search, Training, compress,
                             export_all, load_training, plan_recipe, prepare,
                             recipe_export_defaults)
@@ -24,9 +25,9 @@ from edgecomp.export.base import Artifact
 from edgecomp.modelfacts import ModelFacts
 from edgecomp.plan import BoardFacts, Plan, make_plan
 from edgecomp.remote.base import MeasureOptions
-from edgecomp.remote.measure import (interleaved_ratios, measure_all, reference_outputs,
-                                     verify)
-from edgecomp.remote.runner import open_transport
+from edgecomp.remote.measure import (failed_record, interleaved_ratios, measure_all,
+                                     reference_outputs, verify)
+from edgecomp.fleet import Member, board_progress, concurrently, connect, connection_errors
 from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
 from edgecomp.search import AgreementTarget, flag_records
@@ -108,6 +109,12 @@ class DeployRequest:
     agreement: AgreementTarget = AgreementTarget()  # what int8 must reach against float
     search: bool = True  # with evaluation data: choose int8 among candidates by agreement
     tag: str | None = None  # the run's name (`--tag`), recorded with its git commit and branch
+    targets: tuple[str, ...] = ()  # a fleet: measure on every one of these boards at once
+
+    @property
+    def target_names(self) -> list[str]:
+        """The boards to measure on: `targets`, else `target`; each once."""
+        return list(dict.fromkeys(self.targets or (self.target,)))
 
 
 @dataclass(frozen=True)
@@ -123,15 +130,20 @@ class Settings:
 
 
 def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | None = None,
-           on_plan: Callable[[Plan], None] | None = None) -> list[ResultRecord]:
-    """Plan, compress, export, verify, measure and record a model on a target.
+           on_plan: Callable[[Plan, str], None] | None = None) -> list[ResultRecord]:
+    """Plan, compress, export, verify, measure and record a model on a target, or on every
+    board of `request.targets` at once.
 
-    Returns one record per artifact; a measurement that failed is a record with `error`
-    set. Bad input raises `InputError` before any artifact or row is written. A prebuilt
-    `.tflite` is deployed as given: measured on the target (and run on `--eval` data).
+    Returns one record per artifact and board; a measurement that failed (or a board that
+    could not be reached, in a fleet) is a record with `error` set. Bad input raises
+    `InputError` before any artifact or row is written. A prebuilt `.tflite` is deployed as
+    given: measured on the target (and run on `--eval` data). In a fleet, boards whose
+    plans ask for the same artifacts share one build; each board verifies and times them
+    in its own runtime. `on_plan(plan, target)` sees each board's plan.
     """
+    names = request.target_names
     if request.model.spec and Path(request.model.spec).suffix.lower() == ".tflite":
-        return bench([Path(request.model.spec)], target=request.target,
+        return bench([Path(request.model.spec)], targets=names,
                      measure=request.measure, eval_spec=request.data.eval,
                      seed=request.data.seed, record=request.record, command=request.command,
                      progress=progress, tag=request.tag)
@@ -141,43 +153,135 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
                                                else None), loss=request.loss,
                              train_fn=request.train_fn) if recipe is not None else Training()
     source = load_source(request.model, data, progress=progress)
-    board = resolve_board(request.target)
-    with open_transport(request.target) as transport:
-        model = source_facts(source)  # read once: the plan and the int8 search use them
-        plan = plan_stage(source, board, request.overrides,
-                          board_facts(board, transport), model=model)
-        if plan is not None and on_plan is not None:
-            on_plan(plan)
-        settings = apply_plan(request, plan, board)
-        prepared = prepare(source, data,
-                           needs_calib=Precision.INT8 in settings.export.precisions)
-        prepared = replace(prepared, plan=plan.to_json() if plan is not None else None)
-        reference = reference_outputs(prepared)  # the uncompressed float model's outputs
+    with ExitStack() as stack:
+        members = connect(names, stack)
+        model = source_facts(source)  # read once: the plans and the int8 search use them
+        planned = []
+        for member in members:
+            plan = plan_stage(source, member.board, request.overrides,
+                              board_facts(member.board, member.transport), model=model)
+            if plan is not None and on_plan is not None:
+                on_plan(plan, member.name)
+            planned.append((member, plan, apply_plan(request, plan, member.board)))
         out_dir = request.out_dir or Path("edgecomp-out") / source.name
-        verified: dict[str, Any] = {}
-        artifacts: list[Artifact] = []
-        if recipe is not None:
-            if request.baseline:
-                baseline = replace(settings.export, precisions=(Precision.FP32,))
-                artifacts += export_all(prepared, baseline, out_dir, progress=progress)
-            prepared, settings = compress_stage(prepared, settings, recipe, plan,
-                                                training=training, user_export=request.export,
-                                                out_dir=out_dir, progress=progress)
-        # A recipe that trains for int8 (qat) fixed the scheme itself: no search then.
-        trained_int8 = recipe is not None and \
-            recipe_export_defaults(recipe)[0] == Precision.INT8
-        search = None if trained_int8 else \
-            _search(request, prepared, reference, transport, verified, model)
-        artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
-                                search=search)
-        records = measure_all(artifacts, prepared, transport, settings.options_for,
-                              reference=reference, progress=progress, verified=verified)
-        records = interleaved_ratios(records, artifacts, transport, settings.options_for,
-                                     prepared, progress=progress)
-    records = stamp(flag_records(records, request.agreement), tag=request.tag)
+        groups = _builds(planned, recipe)
+        prepared_by_need: dict[bool, Prepared] = {}
+        jobs = []
+        for index, group in enumerate(groups):
+            where = out_dir if len(groups) == 1 else out_dir / _build_dir(group, index)
+            build = _build(request, source, data, group, recipe, training, model, where,
+                           prepared_by_need, progress=progress)
+            jobs += [(member, plan, settings, build) for member, plan, settings in group]
+        fleet = len(members) > 1
+        measured = concurrently([
+            lambda job=job: _measure_member(*job, progress=board_progress(
+                progress, job[0].name, fleet)) for job in jobs])
+    records = stamp(flag_records([r for rs in measured for r in rs], request.agreement),
+                    tag=request.tag)
     if request.record:
         record_stage(records, command=request.command)
     return records
+
+
+@dataclass(frozen=True)
+class Build:
+    """The artifacts built once for the boards sharing a plan, and what verifies them."""
+
+    prepared: Prepared
+    artifacts: list[Artifact]
+    reference: Any  # the float model's outputs on the evaluation set, or None
+    verified: dict[str, Any]  # the int8 search's verifications, by artifact sha256
+    verified_on: str | None  # the board those verifications ran on
+
+
+def _build_key(plan: Plan | None, settings: Settings, recipe) -> tuple:
+    """What decides the artifacts: the export settings and, with a recipe, the plan's
+    pruning choices. Threads and delegates only change how they are measured."""
+    pruning = None
+    if recipe is not None and plan is not None:
+        decisions = plan.to_json()["decisions"]
+        pruning = tuple((key, decisions[key]["value"]) for key in ("pruning", "channel_multiple")
+                        if key in decisions)
+    return (settings.export, pruning)
+
+
+def _builds(planned: list, recipe) -> list[list]:
+    """The boards grouped by the artifacts their plans ask for, in the order given."""
+    groups: dict[tuple, list] = {}
+    for member, plan, settings in planned:
+        groups.setdefault(_build_key(plan, settings, recipe), []).append(
+            (member, plan, settings))
+    return list(groups.values())
+
+
+def _build_dir(group: list, index: int) -> str:
+    """A folder per distinct build in a fleet: the first board's profile and the build's
+    number, so two builds never overwrite each other's files."""
+    member, plan, _ = group[0]
+    return f"{index + 1}-{plan.profile if plan is not None else member.name}"
+
+
+def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: list, recipe,
+           training: Training, model: ModelFacts | None, out_dir: Path,
+           prepared_by_need: dict[bool, Prepared], *,
+           progress: ProgressFn | None = None) -> Build:
+    """Compress and export the artifacts of one plan; the int8 search verifies its
+    candidates on the group's first reachable board."""
+    lead = next((entry for entry in group if entry[0].transport is not None), group[0])
+    member, plan, settings = lead
+    needs_calib = Precision.INT8 in settings.export.precisions
+    if needs_calib not in prepared_by_need:
+        prepared_by_need[needs_calib] = prepare(source, data, needs_calib=needs_calib)
+    prepared = replace(prepared_by_need[needs_calib],
+                       plan=plan.to_json() if plan is not None else None)
+    reference = reference_outputs(prepared)  # the uncompressed float model's outputs
+    verified: dict[str, Any] = {}
+    artifacts: list[Artifact] = []
+    if recipe is not None:
+        if request.baseline:
+            baseline = replace(settings.export, precisions=(Precision.FP32,))
+            artifacts += export_all(prepared, baseline, out_dir, progress=progress)
+        prepared, settings = compress_stage(prepared, settings, recipe, plan,
+                                            training=training, user_export=request.export,
+                                            out_dir=out_dir, progress=progress)
+    # A recipe that trains for int8 (qat) fixed the scheme itself: no search then.
+    trained_int8 = recipe is not None and recipe_export_defaults(recipe)[0] == Precision.INT8
+    search = None if trained_int8 or member.transport is None else \
+        _search(request, prepared, reference, member.transport, verified, model)
+    try:
+        artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
+                                search=search)
+    except connection_errors() as exc:
+        if search is None or len(group) == 1:
+            raise
+        # The board judging the int8 candidates went away: the other boards still get the
+        # plan's scheme, and that board's records say what happened.
+        log.warning("the int8 search stopped (%s went away: %s); exporting the plan's scheme",
+                    member.name, exc)
+        verified.clear()
+        search = None
+        artifacts += export_all(prepared, settings.export, out_dir, progress=progress)
+    return Build(prepared=prepared, artifacts=artifacts, reference=reference,
+                 verified=verified, verified_on=member.name if search else None)
+
+
+def _measure_member(member: Member, plan: Plan | None, settings: Settings, build: Build, *,
+                    progress: ProgressFn | None = None) -> list[ResultRecord]:
+    """Verify and time a build's artifacts on one board, in that board's runtime; a board
+    that cannot be reached gives one failed record per artifact."""
+    # This board's own plan (its threads and delegate), with what the build added (the
+    # recipe's reports).
+    prepared = replace(build.prepared, plan={**(build.prepared.plan or {}), **plan.to_json()}
+                       if plan is not None else build.prepared.plan)
+    if member.transport is None:
+        return [failed_record(artifact, prepared, member.reached, member.error or "unreachable")
+                for artifact in build.artifacts]
+    # Verifications made on another board are not this board's: its kernels run them again.
+    verified = build.verified if build.verified_on == member.name else None
+    records = measure_all(build.artifacts, prepared, member.transport, settings.options_for,
+                          reference=build.reference, progress=progress, verified=verified)
+    return interleaved_ratios(records, build.artifacts, member.transport, settings.options_for,
+                              prepared, progress=progress)
 
 
 def _search(request: DeployRequest, prepared: Prepared, reference, transport,
@@ -385,9 +489,11 @@ def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_d
 def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices = MeasureChoices(),
           eval_spec: str | None = None, reference: Path | None = None, seed: int = 0,
           record: bool = True, command: str = "edgecomp.pipeline.bench",
-          progress: ProgressFn | None = None, tag: str | None = None) -> list[ResultRecord]:
+          progress: ProgressFn | None = None, tag: str | None = None,
+          targets: list[str] | None = None) -> list[ResultRecord]:
     """`edgecomp bench`: measure artifacts that already exist, edgecomp's or anyone's (a
-    manifest says what they are; without one they are read from the file).
+    manifest says what they are; without one they are read from the file), on `target` or
+    on every board of `targets` at once.
 
     With evaluation data, each artifact is fed that data in the board's runtime (and timed
     on its first sample): labels give top-1; a `reference` artifact (e.g. the fp32 model)
@@ -395,16 +501,13 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
     """
     from edgecomp.data import load_data
     from edgecomp.export.bundle import artifact_from_file, artifact_inputs
-    from edgecomp.signature import resolve, stacked
+    from edgecomp.signature import resolve
 
     artifacts = [artifact_from_file(Path(path)) for path in paths]
     base = artifact_from_file(Path(reference)) if reference is not None else None
     if base is not None and eval_spec is None:
         raise InputError("--reference compares outputs on evaluation data: pass --eval too.")
     eval_data = load_data(eval_spec) if eval_spec else None
-    board = resolve_board(target)
-    request = DeployRequest(target=target, measure=measure, data=DataPlan(seed=seed))
-    settings = apply_plan(request, None, board)
     prepared_sets = []
     for artifact in [*artifacts, *([base] if base is not None else [])]:
         inputs = resolve(artifact_inputs(artifact), eval_data)
@@ -413,17 +516,47 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
                              spec=str(artifact.path))
         bound = check_data(source, eval_data, what="evaluation") if eval_data else None
         prepared_sets.append(Prepared(source=source, calib=None, eval=bound))
-    records = []
-    with open_transport(target) as transport:
-        outputs = None
-        if base is not None:
-            ref_prepared = prepared_sets[-1]
-            outputs = transport.run_batch(base.path, stacked(ref_prepared.eval,
-                                                             ref_prepared.source.inputs))
-        for artifact, prepared in zip(artifacts, prepared_sets):
-            records += measure_all([artifact], prepared, transport, settings.options_for,
-                                   reference=outputs, progress=progress)
-    records = stamp(records, tag=tag)
+    names = list(dict.fromkeys(targets or [target]))
+    with ExitStack() as stack:
+        members = connect(names, stack)
+        fleet = len(members) > 1
+        measured = concurrently([
+            lambda member=member: _bench_member(
+                member, artifacts, base, prepared_sets,
+                DeployRequest(target=member.name, measure=measure, data=DataPlan(seed=seed)),
+                fleet=fleet, progress=board_progress(progress, member.name, fleet))
+            for member in members])
+    records = stamp([r for rs in measured for r in rs], tag=tag)
     if record:
         record_stage(records, command=command)
+    return records
+
+
+def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | None,
+                  prepared_sets: list[Prepared], request: DeployRequest, *, fleet: bool,
+                  progress: ProgressFn | None = None) -> list[ResultRecord]:
+    """Measure the artifacts on one board (its reference outputs computed there too)."""
+    from edgecomp.signature import stacked
+
+    if member.transport is None:
+        return [failed_record(artifact, prepared, member.reached, member.error or "unreachable")
+                for artifact, prepared in zip(artifacts, prepared_sets)]
+    settings = apply_plan(request, None, member.board)
+    transport = member.transport
+    outputs = None
+    if base is not None:
+        ref_prepared = prepared_sets[-1]
+        try:
+            outputs = transport.run_batch(base.path, stacked(ref_prepared.eval,
+                                                             ref_prepared.source.inputs))
+        except connection_errors() as exc:
+            if not fleet:
+                raise
+            return [failed_record(artifact, prepared, transport,
+                                  f"the reference could not be run on {transport.target}: {exc}")
+                    for artifact, prepared in zip(artifacts, prepared_sets)]
+    records = []
+    for artifact, prepared in zip(artifacts, prepared_sets):
+        records += measure_all([artifact], prepared, transport, settings.options_for,
+                               reference=outputs, progress=progress)
     return records

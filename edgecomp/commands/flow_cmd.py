@@ -146,8 +146,13 @@ def _measure_args(parser: argparse.ArgumentParser) -> None:
                         help="name this run (e.g. a release or a baseline) for `compare "
                         "--baseline`, `gate` and `report`; the git commit and branch are "
                         "recorded anyway")
-    parser.add_argument("--target", default="local",
-                        help="where to measure: 'local' or a target name (default local)")
+    parser.add_argument("--target", dest="target_names", action="append", metavar="TARGET",
+                        help="where to measure: 'local' or a target name (default local); "
+                        "repeat it to measure on several boards at once")
+    parser.add_argument("--targets", metavar="SELECTOR",
+                        help="measure on every matching board of the inventory at once: "
+                        "profile=NAME, group=NAME (a target file's `groups`), all, or "
+                        "NAME,NAME")
     parser.add_argument("--runs", type=int, default=50, help="at least this many timed runs")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="and at least this many seconds of timed runs")
@@ -222,9 +227,18 @@ def _command() -> str:
     return shlex.join(["edgecomp", *sys.argv[1:]])
 
 
+def _targets(args) -> list[str]:
+    """The boards named by --target (repeatable) and --targets; `local` when none."""
+    from edgecomp.fleet import select_targets
+
+    return select_targets(args.target_names, args.targets)
+
+
 def run_deploy(args) -> int:
+    from rich.markup import escape
+
     from edgecomp.commands.plan_cmd import print_plan
-    from edgecomp.commands.ui import progress_bars
+    from edgecomp.commands.ui import console, progress_bars
     from edgecomp.pipeline import DeployRequest, deploy
     from edgecomp.plan import parse_overrides
 
@@ -232,15 +246,22 @@ def run_deploy(args) -> int:
     if args.formats and len(set(args.formats)) == 1:
         # One format asked for: plan the runtime, delegate and precision for that format.
         overrides.setdefault("format", parse_overrides([f"format={args.formats[0]}"])["format"])
+    targets = _targets(args)
     request = DeployRequest(
-        model=_model_spec(args), target=args.target, data=_data_plan(args),
+        model=_model_spec(args), target=targets[0], targets=tuple(targets),
+        data=_data_plan(args),
         export=_export_choices(args), measure=_measure_choices(args), overrides=overrides,
         recipe=args.recipe, train=args.train, loss=args.loss, train_fn=args.train_fn,
         baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
         command=_command(), agreement=_agreement_target(args), search=not args.no_search,
         tag=check_tag(args.tag))
+    def on_plan(plan, target: str) -> None:
+        if len(targets) > 1:
+            console.print(f"[bold]{escape(target)}[/bold]")
+        print_plan(plan)
+
     with progress_bars() as progress:
-        records = deploy(request, progress=progress, on_plan=print_plan)
+        records = deploy(request, progress=progress, on_plan=on_plan)
     status = _finish(args, records, command="deploy")
     below = [r for r in records if any(f.startswith("below the agreement") for f in r.flags)]
     if status == 0 and below and (args.require_target or args.min_agreement is not None):
@@ -272,6 +293,7 @@ def _finish(args, records, *, command: str) -> int:
     else:
         shown = compare_rows(records)
     console.print(comparison_table(shown, title=f"{command}: {len(records)} artifact(s) measured"))
+    _print_across_boards([row.record for row in shown])
     if args.json:
         write_json(args.json, records)
     from rich.markup import escape
@@ -293,6 +315,16 @@ def _finish(args, records, *, command: str) -> int:
     return 1 if failed else 0
 
 
+def _print_across_boards(records) -> None:
+    """With results from several boards, the same artifacts side by side."""
+    from edgecomp.commands.ui import across_boards_table, console
+    from edgecomp.results.compare import across_boards
+
+    targets, rows = across_boards([r for r in records if r.ok or r.error])
+    if rows:
+        console.print(across_boards_table(targets, rows))
+
+
 def run_export(args) -> int:
     from edgecomp.commands.ui import console, progress_bars
     from edgecomp.pipeline import export_model
@@ -312,7 +344,7 @@ def run_bench(args) -> int:
     from edgecomp.pipeline import bench
 
     with progress_bars() as progress:
-        records = bench(args.artifacts, target=args.target, measure=_measure_choices(args),
+        records = bench(args.artifacts, targets=_targets(args), measure=_measure_choices(args),
                         eval_spec=args.eval, reference=args.reference, seed=args.seed,
                         record=not args.no_record, tag=check_tag(args.tag),
                         command=_command(), progress=progress)
@@ -352,6 +384,7 @@ def run_compare(args) -> int:
         title = f"results in {location}" + (f" against {against.name}" if against else "")
         console.print(comparison_table(rows, title=title,
                                        baseline_name=against.name if against else None))
+        _print_across_boards(records)
     if args.json:
         write_json(args.json, [row.record for row in rows])
     return 0

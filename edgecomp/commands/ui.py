@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from edgecomp.results.compare import ComparisonRow
+from edgecomp.results.compare import AcrossBoards, ComparisonRow
 from edgecomp.results.record import ResultRecord
 
 # Tables are wide; when output is not a terminal (CI logs, pipes) rich would assume 80 columns.
@@ -67,6 +67,8 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     for row in rows:
         r = row.record
         names = [Text(name) for name in (r.model, r.technique, r.target, r.format)]
+        if r.emulated:
+            names[2].append(" (emulated)", style="yellow")
         io = r.manifest.get("io_dtype", "float32")
         precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
                                         else ""))
@@ -84,6 +86,53 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
                       _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),
                       _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"), *changes)
     return table
+
+
+EMULATED_NOTE = ("* emulated CPU (e.g. qemu-user): accuracy and agreement come from the "
+                 "board's own kernels; its latencies are not a real board's")
+
+
+def across_boards_table(targets: list[str], rows: list[AcrossBoards]) -> Table:
+    """The same artifacts on several boards side by side: per board p50 (ms) and the
+    quality measured there (accuracy with labels, else agreement, else cosine)."""
+    table = Table(title="the same artifacts across boards (p50 ms · quality)",
+                  title_justify="left")
+    for column in ("model", "technique", "format", "precision"):
+        table.add_column(column, overflow="fold")
+    for target in targets:
+        table.add_column(Text(target), justify="right", overflow="fold")
+    table.add_column("same file")
+    for row in rows:
+        cells = []
+        for target in targets:
+            record = row.on[target]
+            if record is None:
+                cells.append(Text("-"))
+            elif not record.ok:
+                cells.append(Text("failed", style="red"))
+            else:
+                cell = Text(f"{record.latency_ms.p50:.3f}" + ("*" if record.emulated else ""))
+                quality = _quality(record)
+                if quality:
+                    cell.append(f" · {quality}")
+                cells.append(cell)
+        precision = row.precision + (" (int8 I/O)" if row.io_dtype == "int8" and
+                                     row.precision == "int8" else "")
+        table.add_row(*[Text(v) for v in (row.model, row.technique, row.format, precision)],
+                      *cells, "yes" if row.same_build else "no")
+    if any(r is not None and r.emulated for row in rows for r in row.on.values()):
+        table.caption = EMULATED_NOTE
+    return table
+
+
+def _quality(record: ResultRecord) -> str:
+    if record.accuracy is not None:
+        return f"{record.accuracy:.2f}%"
+    if record.decision is not None:
+        return f"{record.decision:.1f}% same"
+    if record.agreement is not None:
+        return f"cos {record.agreement.cosine:.4f}"
+    return ""
 
 
 def _changes(row: ComparisonRow) -> list[str]:

@@ -83,3 +83,40 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False,
     rows.sort(key=lambda r: (r.record.model, r.record.target,
                              r.record.latency_ms.p50 if r.record.ok else float("inf")))
     return rows
+
+
+@dataclass(frozen=True)
+class AcrossBoards:
+    """One artifact on several boards: its newest record on each (None where it was not
+    measured there)."""
+
+    model: str
+    technique: str
+    format: str
+    precision: str
+    io_dtype: str
+    on: dict[str, ResultRecord | None]
+
+    @property
+    def same_build(self) -> bool:
+        """True when every board ran the very same file (one sha256)."""
+        shas = {r.artifact_sha256 for r in self.on.values() if r is not None}
+        return len(shas) <= 1
+
+
+def across_boards(records: list[ResultRecord]) -> tuple[list[str], list[AcrossBoards]]:
+    """The targets, and for each artifact measured on more than one of them its newest
+    record on each, side by side (empty when the records hold only one target)."""
+    newest = latest(records)
+    targets = sorted({r.target for r in newest})
+    if len(targets) < 2:
+        return targets, []
+    by_artifact: dict[tuple, dict[str, ResultRecord]] = {}
+    for record in newest:
+        key = artifact_key(record)
+        by_artifact.setdefault(key[:2] + key[3:], {})[record.target] = record
+    rows = [AcrossBoards(model=key[0], technique=key[1], format=key[2], precision=key[3],
+                         io_dtype=key[4], on={t: found.get(t) for t in targets})
+            for key, found in by_artifact.items() if len(found) > 1]
+    rows.sort(key=lambda row: (row.model, row.technique, row.format, row.precision))
+    return targets, rows

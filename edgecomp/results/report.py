@@ -415,6 +415,7 @@ def _row(entry: Entry) -> dict[str, Any]:
         "energy": number(r.energy_mj, ".4g", " mJ"),
         "energy_reason": r.energy_reason or "not measured",
         "flags": list(r.flags), "throttled": throttled(r), "run_id": r.run_id, "tag": r.tag,
+        "emulated": r.emulated,
         "plan": _plan_rows(r.plan), "plan_profile": (r.plan or {}).get("profile"),
         "plan_warnings": (r.plan or {}).get("warnings") or [],
         "recipe": recipe.get("name"),
@@ -423,6 +424,29 @@ def _row(entry: Entry) -> dict[str, Any]:
         "search": _search(r), "float_layers": float_layers,
         "sha256": r.artifact_sha256, "conditions": _conditions(entry),
     }
+
+
+def _across_boards(entries_: Sequence[Entry]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The same artifacts on several boards side by side: p50 and quality per board, each
+    cell linking to its record; emulated boards' latencies are marked."""
+    from edgecomp.results.compare import across_boards
+
+    anchors = {id(e.record): e for e in entries_}
+    targets, rows = across_boards([e.record for e in entries_])
+    table = []
+    for row in rows:
+        cells = []
+        for target in targets:
+            record = row.on[target]
+            entry = anchors.get(id(record)) if record is not None else None
+            cells.append(None if record is None else {
+                "anchor": entry.anchor if entry else "", "ok": record.ok,
+                "p50": number(record.latency_ms.p50 if record.ok else None, ".4g"),
+                "quality": _quality_lines(record)[:1], "emulated": record.emulated})
+        table.append({"model": row.model, "technique": row.technique, "format": row.format,
+                      "precision": row.precision, "same_build": row.same_build,
+                      "cells": cells})
+    return targets, table
 
 
 def _energy_reasons(entries_: Sequence[Entry]) -> list[str]:
@@ -485,11 +509,13 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
     if energy:
         charts["energy"] = Markup(_chart(energy_chart(energy), "chart-energy"))
     rows = [_row(e) for e in all_entries]
+    board_names, boards = _across_boards(all_entries)
     page = _template().render(
         title=title, source=source, filters=list(filters),
         generated=generated_at or _dt.datetime.now(_dt.timezone.utc)
         .strftime("%Y-%m-%d %H:%M:%S UTC"),
-        rows=rows, charts=charts,
+        rows=rows, charts=charts, board_names=board_names, boards=boards,
+        boards_emulated=any(c and c["emulated"] for b in boards for c in b["cells"]),
         runs=len({e.record.run_id or e.anchor for e in all_entries}),
         models=models, targets=sorted({e.record.target for e in all_entries}),
         failed=[r for r in rows if not r["ok"]],

@@ -295,3 +295,27 @@ def test_two_demo_deploys_make_one_offline_report(tmp_path, monkeypatch, capsys)
         shot = tmp_path / "report.png"
         visit.page.screenshot(path=str(shot), full_page=True)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_the_same_artifact_on_several_boards_is_side_by_side():
+    made = [measured(target="pi-a", p50=2.0, accuracy=97.5),
+            measured(target="pi-b", p50=3.0, accuracy=97.0),
+            measured(target="arm64-emulated", p50=40.0, accuracy=96.5, emulated=True),
+            measured(target="pi-a", technique="pruned", p50=1.0)]  # on one board only
+    text, _ = page_text(build_report(made))
+    assert "The same artifacts across boards" in text
+    start = text.index("The same artifacts across boards")
+    table = text[start:text.index("Artifacts", start + 40)]
+    assert table.index("arm64-emulated") < table.index("pi-a") < table.index("pi-b") < \
+        table.index("same file")
+    cells = table[table.index("same file"):]
+    assert cells.index("40 ms emulated96.50 %") < cells.index("2 ms97.50 %") < \
+        cells.index("3 ms97.00 %")
+    assert "pruned" not in table  # measured on one board: nothing to put beside it
+    assert "its latency is not a real board's" in table
+
+
+def test_one_board_has_no_side_by_side_section():
+    text, _ = page_text(build_report([measured(target="pi-a"), measured(target="pi-a",
+                                                                        technique="x")]))
+    assert "across boards" not in text.lower()
