@@ -347,7 +347,7 @@ def _threads(profile: Profile, board: BoardFacts, delegate: Delegate) -> tuple[i
     described = sum(c.count for c in clusters)
     if board.online_cores and board.online_cores != described:
         return board.online_cores, (
-            f"{board.source or 'the board'} reports {board.online_cores} online cores (the "
+            f"{board.who} reports {board.online_cores} online cores (the "
             f"{profile.name} profile describes {described}): one thread per online core")
     reported = f" ({board.who} reports all {described} online)" if board.online_cores else ""
     if len(clusters) == 1:

@@ -155,6 +155,18 @@ def test_plan_command_reads_the_kept_facts(target, tmp_path, monkeypatch, capsys
 # -- each fact beats the profile, with its reason ----------------------------------------
 
 
+def test_reported_cores(profiles, cnn):
+    pi4 = profiles["pi4"]
+    two = make_plan(pi4, cnn, board=facts(cores=2))
+    assert two.threads == 2
+    assert "bench-pi's agent reports 2 online cores (the pi4 profile describes 4)" in \
+        two.reasons["threads"]
+    four = make_plan(pi4, cnn, board=facts(cores=4))
+    assert four.threads == 4 and "bench-pi's agent reports all 4 online" in \
+        four.reasons["threads"]
+    assert "reports" not in make_plan(pi4, cnn).reasons["threads"]
+
+
 def test_reported_dotprod_that_the_profile_lacks(profiles, cnn):
     pi4 = profiles["pi4"]
     assert "NEON without dot-product" in make_plan(pi4, cnn).reasons["precision"]
