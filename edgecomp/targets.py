@@ -4,6 +4,11 @@ Inventory: `paths.targets_dir()` ($EDGECOMP_TARGETS, else ~/.config/edgecomp/tar
 Every `*.toml` there holds one `[target]` table; examples to copy are in the
 repository's `examples/targets/` and are never loaded. The inventory's `known_hosts`
 holds host keys trusted with `edgecomp targets trust NAME`.
+
+A board in a shared lab that runs labgrid is a target with a `[target.labgrid]` table
+instead of a `host`: each run reserves and acquires its labgrid place, reads the SSH
+address from the place's NetworkService resource and releases the place afterwards
+(`edgecomp.remote.labgrid`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import field, replace
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (AfterValidator, Field, StrictFloat, StrictInt, StrictStr,
+                      model_validator)
 from pydantic.dataclasses import dataclass
 
 from edgecomp import paths
@@ -26,6 +32,11 @@ SAFE_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$")
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_./~+-]{1,255}$")
 FILE_PROBE = re.compile(r"^file:[A-Za-z0-9_./-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# labgrid's tag keys (labgrid.remote.common.TAG_KEY, matched whole); values are kept to
+# what a `key=value` reservation filter carries unchanged.
+TAG_KEY = re.compile(r"^[a-z][a-z0-9_]+$")
+TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+COORDINATOR = re.compile(r"^[A-Za-z0-9\[][A-Za-z0-9_.:\[\]-]{0,254}$")
 
 
 def inventory_dir() -> Path:
@@ -74,17 +85,60 @@ def _env(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _tags(value: dict[str, str]) -> dict[str, str]:
+    for key, tag in value.items():
+        if not TAG_KEY.match(key):
+            raise ValueError(f"{key!r} is not a labgrid tag name (lower-case letters, digits "
+                             "and _, starting with a letter, at least two characters)")
+        if not TAG_VALUE.match(tag):
+            raise ValueError(f"{key} = {tag!r}: a tag value has letters, digits, . _ - only")
+    return value
+
+
+def _coordinator(value: str) -> str:
+    if not COORDINATOR.match(value):
+        raise ValueError(f"{value!r} is not a coordinator address (HOST:PORT)")
+    return value
+
+
 Name = Annotated[StrictStr, _safe(SAFE_NAME)]
 SafePath = Annotated[StrictStr, _safe(SAFE_PATH)]
 Seconds = Annotated[StrictFloat, Field(gt=0)]
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class LabgridPlace:
+    """A board shared through labgrid: the place that holds it, by name or by tags."""
+
+    place: Name | None = None  # reserve this place
+    tags: Annotated[dict[StrictStr, StrictStr], AfterValidator(_tags)] = \
+        field(default_factory=dict)  # or any place that has all these tags
+    # HOST:PORT of labgrid-coordinator; None: $LG_COORDINATOR, else labgrid's default
+    coordinator: Annotated[StrictStr, AfterValidator(_coordinator)] | None = None
+    timeout: Seconds = 600.0  # how long to wait for the place to become free
+    user: Name | None = None  # log in as this user instead of the NetworkService's
+
+    @model_validator(mode="after")
+    def _place_or_tags(self) -> "LabgridPlace":
+        if (self.place is None) == (not self.tags):
+            raise ValueError("give either place = NAME or tags = { KEY = VALUE, ... }"
+                             + (", not both" if self.place else ""))
+        return self
+
+    def describe(self) -> str:
+        """The place as a sentence names it: `place pi4-a` or `a place tagged board=pi4`."""
+        if self.place is not None:
+            return f"place {self.place}"
+        return "a place tagged " + ", ".join(f"{k}={v}" for k, v in sorted(self.tags.items()))
+
+
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
 class Target:
     """A board: how to reach it over SSH and which hardware profile it is."""
 
     name: Name
-    host: Annotated[StrictStr, _safe(SAFE_HOST)]
+    # The board's address; for a labgrid board, filled in from its place for each run.
+    host: Annotated[StrictStr, _safe(SAFE_HOST)] | None = None
     profile: Name
     user: Name = "pi"
     port: Annotated[StrictInt, Field(ge=1, le=65535)] = 22
@@ -99,8 +153,16 @@ class Target:
     description: StrictStr = ""
     # Fleet groups this board belongs to: `--targets group=NAME` measures on every member.
     groups: tuple[Name, ...] = ()
+    labgrid: LabgridPlace | None = None  # a shared lab's board: host and port from its place
     source: str = ""  # the file it was loaded from, filled in by the loader
     env: Annotated[dict[StrictStr, StrictStr], AfterValidator(_env)] = field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Target":
+        if self.host is None and self.labgrid is None:
+            raise ValueError("needs host = ADDRESS, or a [target.labgrid] table naming the "
+                             "labgrid place that holds the board")
+        return self
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -108,6 +170,22 @@ class TargetFile:
     """A target file: one `[target]` table."""
 
     target: Target
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labgrid_gives_the_address(cls, data):
+        # Checked on the file's own keys: a labgrid board's host, port and user come from
+        # its place's NetworkService, so the file must not name others that would be ignored.
+        table = data.get("target") if isinstance(data, dict) else None
+        if isinstance(table, dict) and "labgrid" in table:
+            given = [key for key in ("host", "port", "user") if key in table]
+            if given:
+                raise ValueError(f"{', '.join('target.' + key for key in given)}: a labgrid "
+                                 "board's address and user come "
+                                 "from its place's NetworkService resource; remove "
+                                 f"{'them' if len(given) > 1 else 'it'} (target.labgrid.user "
+                                 "logs in as another user)")
+        return data
 
 
 def parse_target(data: dict, *, source: str) -> Target:

@@ -188,6 +188,7 @@ class TargetFacts(Record):
     host: Optional[str] = None
     profile: Optional[str] = None
     board_python: Optional[str] = None
+    place: Optional[str] = None  # the labgrid place the board was reached through
 
 
 @dataclasses.dataclass(frozen=True)

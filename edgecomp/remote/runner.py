@@ -1,4 +1,5 @@
-"""Open the transport for a target name: `local`, or a board from the inventory."""
+"""Open the transport for a target name: `local`, a board from the inventory, or a board
+held through a labgrid place (reserved and acquired here, released when it closes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ def open_transport(name: str) -> Transport:
         from edgecomp.remote.local import LocalTransport
 
         return LocalTransport()
-    from edgecomp.remote.ssh import SshTransport
     from edgecomp.targets import get_target
 
-    return SshTransport(get_target(name))
+    target = get_target(name)
+    if target.labgrid is not None:
+        from edgecomp.remote.labgrid import open_place_transport
+
+        return open_place_transport(target)
+    from edgecomp.remote.ssh import SshTransport
+
+    return SshTransport(target)

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from edgecomp.errors import DeviceError
+from edgecomp.errors import DeviceError, InputError
 from edgecomp.hashing import file_sha256
 from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetFacts
 from edgecomp.remote.agent_bundle import agent_pyz
@@ -189,16 +189,24 @@ class _RefuseUnknownHost:
         self.target = target
 
     def missing_host_key(self, client, hostname, key):
+        how = f"trust it with `edgecomp targets trust {self.target.name}`"
+        if self.target.labgrid is not None:  # its address is known only while its place is held
+            how = (f"add this line to {inventory_known_hosts()}: "
+                   f"{host_key_name(self.target)} {key.get_name()} {key.get_base64()}")
         raise DeviceError(
             f"the host key of {self.target.name} ({hostname}) is not known: "
-            f"{key.get_name()} {key_fingerprint(key)}. If that is your board's key, trust it "
-            f"with `edgecomp targets trust {self.target.name}`.")
+            f"{key.get_name()} {key_fingerprint(key)}. If that is your board's key, {how}.")
 
 
 def fetch_host_key(target: Target):
     """The key the board presents now (for `targets trust`), without logging in."""
     import paramiko
 
+    if target.host is None:
+        raise InputError(f"{target.name} is reached through a labgrid place, so its address "
+                         "is known only while the place is held: run `edgecomp targets check "
+                         f"{target.name}`, which shows an unknown host key with the line that "
+                         "trusts it.")
     try:
         sock = socket.create_connection((target.host, target.port),
                                         timeout=target.connect_timeout)
@@ -220,9 +228,15 @@ class SshTransport:
 
     name = "ssh"
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, *, place: str | None = None,
+                 on_close: Callable[[], None] | None = None):
+        """Connect to `target`. A board held through a labgrid place names it (`place`, kept
+        in the facts) and gives `on_close`, which releases the place; it runs exactly once,
+        when the transport closes or when connecting fails."""
         self.target = target.name
         self.config = target
+        self.place = place
+        self._on_close = on_close
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
         self.bytes_sent = 0
         self.files_sent = 0
@@ -232,7 +246,11 @@ class SshTransport:
         self._agent_remote: str | None = None
         self._pending: set[str] = set()  # upload temporaries not yet committed
         self._lost: str | None = None  # why the link is gone for the rest of this run
-        self._connect()
+        try:
+            self._connect()
+        except BaseException:
+            self._finish()
+            raise
 
     # -- connection -------------------------------------------------------------------
 
@@ -555,7 +573,7 @@ class SshTransport:
                                   where=self.target)
         return dataclasses.replace(report, target=TargetFacts(
             name=self.target, transport="ssh", host=self.config.host,
-            profile=self.config.profile, board_python=self.board_python))
+            profile=self.config.profile, board_python=self.board_python, place=self.place))
 
     def run_batch(self, artifact: Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         remote = self.push(artifact)
@@ -583,19 +601,28 @@ class SshTransport:
         """Remove this run's directory and temporaries on the board (the cache stays).
 
         When the link is gone, they are written down (`_orphans_file`) and removed by the
-        next connection to this target.
+        next connection to this target. Then `on_close` runs (a labgrid place is released).
         """
-        if self.client is None:
-            if self.workdir:
-                self._remember_orphans()
-            return
         try:
-            if self.workdir:
-                self._remove(self.run_dir, self._pending)
-        except Exception as exc:  # cleanup must not hide the error that ended the run
-            log.warning("could not remove %s on %s: %s", self.run_dir, self.target, exc)
+            if self.client is None:
+                if self.workdir:
+                    self._remember_orphans()
+                return
+            try:
+                if self.workdir:
+                    self._remove(self.run_dir, self._pending)
+            except Exception as exc:  # cleanup must not hide the error that ended the run
+                log.warning("could not remove %s on %s: %s", self.run_dir, self.target, exc)
+            finally:
+                self._drop()
         finally:
-            self._drop()
+            self._finish()
+
+    def _finish(self) -> None:
+        """Run `on_close` once (release what holds the board for this run)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     # -- what a lost connection left on the board ---------------------------------------
 
