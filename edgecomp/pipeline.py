@@ -543,6 +543,10 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
                 for artifact, prepared in zip(artifacts, prepared_sets)]
     settings = apply_plan(request, None, member.board)
     transport = member.transport
+    try:
+        board_facts(member.board, transport)  # keeps what the board says for later plans
+    except connection_errors() as exc:  # the measurements below say what went wrong
+        log.warning("could not read what %s reports about itself: %s", member.name, exc)
     outputs = None
     if base is not None:
         ref_prepared = prepared_sets[-1]
