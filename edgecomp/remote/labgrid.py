@@ -13,7 +13,8 @@ then connects over SSH as for any board. When the transport closes, and also whe
 step fails or is interrupted, the place is released and the reservation cancelled
 (`PlaceHold.release`): the lab's own locking is the only locking, and nothing is left
 held. A process killed outright (SIGKILL, power loss) cannot release; the coordinator
-then shows the place acquired until someone runs `labgrid-client -p PLACE release`.
+then shows the place acquired until someone runs `labgrid-client -p PLACE release` (a
+reservation whose token never reached edgecomp expires by itself within a minute).
 
 Why `labgrid-client` in a subprocess rather than labgrid's Python client: the command
 line is labgrid's documented interface (its man page, and the commands lab users
@@ -112,7 +113,7 @@ class PlaceHold:
         except ClientError as exc:
             raise DeviceError(f"{self.target.name}: labgrid could not acquire "
                               f"{self.config.describe()} ({exc}).") from exc
-        self.place, resources = self._environment()
+        resources = self._environment()
         log.info("%s: acquired labgrid place %s", self.target.name, self.place)
         return self._board(resources)
 
@@ -179,7 +180,7 @@ class PlaceHold:
         """Who keeps the wanted places, for the sentence after a timeout."""
         try:
             places = parse_places(self._client("-v", "places"))
-        except (ClientError, DeviceError, subprocess.TimeoutExpired):
+        except (ClientError, DeviceError):
             return "the coordinator did not say who holds it"
         said = []
         for place in (p for p in places.values() if p.has(self._wanted())):
@@ -189,8 +190,8 @@ class PlaceHold:
                 said.append(f"{place.name} is reserved for another run")
         return "; ".join(said) or "no matching place was free"
 
-    def _environment(self) -> tuple[str, list[dict]]:
-        """The acquired place's name and resources, from `labgrid-client env` (YAML)."""
+    def _environment(self) -> list[dict]:
+        """The acquired place's resources, from `labgrid-client env` (YAML); notes its name."""
         import yaml
 
         try:
@@ -206,7 +207,7 @@ class PlaceHold:
             raise DeviceError(f"{self.target.name}: labgrid-client env printed something "
                               f"edgecomp cannot read ({_last_line(out)}).") from exc
         self.place = str(place)  # known now, so a failure below still releases it by name
-        return self.place, [r for r in resources if isinstance(r, dict)]
+        return [r for r in resources if isinstance(r, dict)]
 
     def _board(self, resources: list[dict]) -> Target:
         """The target with the address of the place's NetworkService."""
