@@ -33,7 +33,9 @@ def run_list(args) -> int:
         table.add_column(column)
     table.add_row("local", "this machine", "-", "this python", "none", "built in")
     for target in load_targets().values():
-        table.add_row(target.name, f"{target.user}@{target.host}:{target.port}", target.profile,
+        where = f"labgrid {target.labgrid.describe()}" if target.labgrid is not None else \
+            f"{target.user}@{target.host}:{target.port}"
+        table.add_row(target.name, where, target.profile,
                       target.python, target.power_probe, target.source)
     console.print(table)
     return 0

@@ -79,6 +79,19 @@ def test_unknown_target_lists_the_known_ones(tmp_path, monkeypatch):
         get_target("nope")
 
 
+def test_list_shows_a_labgrid_target_by_its_place(tmp_path, monkeypatch, capsys):
+    from edgecomp.cli import main
+
+    monkeypatch.setenv("EDGECOMP_TARGETS", str(tmp_path))
+    (tmp_path / "pi.toml").write_text('[target]\nname = "pi"\nhost = "h"\nprofile = "pi4"\n')
+    (tmp_path / "lab.toml").write_text('[target]\nname = "lab"\nprofile = "pi4"\n'
+                                       '[target.labgrid]\ntags = { board = "pi4" }\n')
+    assert main(["targets", "list"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "labgrid a place tagged board=pi4" in out and "pi@h:22" in out
+    assert "None" not in out
+
+
 def test_check_keeps_the_boards_facts_for_the_plan(board, tmp_path, capsys):
     """`targets check` shows the board's ISA and emulation, warns that this machine is no
     Raspberry Pi, and keeps its facts; `plan` then follows them without a connection."""
