@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,30 @@ def board_factory(tmp_path):
 @pytest.fixture(scope="session")
 def board(tmp_path_factory):
     board = start_board("sim-pi4", tmp_path_factory.mktemp("sim-board"))
+    yield board
+    board.stop()
+
+
+# What tools/sim-board --arch arm64 needs on this machine.
+ARM64_TOOLS = ("debootstrap", "qemu-aarch64-static", "dpkg-deb")
+
+
+@pytest.fixture(scope="session")
+def arm64_board(tmp_path_factory):
+    """An emulated arm64 board (tools/sim-board start --arch arm64): Debian's arm64
+    python3.11 under qemu-user as a cortex-a72. Its rootfs and wheels are cached under
+    $EDGECOMP_TEST_CACHE when set (CI keeps it between runs), else built for this session."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [tool for tool in ARM64_TOOLS if not shutil.which(tool, path=search)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (Debian packages debootstrap and "
+                    "qemu-user-static; .ci/run installs them)")
+    test_cache = os.environ.get("EDGECOMP_TEST_CACHE")
+    cache = (Path(test_cache) / "sim-board-arm64" if test_cache
+             else tmp_path_factory.mktemp("sim-arm64-cache"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGECOMP_SIM_CACHE", str(cache))
+        board = start_board("sim-arm64", tmp_path_factory.mktemp("sim-arm64"), "--arch", "arm64")
     yield board
     board.stop()
 
