@@ -6,6 +6,7 @@ import dataclasses
 import threading
 
 import pytest
+import torch
 
 from edgecomp.errors import InputError
 from edgecomp.fleet import concurrently, select_targets
@@ -88,3 +89,31 @@ def test_the_same_artifact_on_several_boards_is_one_row():
 
 def test_one_board_has_nothing_to_put_side_by_side():
     assert across_boards([_on("pi-a", 2.0)]) == (["pi-a"], [])
+
+
+def test_boards_share_a_build_only_when_their_plans_export_the_same_artifacts():
+    from edgecomp.board import resolve_board
+    from edgecomp.fleet import Member
+    from edgecomp.modelfacts import model_facts
+    from edgecomp.models import DemoCNN
+    from edgecomp.pipeline import (DeployRequest, ModelSpec, _build_dir, _builds, apply_plan,
+                                   plan_stage)
+    from edgecomp.plan import BoardFacts
+    from edgecomp.sources import demo_model
+
+    source = demo_model()
+    facts = model_facts(DemoCNN().eval(), (torch.zeros(1, 1, 8, 8),), name="demo-cnn")
+    planned = []
+    for name, board_facts_ in (("pi4", BoardFacts(online_cores=4)),
+                               ("pi4", BoardFacts(online_cores=2)),  # threads differ only
+                               ("x86-64", BoardFacts(online_cores=2))):
+        board = resolve_board(name)
+        plan = plan_stage(source, board, {}, board_facts_, model=facts)
+        # Not the demo, which exports every format whatever the plan says.
+        request = DeployRequest(target=name, model=ModelSpec(spec="pkg.mod:fn"))
+        planned.append((Member(name=f"{name}-{len(planned)}", board=board), plan,
+                        apply_plan(request, plan, board)))
+    groups = _builds(planned, recipe=None)
+    assert [[member.name for member, _, _ in group] for group in groups] == [
+        ["pi4-0", "pi4-1"], ["x86-64-2"]]
+    assert [_build_dir(group, i) for i, group in enumerate(groups)] == ["1-pi4", "2-x86-64"]

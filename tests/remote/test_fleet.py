@@ -20,19 +20,18 @@ pytestmark = pytest.mark.slow
 QUICK = ["--runs", "20", "--seconds", "0.2", "--warmup-seconds", "0.05"]
 
 
-def test_a_fleet_deploy_builds_once_measures_each_board_and_survives_a_dead_one(
-        board, board_factory, tmp_path, capsys):
-    """Three boards of one profile share one build; the last one's sshd is killed while
-    it measures: its records are failures naming it, the other two boards' are intact and
-    every record lands in one run."""
-    other = board_factory("sim-second")
+def test_a_fleet_deploy_builds_once_and_survives_a_dead_board(
+        board, arm64_board, board_factory, tmp_path, capsys):
+    """Two x86 boards and the emulated arm64 board in one deploy, sharing one build; the
+    second x86 board's sshd is killed while it measures: its records are failures naming
+    it, the other two boards' are intact and every record lands in one run."""
     doomed = board_factory("sim-doomed")
     out = tmp_path / "artifacts"
     outcome = {}
 
     def deploy():
-        outcome["code"] = main(["deploy", "--target", board.name, "--target", other.name,
-                                "--target", doomed.name, *QUICK, "--seconds", "1", "-o",
+        outcome["code"] = main(["deploy", "--target", board.name, "--target", doomed.name,
+                                "--target", arm64_board.name, *QUICK, "--seconds", "1", "-o",
                                 str(out), "--json", str(tmp_path / "r.json"), "--tag",
                                 "fleet-test"])
 
@@ -55,21 +54,23 @@ def test_a_fleet_deploy_builds_once_measures_each_board_and_survives_a_dead_one(
     by_target: dict[str, list[dict]] = {}
     for result in results:
         by_target.setdefault(result["target"], []).append(result)
-    assert sorted(by_target) == sorted([board.name, other.name, doomed.name])
-    for name in (board.name, other.name):
+    assert sorted(by_target) == sorted([board.name, doomed.name, arm64_board.name])
+    for name in (board.name, arm64_board.name):
         assert len(by_target[name]) == 4
         for result in by_target[name]:
             assert result["error"] is None, result["error"]
             assert result["latency_ms"]["count"] >= 20 and result["accuracy"] > 90
             assert result["device"]["name"] == name
+    assert {r["emulated"] for r in by_target[arm64_board.name]} == {True}
+    assert {r["emulated"] for r in by_target[board.name]} == {False}
     assert len(by_target[doomed.name]) == 4
     assert any(r["error"] and doomed.name in r["error"] for r in by_target[doomed.name])
-    # One build: the same files measured everywhere, written once.
+    # One plan's artifacts (the x86 and arm64 boards' plans differ in threads and reasons,
+    # not in what they export): built once, the very same files measured on every board.
     shas = {name: sorted(r["artifact_sha256"] for r in found)
             for name, found in by_target.items()}
-    assert shas[board.name] == shas[other.name] == shas[doomed.name]
+    assert shas[board.name] == shas[doomed.name] == shas[arm64_board.name]
     assert len(list(out.glob("*.json"))) == 4 and not [p for p in out.iterdir() if p.is_dir()]
-    # Each board planned its own threads; the plan in each record is its board's.
     assert {r["plan"]["profile"] for r in results} == {"pi4"}
 
     store = Store(Path(os.environ["EDGECOMP_DB"]))
@@ -78,4 +79,4 @@ def test_a_fleet_deploy_builds_once_measures_each_board_and_survives_a_dead_one(
     assert len(store.records(tag="fleet-test")) == 8 + sum(
         1 for r in by_target[doomed.name] if r["error"] is None)
     assert "the same artifacts across boards" in text.out
-
+    assert "emulated" in text.out
