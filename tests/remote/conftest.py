@@ -84,17 +84,18 @@ ARM64_TOOLS = ("debootstrap", "qemu-aarch64-static", "dpkg-deb")
 def arm64_board(tmp_path_factory):
     """An emulated arm64 board (tools/sim-board start --arch arm64): Debian's arm64
     python3.11 under qemu-user as a cortex-a72. Its rootfs and wheels are cached under
-    $EDGECOMP_TEST_CACHE when set (CI keeps it between runs), else built for this session."""
+    $EDGECOMP_TEST_CACHE when set, else in sim-board's own cache."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     missing = [tool for tool in ARM64_TOOLS if not shutil.which(tool, path=search)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian packages debootstrap and "
                     "qemu-user-static; .ci/run installs them)")
     test_cache = os.environ.get("EDGECOMP_TEST_CACHE")
-    cache = (Path(test_cache) / "sim-board-arm64" if test_cache
-             else tmp_path_factory.mktemp("sim-arm64-cache"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EDGECOMP_SIM_CACHE", str(cache))
+        if test_cache:
+            patch.setenv("EDGECOMP_SIM_CACHE", str(Path(test_cache) / "sim-board-arm64"))
+        # Else sim-board's own cache (~/.cache/edgecomp/sim-board-arm64), like the x86
+        # board's venv: kept between runs where the machine keeps its home.
         board = start_board("sim-arm64", tmp_path_factory.mktemp("sim-arm64"), "--arch", "arm64")
     yield board
     board.stop()

@@ -25,7 +25,7 @@ def test_a_fleet_deploy_builds_once_and_survives_a_dead_board(
     """Two x86 boards and the emulated arm64 board in one deploy, sharing one build; the
     second x86 board's sshd is killed while it measures: its records are failures naming
     it, the other two boards' are intact and every record lands in one run."""
-    doomed = board_factory("sim-doomed")
+    doomed = board_factory("sim-fleet-doomed")
     out = tmp_path / "artifacts"
     outcome = {}
 
