@@ -41,15 +41,15 @@ def select_targets(names: Sequence[str] | None, selector: str | None) -> list[st
             elif key == "group":
                 picked = [t.name for t in targets.values() if value in t.groups]
             else:
-                raise InputError(f"--targets {selector}: select by profile=NAME or "
-                                 f"group=NAME (or give {SELECTORS}).")
+                raise InputError(f"--targets {selector}: give {SELECTORS}.")
         elif selector == "all":
             picked = list(load_targets())
         else:
             picked = [name.strip() for name in selector.split(",") if name.strip()]
         if not picked:
-            raise InputError(f"--targets {selector}: no target in the inventory matches; see "
-                             "`edgecomp targets list`.")
+            raise InputError(f"--targets {selector!r}: no target in the inventory matches; see "
+                             "`edgecomp targets list`." if selector.strip(" ,") else
+                             f"--targets needs a selector: {SELECTORS}.")
         chosen += sorted(picked) if sep or selector == "all" else picked
     return list(dict.fromkeys(chosen)) or ["local"]
 

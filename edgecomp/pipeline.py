@@ -179,7 +179,8 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     records = stamp(flag_records([r for rs in measured for r in rs], request.agreement),
                     tag=request.tag)
     if request.record:
-        record_stage(records, command=request.command)
+        run_id = record_stage(records, command=request.command)
+        records = [replace(record, run_id=run_id) for record in records]
     return records
 
 
@@ -528,7 +529,8 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
             for member in members])
     records = stamp([r for rs in measured for r in rs], tag=tag)
     if record:
-        record_stage(records, command=command)
+        run_id = record_stage(records, command=command)
+        records = [replace(r, run_id=run_id) for r in records]
     return records
 
 

@@ -40,7 +40,9 @@ def test_boards_are_chosen_by_name_profile_group_or_all(inventory):
 @pytest.mark.parametrize("selector, words", [
     ("profile=rpi9", "no target in the inventory matches"),
     ("group=nowhere", "no target in the inventory matches"),
-    ("arch=arm64", "select by profile=NAME or group=NAME"),
+    ("arch=arm64", "give profile=NAME, group=NAME, all, or NAME,NAME"),
+    ("", "--targets needs a selector"),
+    (" , ", "--targets needs a selector"),
 ])
 def test_a_selector_that_picks_nothing_is_one_sentence(inventory, selector, words):
     with pytest.raises(InputError, match=words):

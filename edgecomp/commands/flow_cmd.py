@@ -303,9 +303,11 @@ def _finish(args, records, *, command: str) -> int:
         err_console.print(f"[red]failed[/red] {escape(record.artifact_name)}: "
                           f"{escape(str(record.error))}")
 
+    shown_search = set()
     for record in records:
         search = record.manifest.get("search")
-        if search:
+        if search and record.artifact_sha256 not in shown_search:
+            shown_search.add(record.artifact_sha256)
             console.print(f"{record.artifact_name}: kept int8 candidate \"{search['kept']}\" "
                           f"of {len(search['tried'])} tried (all in its manifest)",
                           markup=False, highlight=False)

@@ -29,13 +29,13 @@ def run_list(args) -> int:
     from edgecomp.targets import inventory_dir, load_targets
 
     table = Table(title=f"targets (inventory: {inventory_dir()})", title_justify="left")
-    for column in ("name", "address", "profile", "python", "power probe", "file"):
+    for column in ("name", "address", "profile", "groups", "python", "power probe", "file"):
         table.add_column(column)
-    table.add_row("local", "this machine", "-", "this python", "none", "built in")
+    table.add_row("local", "this machine", "-", "-", "this python", "none", "built in")
     for target in load_targets().values():
         where = f"labgrid {target.labgrid.describe()}" if target.labgrid is not None else \
             f"{target.user}@{target.host}:{target.port}"
-        table.add_row(target.name, where, target.profile,
+        table.add_row(target.name, where, target.profile, ", ".join(target.groups) or "-",
                       target.python, target.power_probe, target.source)
     console.print(table)
     return 0
@@ -58,7 +58,7 @@ def run_check(args) -> int:
                   f"(protocol {PROTOCOL_VERSION})")
     console.print(f"  CPU      {info.cpu_model} ({info.arch}; {device.online_cores}/"
                   f"{device.cores} cores online, {info.online_cores} usable, governor "
-                  f"{device.governor})")
+                  f"{device.governor or 'unknown'})")
     console.print(f"  ISA      {', '.join(device.isa) or 'none reported'}")
     console.print("  emulated " + (f"yes: {device.emulated} (its timings are not board timings)"
                                    if device.emulated else "no"))

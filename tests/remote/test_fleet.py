@@ -76,7 +76,21 @@ def test_a_fleet_deploy_builds_once_and_survives_a_dead_board(
     store = Store(Path(os.environ["EDGECOMP_DB"]))
     stored = store.records(tag="fleet-test", include_failed=True)
     assert len(stored) == 12 and len({r.run_id for r in stored}) == 1
+    assert {r["run_id"] for r in results} == {stored[0].run_id}  # --json names the run
     assert len(store.records(tag="fleet-test")) == 8 + sum(
         1 for r in by_target[doomed.name] if r["error"] is None)
     assert "the same artifacts across boards" in text.out
     assert "emulated" in text.out
+
+
+def test_stopping_a_board_by_another_name_is_refused(board_factory):
+    """With EDGECOMP_SIM_DIR naming one board's state, `stop --name` of another board must
+    not stop this one."""
+    from tests.remote.conftest import sim_board
+
+    first = board_factory("sim-keep")
+    result = sim_board("stop", "--name", "sim-other", state=first.state)
+    assert result.returncode == 1
+    assert "holds board sim-keep, not sim-other" in result.stderr
+    assert first.info["name"] == "sim-keep" and os.path.exists(f"/proc/{first.sshd_pid}")
+    assert sim_board("status", state=first.state).returncode == 0

@@ -83,12 +83,14 @@ def test_list_shows_a_labgrid_target_by_its_place(tmp_path, monkeypatch, capsys)
     from edgecomp.cli import main
 
     monkeypatch.setenv("EDGECOMP_TARGETS", str(tmp_path))
-    (tmp_path / "pi.toml").write_text('[target]\nname = "pi"\nhost = "h"\nprofile = "pi4"\n')
+    (tmp_path / "pi.toml").write_text('[target]\nname = "pi"\nhost = "h"\nprofile = "pi4"\n'
+                                      'groups = ["bench-lab"]\n')
     (tmp_path / "lab.toml").write_text('[target]\nname = "lab"\nprofile = "pi4"\n'
                                        '[target.labgrid]\ntags = { board = "pi4" }\n')
     assert main(["targets", "list"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "labgrid a place tagged board=pi4" in out and "pi@h:22" in out
+    assert "bench-lab" in out  # the groups `--targets group=NAME` matches
     assert "None" not in out
 
 
