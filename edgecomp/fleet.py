@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
 from edgecomp.board import Board, resolve_board
-from edgecomp.errors import DeviceError, InputError
-from edgecomp.remote.base import Transport
+from edgecomp.errors import InputError
+from edgecomp.remote.base import Transport, transport_errors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,18 +77,6 @@ class Member:
         return self.transport if self.transport is not None else Unreachable(self.name)
 
 
-def connection_errors() -> tuple[type[BaseException], ...]:
-    """What reaching a board can raise: edgecomp's sentence, the OS's, paramiko's."""
-    errors: list[type[BaseException]] = [DeviceError, OSError, EOFError]
-    try:
-        from paramiko import SSHException
-
-        errors.append(SSHException)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 def connect(names: Sequence[str], stack: ExitStack) -> list[Member]:
     """Resolve every name first (an unknown one is refused before any connection), then
     connect to all boards at once; each open connection is closed by `stack`.
@@ -103,7 +91,7 @@ def connect(names: Sequence[str], stack: ExitStack) -> list[Member]:
     def open_one(member: Member) -> Member:
         try:
             member.transport = open_transport(member.name)
-        except connection_errors() as exc:
+        except transport_errors() as exc:
             if len(members) == 1:
                 raise
             member.error = f"{member.name} could not be reached: {exc}"

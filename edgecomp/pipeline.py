@@ -24,10 +24,10 @@ from edgecomp.export import formats_for, supported_precisions
 from edgecomp.export.base import Artifact
 from edgecomp.modelfacts import ModelFacts
 from edgecomp.plan import BoardFacts, Plan, make_plan
-from edgecomp.remote.base import MeasureOptions
+from edgecomp.remote.base import MeasureOptions, transport_errors
 from edgecomp.remote.measure import (failed_record, interleaved_ratios, measure_all,
                                      reference_outputs, verify)
-from edgecomp.fleet import Member, board_progress, concurrently, connect, connection_errors
+from edgecomp.fleet import Member, board_progress, concurrently, connect
 from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
 from edgecomp.search import AgreementTarget, flag_records
@@ -252,7 +252,7 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
     try:
         artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
                                 search=search)
-    except connection_errors() as exc:
+    except transport_errors() as exc:
         if search is None or len(group) == 1:
             raise
         # The board judging the int8 candidates went away: the other boards still get the
@@ -547,7 +547,7 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
     transport = member.transport
     try:
         board_facts(member.board, transport)  # keeps what the board says for later plans
-    except connection_errors() as exc:  # the measurements below say what went wrong
+    except transport_errors() as exc:  # the measurements below say what went wrong
         log.warning("could not read what %s reports about itself: %s", member.name, exc)
     outputs = None
     if base is not None:
@@ -555,7 +555,7 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
         try:
             outputs = transport.run_batch(base.path, stacked(ref_prepared.eval,
                                                              ref_prepared.source.inputs))
-        except connection_errors() as exc:
+        except transport_errors() as exc:
             if not fleet:
                 raise
             return [failed_record(artifact, prepared, transport,

@@ -105,6 +105,18 @@ def parse_report(kind: type[R], data: dict[str, Any], *, where: str) -> R:
             from exc
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What talking to a board can raise: edgecomp's sentence, the OS's, paramiko's."""
+    errors: list[type[BaseException]] = [DeviceError, OSError, EOFError]
+    try:
+        from paramiko import SSHException
+
+        errors.append(SSHException)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 class Transport(Protocol):
     """Somewhere the agent runs: this machine (`local`) or a board over SSH."""
 

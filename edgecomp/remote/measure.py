@@ -19,7 +19,7 @@ from edgecomp.agent.protocol import MeasureReport
 from edgecomp.build import Prepared
 from edgecomp.errors import DeviceError
 from edgecomp.export.base import Artifact
-from edgecomp.remote.base import MeasureOptions, Transport
+from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
 from edgecomp.results.record import ResultRecord
 from edgecomp.signature import stacked
 from edgecomp.verify import Verification, compare_outputs, model_outputs, onnx_outputs, top1
@@ -130,7 +130,7 @@ def measure_all(artifacts: list[Artifact], prepared: Prepared, transport: Transp
                 verified: dict[str, Verification] | None = None) -> list[ResultRecord]:
     """Verify and measure every artifact; any failure on the board is that artifact's
     failed record, and the finished records of the others are kept."""
-    transport_errors = _transport_errors()
+    link_errors = transport_errors()
     records = []
     for index, artifact in enumerate(artifacts):
         if progress is not None:
@@ -139,24 +139,13 @@ def measure_all(artifacts: list[Artifact], prepared: Prepared, transport: Transp
             records.append(measure_and_record(artifact, prepared, transport,
                                               options_for(artifact),
                                               reference=reference, verified=verified))
-        except transport_errors as exc:
+        except link_errors as exc:
             records.append(failed_record(artifact, prepared, transport,
                                          f"the connection to {transport.target} failed "
                                          f"({type(exc).__name__}: {exc})"))
     if progress is not None:
         progress("measuring artifacts", len(artifacts), len(artifacts))
     return records
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [DeviceError, OSError, EOFError]
-    try:
-        from paramiko import SSHException
-
-        errors.append(SSHException)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def failed_record(artifact: Artifact, prepared: Prepared, transport: Transport,
@@ -222,7 +211,7 @@ def interleaved_ratios(records: list[ResultRecord], artifacts: list[Artifact],
                                                   warmup_seconds=0.1)
                     report = transport.measure(artifact.path, options, inputs)
                     p50s[i].append(report.latency_ms.p50)
-        except _transport_errors() as exc:
+        except transport_errors() as exc:
             log.warning("interleaved timing stopped (%s); speedups are from the separate "
                         "measurements", exc)
             continue
