@@ -26,6 +26,7 @@ from torch import nn
 from edgecomp.atomic import atomic_path
 from edgecomp.errors import InputError
 from edgecomp.export import format_for_path
+from edgecomp.foreign import refuse_foreign
 from edgecomp.hashing import file_sha256, state_dict_sha256
 from edgecomp.signature import (InputSpec, UNKNOWN, bind, describe, forward_names, resolve,
                                 specs_from_data, specs_from_tensors)
@@ -98,6 +99,7 @@ def load_model(spec: str | None, *, weights: Path | None = None,
     if spec in (None, "", "demo"):
         return demo_model()
     path = Path(spec)
+    refuse_foreign(path)  # TorchScript, Keras, SavedModel: one sentence saying what to do
     if path.suffix == ".pt2":
         return _load_exported(path, data=data, input_shape=input_shape)
     artifact_format = format_for_path(path)
@@ -179,6 +181,7 @@ def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """Read a state dict with weights_only=True, refusing pickles that would run code."""
     if not path.is_file():
         raise InputError(f"weights file {path} does not exist.")
+    refuse_foreign(path)  # torch.load would refuse TorchScript with a misleading message
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

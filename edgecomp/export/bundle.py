@@ -17,6 +17,9 @@ MAX_MANIFEST_BYTES = 64 * 2**20  # a manifest lists tensors and ops; megabytes a
 
 def artifact_from_file(path: Path) -> Artifact:
     """An Artifact for `path`; without a manifest its precision is read from the file."""
+    from edgecomp.foreign import refuse_foreign
+
+    refuse_foreign(path)  # a TorchScript or Keras model gets its own sentence
     open_regular(path, what="artifact", max_bytes=MAX_MODEL_BYTES).close()
     exporter = exporter_for_path(path)
     fmt = exporter.format.value
