@@ -289,6 +289,35 @@ def load_data(spec: str, **image_options) -> Dataset:
                      "or a folder of images with one sub-folder per class.")
 
 
+def timing_data(inputs, *, values: Mapping[str, float] | None = None, seed: int = 0
+                ) -> Dataset:
+    """One sample to time a model on when no data is given, in the shapes of `inputs`:
+    float inputs uniform in [0, 1), integer and bool inputs zeros (as the agent makes
+    them when it is given none), or the constant `values` names for an input."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - {spec.name for spec in inputs})
+    if unknown:
+        raise InputError(f"--input-value {unknown[0]}: the model has no input named "
+                         f"{unknown[0]!r}; its inputs are "
+                         f"{', '.join(spec.name for spec in inputs)}.")
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for spec in inputs:
+        shape = (1, *spec.sample_shape)
+        dtype = np.dtype(spec.dtype)
+        if spec.name in values:
+            value = values[spec.name]
+            if dtype.kind in "iub" and value != round(value):
+                raise InputError(f"--input-value {spec.name}={value:g}: {spec.name!r} takes "
+                                 f"{spec.dtype}, so give a whole number.")
+            arrays[spec.name] = np.full(shape, value, dtype=dtype)
+        elif dtype.kind == "f":
+            arrays[spec.name] = rng.random(shape).astype(dtype)
+        else:
+            arrays[spec.name] = np.zeros(shape, dtype=dtype)
+    return make_dataset(arrays, None, source="timing inputs (no data given)")
+
+
 def random_calibration(inputs, count: int, *, seed: int = 0) -> Dataset:
     """Uniform random float inputs: only on explicit request, because they calibrate poorly.
 

@@ -31,6 +31,7 @@ from edgecomp.fleet import Member, board_progress, concurrently, connect
 from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
 from edgecomp.search import AgreementTarget, flag_records
+from edgecomp.signature import ShapeChoice
 from edgecomp.sources import ModelSource, check_data
 from edgecomp.vocab import (RUNTIME_FORMATS, CalibrationMethod, DelegateName, Format, IoDtype,
                             Precision, RuntimeName)
@@ -50,7 +51,7 @@ class ModelSpec:
 
     spec: str | None = None  # None or "demo": the built-in demo CNN on the digits
     weights: Path | None = None
-    input_shape: tuple[int, ...] | None = None
+    input_shape: ShapeChoice | None = None  # one shape, or shapes by input name
 
     @property
     def is_demo(self) -> bool:
@@ -146,7 +147,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         return bench([Path(request.model.spec)], targets=names,
                      measure=request.measure, eval_spec=request.data.eval,
                      seed=request.data.seed, record=request.record, command=request.command,
-                     progress=progress, tag=request.tag)
+                     progress=progress, tag=request.tag, input_shape=request.model.input_shape)
     data = _data_for(request)
     recipe = _load_recipe(request.recipe)
     training = load_training(request.train or ("digits:train" if request.model.is_demo
@@ -491,30 +492,40 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
           eval_spec: str | None = None, reference: Path | None = None, seed: int = 0,
           record: bool = True, command: str = "edgecomp.pipeline.bench",
           progress: ProgressFn | None = None, tag: str | None = None,
-          targets: list[str] | None = None) -> list[ResultRecord]:
+          targets: list[str] | None = None, input_shape: ShapeChoice | None = None,
+          input_values: Mapping[str, float] | None = None) -> list[ResultRecord]:
     """`edgecomp bench`: measure artifacts that already exist, edgecomp's or anyone's (a
     manifest says what they are; without one they are read from the file), on `target` or
     on every board of `targets` at once.
 
     With evaluation data, each artifact is fed that data in the board's runtime (and timed
     on its first sample): labels give top-1; a `reference` artifact (e.g. the fp32 model)
-    gives agreement, its outputs computed on the same board.
+    gives agreement, its outputs computed on the same board. Without it, `input_shape`
+    chooses open dimensions (else they are 1, said in a warning) and `input_values`
+    constant values (else floats are random, integers 0) of the inputs timed.
     """
-    from edgecomp.data import load_data
+    from edgecomp.data import load_data, timing_data
     from edgecomp.export.bundle import artifact_from_file, artifact_inputs
-    from edgecomp.signature import resolve
+    from edgecomp.signature import fix_shapes, resolve
 
     artifacts = [artifact_from_file(Path(path)) for path in paths]
     base = artifact_from_file(Path(reference)) if reference is not None else None
     if base is not None and eval_spec is None:
         raise InputError("--reference compares outputs on evaluation data: pass --eval too.")
+    if input_values and eval_spec:
+        raise InputError("--input-value sets the inputs timed without data; with --eval, "
+                         "the evaluation data holds the values.")
     eval_data = load_data(eval_spec) if eval_spec else None
     prepared_sets = []
     for artifact in [*artifacts, *([base] if base is not None else [])]:
-        inputs = resolve(artifact_inputs(artifact), eval_data)
+        name = artifact.path.name
+        inputs = resolve(fix_shapes(artifact_inputs(artifact), input_shape, model=name),
+                         eval_data, model=name)
+        chosen = eval_data is None and (input_shape is not None or bool(input_values))
         source = ModelSource(name=artifact.manifest["model"], kind="artifact", module=None,
                              inputs=inputs, sha256=artifact.manifest["source_sha256"],
-                             spec=str(artifact.path))
+                             spec=str(artifact.path), timing=timing_data(
+                                 inputs, values=input_values, seed=seed) if chosen else None)
         bound = check_data(source, eval_data, what="evaluation") if eval_data else None
         prepared_sets.append(Prepared(source=source, calib=None, eval=bound))
     names = list(dict.fromkeys(targets or [target]))

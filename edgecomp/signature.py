@@ -14,9 +14,10 @@ sample rate stored as (N,), recurrent state stored as (N, 2, 1, 128)).
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -27,7 +28,12 @@ if TYPE_CHECKING:
 
     from edgecomp.data import Dataset
 
+log = logging.getLogger(__name__)
+
 UNKNOWN = -1  # a dimension the model leaves open (an ONNX dim_param), until data fixes it
+
+# What --input-shape says: one shape for a one-input model, or shapes by input name.
+ShapeChoice = Union[tuple[int, ...], Mapping[str, tuple[int, ...]]]
 
 
 @dataclass(frozen=True)
@@ -112,15 +118,52 @@ def _matches(shape: Sequence[int], wanted: Sequence[int]) -> bool:
     return len(shape) == len(wanted) and all(w in (UNKNOWN, d) for d, w in zip(shape, wanted))
 
 
-def resolve(specs: Sequence[InputSpec], dataset: "Dataset | None") -> tuple[InputSpec, ...]:
+def fix_shapes(specs: Sequence[InputSpec], shapes: ShapeChoice | None, *, model: str
+               ) -> tuple[InputSpec, ...]:
+    """The inputs with the shapes --input-shape gives: a bare shape for a one-input model,
+    or shapes by input name. Only open (UNKNOWN) dimensions may change; a shape of the
+    wrong rank, a name the model lacks or a fixed dimension given another size is refused."""
+    if shapes is None:
+        return tuple(specs)
+    if not isinstance(shapes, Mapping):
+        if len(specs) != 1:
+            raise InputError(f"{model} takes {len(specs)} inputs ({describe(specs)}); give "
+                             "each one you fix by name, e.g. --input-shape "
+                             f"{specs[0].name}={','.join(str(max(d, 1)) for d in specs[0].shape)}.")
+        shapes = {specs[0].name: tuple(shapes)}
+    by_name = {spec.name: spec for spec in specs}
+    for name, shape in shapes.items():
+        spec = by_name.get(name)
+        given = f"--input-shape {name}={','.join(str(d) for d in shape)}"
+        if spec is None:
+            raise InputError(f"{given}: {model} has no input named {name!r}; its inputs are "
+                             f"{describe(specs)}.")
+        if any(not isinstance(d, int) or d <= 0 for d in shape):
+            raise InputError(f"{given}: every dimension must be a positive whole number.")
+        if len(shape) != len(spec.shape):
+            raise InputError(f"{given} has {len(shape)} dimensions, but {model}'s input "
+                             f"{name!r} has {len(spec.shape)}: {list(spec.shape)} (-1: open).")
+        for axis, (wanted, have) in enumerate(zip(shape, spec.shape)):
+            if have not in (UNKNOWN, wanted):
+                raise InputError(f"{given}: dimension {axis} of {model}'s input {name!r} is "
+                                 f"fixed at {have} in the model; only its open (-1) "
+                                 f"dimensions can be chosen: {list(spec.shape)}.")
+    return tuple(replace(spec, shape=tuple(shapes[spec.name])) if spec.name in shapes
+                 else spec for spec in specs)
+
+
+def resolve(specs: Sequence[InputSpec], dataset: "Dataset | None", *,
+            model: str | None = None) -> tuple[InputSpec, ...]:
     """Fill unknown dimensions from the data (a stored sample one axis short is batched);
-    without data they become 1."""
+    without data they become 1, and one warning line says so (naming `model`)."""
     arrays = _matched(specs, dataset) if dataset is not None else {}
-    resolved = []
+    resolved, guessed = [], []
     for spec in specs:
         array = arrays.get(spec.name)
         if UNKNOWN not in spec.shape or array is None:
             resolved.append(spec.concrete())
+            if UNKNOWN in spec.shape:
+                guessed.append(f"{spec.name} {list(spec.shape)} -> {list(spec.concrete().shape)}")
             continue
         sample = tuple(int(d) for d in array.shape[1:])
         if len(sample) == len(spec.shape) - 1 and _matches(sample, spec.shape[1:]):
@@ -131,6 +174,9 @@ def resolve(specs: Sequence[InputSpec], dataset: "Dataset | None") -> tuple[Inpu
             raise InputError(f"{dataset.source}: samples of {spec.name!r} have shape "
                              f"{list(sample)}, which does not fit the model's "
                              f"{list(spec.shape)} (-1: any size).")
+    if guessed:
+        log.warning("%sopen dimensions set to 1: %s; choose them with --input-shape NAME=DIMS "
+                    "or give data", f"{model}: " if model else "", "; ".join(guessed))
     return tuple(resolved)
 
 

@@ -17,19 +17,20 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from edgecomp.atomic import atomic_path
+from edgecomp.data import timing_data
 from edgecomp.errors import InputError
 from edgecomp.export import format_for_path
 from edgecomp.foreign import refuse_foreign
 from edgecomp.hashing import file_sha256, state_dict_sha256
-from edgecomp.signature import (InputSpec, UNKNOWN, bind, describe, forward_names, resolve,
-                                specs_from_data, specs_from_tensors)
+from edgecomp.signature import (InputSpec, ShapeChoice, UNKNOWN, bind, describe, fix_shapes,
+                                forward_names, resolve, specs_from_data, specs_from_tensors)
 from edgecomp.untrusted import checked_pt2, open_regular, read_regular, size_text
 from edgecomp.vocab import Format
 
@@ -53,6 +54,9 @@ class ModelSource:
     sha256: str
     spec: str
     onnx_path: Path | None = None
+    # The sample timed when no data is given, made where --input-shape chose the shapes
+    # (else the agent makes one, with open dimensions of 1).
+    timing: Dataset | None = None
 
     @property
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -79,7 +83,33 @@ def cache_dir() -> Path:
     return paths.cache_dir()
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
+def parse_input_shapes(values: list[str] | str | None) -> ShapeChoice | None:
+    """--input-shape values (repeatable): '1,3,224,224' for a one-input model, or
+    NAME=DIMS ('input=1,16000') for each input whose open dimensions are chosen."""
+    if not values:
+        return None
+    values = [values] if isinstance(values, str) else list(values)
+    named = [v for v in values if "=" in v]
+    if not named:
+        if len(values) > 1:
+            raise InputError("--input-shape without a name describes a model's only input; "
+                             "name each input instead: --input-shape NAME=1,16000.")
+        return parse_shape(values[0])
+    if len(named) != len(values):
+        raise InputError("--input-shape: name every input (NAME=DIMS) once one is named.")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, _, dims = value.partition("=")
+        name = name.strip()
+        if not name:
+            raise InputError(f"--input-shape {value!r}: write it as NAME=DIMS, e.g. input=1,16000.")
+        if name in shapes:
+            raise InputError(f"--input-shape names {name!r} twice; give each input once.")
+        shapes[name] = parse_shape(dims, flag=f"--input-shape {name}=")
+    return shapes
+
+
+def parse_shape(text: str, *, flag: str = "--input-shape ") -> tuple[int, ...]:
     """'1,3,224,224' or '1x3x224x224' to a tuple of positive ints."""
     parts = text.replace("x", ",").split(",")
     try:
@@ -87,15 +117,18 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(d <= 0 for d in shape):
-        raise InputError(f"--input-shape {text!r} is not a shape; write it like 1,3,224,224.")
+        given = f"{flag}{text}" if flag.endswith("=") else f"{flag}{text!r}"
+        raise InputError(f"{given} is not a shape of positive sizes; write it like "
+                         "1,3,224,224.")
     return shape
 
 
 def load_model(spec: str | None, *, weights: Path | None = None,
-               input_shape: tuple[int, ...] | None = None,
+               input_shape: ShapeChoice | None = None,
                data: Dataset | None = None) -> ModelSource:
     """Load the model named by `spec`; `data` (calibration or evaluation) tells the inputs
-    of a factory that declares none, and fills dimensions an ONNX model leaves open."""
+    of a factory that declares none, and fills dimensions an ONNX model leaves open.
+    `input_shape` (see `fix_shapes`) chooses them instead."""
     if spec in (None, "", "demo"):
         return demo_model()
     path = Path(spec)
@@ -131,6 +164,10 @@ def import_callable(spec: str, *, what: str = "function") -> Any:
     except (ImportError, AttributeError) as exc:
         raise InputError(f"cannot import {what} {spec}: {exc}. Check that the package is "
                          "importable from the current directory or installed.") from exc
+    except Exception as exc:  # the user's module failed while it was imported
+        raise InputError(f"importing {what} {spec} failed: {type(exc).__name__}: "
+                         f"{_first_line(exc)}. Fix the module, or run it alone with python "
+                         "to see where.") from exc
     if not callable(found):
         raise InputError(f"{what} {spec} is not callable.")
     return found
@@ -139,9 +176,16 @@ def import_callable(spec: str, *, what: str = "function") -> Any:
 def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ...] | None,
                   data: Dataset | None) -> ModelSource:
     function_name = spec.partition(":")[2]
-    model = import_callable(spec, what="model factory")()
+    factory = import_callable(spec, what="model factory")
+    try:
+        model = factory()
+    except Exception as exc:  # the user's code: whatever it raises is theirs to fix
+        raise InputError(f"model factory {spec} raised {type(exc).__name__}: "
+                         f"{_first_line(exc)}; a factory takes no arguments and returns "
+                         "the model (a torch.nn.Module).") from exc
     if not isinstance(model, nn.Module):
-        raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module.")
+        raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module; "
+                         "a factory returns the PyTorch model itself.")
     if weights is not None:
         model.load_state_dict(load_state_dict(weights, model))
     model.eval()
@@ -151,30 +195,59 @@ def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ..
                        spec=spec)
 
 
-def _factory_inputs(spec: str, model: nn.Module, input_shape: tuple[int, ...] | None,
+def _factory_inputs(spec: str, model: nn.Module, input_shape: ShapeChoice | None,
                     data: Dataset | None) -> tuple[InputSpec, ...]:
     """A factory model's inputs: --input-shape, the model's own `example_inputs` or
     `input_shape` attribute, else one input per data array (named after forward's
     arguments)."""
     examples = getattr(model, "example_inputs", None)
-    if input_shape is not None:
-        if examples is not None and len(examples) > 1:
-            raise InputError(f"{spec} takes {len(examples)} inputs; --input-shape describes "
-                             "one. Its inputs come from its example_inputs attribute.")
-        return (InputSpec(forward_names(model, 1)[0], tuple(input_shape)),)
+    if examples is not None and (not isinstance(examples, (tuple, list)) or not examples or
+                                 not all(isinstance(t, torch.Tensor) for t in examples)):
+        raise InputError(f"{spec}: the model's example_inputs must be a tuple of tensors.")
     if examples is not None:
-        if not isinstance(examples, (tuple, list)) or not all(
-                isinstance(t, torch.Tensor) for t in examples):
-            raise InputError(f"{spec}: the model's example_inputs must be a tuple of tensors.")
-        return specs_from_tensors(forward_names(model, len(examples)), examples)
-    shape = getattr(model, "input_shape", None)
+        declared = specs_from_tensors(forward_names(model, len(examples)), examples)
+        if input_shape is None:
+            return declared
+        # Example tensors are examples, not limits: any size of theirs may be chosen.
+        open_specs = tuple(InputSpec(s.name, (UNKNOWN,) * len(s.shape), s.dtype)
+                           for s in declared)
+        return fix_shapes(open_specs, input_shape, model=spec)
+    if isinstance(input_shape, Mapping):
+        names = forward_names(model, len(input_shape))
+        if set(names) != set(input_shape):
+            raise InputError(f"{spec}: --input-shape names {', '.join(input_shape)}, but the "
+                             f"model's forward takes {', '.join(names)}; name its arguments, "
+                             "or set example_inputs on the model.")
+        return tuple(InputSpec(name, input_shape[name]) for name in names)
+    if input_shape is not None:
+        return (InputSpec(forward_names(model, 1)[0], tuple(input_shape)),)
+    shape = _declared_shape(spec, model)
     if shape is not None:
-        return (InputSpec(forward_names(model, 1)[0], tuple(int(d) for d in shape)),)
+        return resolve((InputSpec(forward_names(model, 1)[0], shape),), data, model=spec)
     if data is None:
         raise InputError(f"the inputs of {spec} are unknown: pass --input-shape (e.g. "
-                         "1,3,224,224) or calibration/evaluation data, or give the model an "
-                         "example_inputs attribute (a tuple of example tensors).")
+                         "1,3,224,224, or NAME=DIMS for each input) or calibration/evaluation "
+                         "data, or set example_inputs on the model (a tuple of example "
+                         "tensors).")
     return specs_from_data(forward_names(model, len(data.arrays)), data)
+
+
+def _declared_shape(spec: str, model: nn.Module) -> tuple[int, ...] | None:
+    """The model's `input_shape` attribute, None (or -1) sizes open; Keras models have one
+    that raises until the model is built, which counts as none."""
+    try:
+        shape = getattr(model, "input_shape", None)
+    except Exception:  # a property of the user's model (Keras: "never been called")
+        return None
+    if shape is None:
+        return None
+    if isinstance(shape, (list, tuple)) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
+        if all(d is None or d > 0 or d == UNKNOWN for d in shape):
+            return tuple(UNKNOWN if d is None else int(d) for d in shape)
+    raise InputError(f"{spec}: the model's input_shape attribute is {shape!r}, not one shape "
+                     "of sizes; pass --input-shape (NAME=DIMS for each input), or set "
+                     "example_inputs on the model (a tuple of example tensors).")
 
 
 def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
@@ -207,7 +280,7 @@ def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _load_exported(path: Path, *, data: Dataset | None,
-                   input_shape: tuple[int, ...] | None) -> ModelSource:
+                   input_shape: ShapeChoice | None) -> ModelSource:
     buffer = checked_pt2(path)  # nothing in it runs code when torch loads it
     try:
         program = torch.export.load(buffer)
@@ -226,10 +299,7 @@ def _load_exported(path: Path, *, data: Dataset | None,
                              "tensor inputs only.")
         shape = tuple(int(d) if isinstance(d, int) else UNKNOWN for d in value.shape)
         specs.append(InputSpec(node.name, shape, str(value.dtype).removeprefix("torch.")))
-    if input_shape is not None:
-        if len(specs) != 1:
-            raise InputError(f"{path} takes {len(specs)} inputs; --input-shape describes one.")
-        specs = [InputSpec(specs[0].name, tuple(input_shape), specs[0].dtype)]
+    specs = fix_shapes(specs, input_shape, model=path.name)
     # torchao (installed with litert-torch) lets the unlifted graph switch train/eval the
     # way nn.Module users expect; torch's own module raises on .eval().
     from torchao.quantization.pt2e import allow_exported_model_train_eval
@@ -237,7 +307,8 @@ def _load_exported(path: Path, *, data: Dataset | None,
     module = program.module()
     allow_exported_model_train_eval(module)
     return ModelSource(name=path.stem, kind="exported", module=module,
-                       inputs=resolve(specs, data), sha256=file_sha256(path), spec=str(path))
+                       inputs=resolve(specs, data, model=path.name), sha256=file_sha256(path),
+                       spec=str(path))
 
 
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
@@ -250,7 +321,7 @@ MAX_ONNX_BYTES = 2**31 - 2**20
 
 
 def _load_onnx(path: Path, *, data: Dataset | None,
-               input_shape: tuple[int, ...] | None) -> ModelSource:
+               input_shape: ShapeChoice | None) -> ModelSource:
     import onnx
 
     from edgecomp.export.onnx import external_data_locations
@@ -272,14 +343,13 @@ def _load_onnx(path: Path, *, data: Dataset | None,
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
         raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
-    specs = onnx_inputs(model)
-    if input_shape is not None:
-        if len(specs) != 1:
-            raise InputError(f"{path} takes {len(specs)} inputs; --input-shape describes one. "
-                             "Give data with one array per input to fix open dimensions.")
-        specs = (InputSpec(specs[0].name, tuple(input_shape), specs[0].dtype),)
-    return ModelSource(name=path.stem, kind="onnx", module=None, inputs=resolve(specs, data),
-                       sha256=_onnx_sha256(path, locations), spec=str(path), onnx_path=path)
+    specs = resolve(fix_shapes(onnx_inputs(model), input_shape, model=path.name), data,
+                    model=path.name)
+    # The artifact keeps the file's open dimensions: without data, time it on the chosen ones.
+    timing = timing_data(specs) if input_shape is not None and data is None else None
+    return ModelSource(name=path.stem, kind="onnx", module=None, inputs=specs,
+                       sha256=_onnx_sha256(path, locations), spec=str(path), onnx_path=path,
+                       timing=timing)
 
 
 def _external_size(path: Path, location: str) -> int:
@@ -317,6 +387,11 @@ def onnx_inputs(model) -> tuple[InputSpec, ...]:
                       for d in tensor.shape.dim)
         specs.append(InputSpec(value.name, shape, ONNX_DTYPES[tensor.elem_type]))
     return tuple(specs)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 def check_data(source: ModelSource, dataset: Dataset, *, what: str) -> Dataset:

@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                         help="package.module:function, a .pt2 file, or nothing for the demo")
     parser.add_argument("--weights", type=Path)
-    parser.add_argument("--input-shape")
+    from edgecomp.commands.flow_cmd import add_input_shape_arg
+
+    add_input_shape_arg(parser)
     parser.add_argument("--recipe", help="recipe file or name (`edgecomp compress --list` shows them)")
     parser.add_argument("--pass", dest="passes", action="append", metavar="'NAME key=value ...'",
                         help="a pass and its options, repeatable, e.g. "
@@ -87,7 +89,7 @@ def run_compress(args) -> int:
     from edgecomp.compress.recipe import load_all_passes, parse_recipe
     from edgecomp.data import load_data
     from edgecomp.build import DataPlan, compress, exported_modules, prepare
-    from edgecomp.sources import demo_model, load_model, parse_shape
+    from edgecomp.sources import demo_model, load_model, parse_input_shapes
 
     if args.list:
         from edgecomp.compress.base import PASSES
@@ -118,8 +120,7 @@ def run_compress(args) -> int:
             source = demo_model(progress=progress)
         else:
             source = load_model(args.model, weights=args.weights,
-                                input_shape=parse_shape(args.input_shape)
-                                if args.input_shape else None,
+                                input_shape=parse_input_shapes(args.input_shape),
                                 data=train)
         data = DataPlan(calib=args.calib or ("digits:train" if demo else None),
                         eval=args.eval or ("digits:val" if demo else None), seed=args.seed)

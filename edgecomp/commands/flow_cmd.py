@@ -71,6 +71,11 @@ def add_parser(subparsers) -> None:
                        help="an artifact to compare outputs with on --eval (e.g. the fp32 "
                        "model): agreement, run on the same target")
     bench.add_argument("--seed", type=int, default=0)
+    add_input_shape_arg(bench)
+    bench.add_argument("--input-value", dest="input_values", action="append", default=[],
+                       metavar="NAME=NUMBER", help="without --eval: feed this constant to an "
+                       "input when timing (e.g. sr=16000); else floats are random in [0, 1) "
+                       "and integers 0")
     _measure_args(bench)
     bench.add_argument("--json", type=Path, help="write the result objects to this JSON file")
     bench.add_argument("--no-record", action="store_true")
@@ -104,7 +109,14 @@ def _model_args(parser: argparse.ArgumentParser, *, optional: bool) -> None:
                         help="package.module:function, a .pt2 torch.export file or an .onnx file"
                              + (" (default: the built-in demo)" if optional else ""))
     parser.add_argument("--weights", type=Path, help="state-dict file for a factory model")
-    parser.add_argument("--input-shape", help="model input shape, e.g. 1,3,224,224")
+    add_input_shape_arg(parser)
+
+
+def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-shape", action="append", metavar="[NAME=]DIMS",
+                        help="the input shape of a one-input model (1,3,224,224), or NAME=DIMS "
+                        "for each input whose open dimensions you choose (input=1,16000); "
+                        "repeatable")
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +194,7 @@ def _data_plan(args):
         raise InputError("--calib-size must be a positive number of samples.")
     image_options = {}
     if args.image_size:
-        image_options["size"] = parse_shape(args.image_size)[-2:]
+        image_options["size"] = parse_shape(args.image_size, flag="--image-size ")[-2:]
     if args.mean:
         image_options["mean"] = _floats(args.mean)
     if args.std:
@@ -217,10 +229,10 @@ def _measure_choices(args):
 
 def _model_spec(args):
     from edgecomp.pipeline import ModelSpec
-    from edgecomp.sources import parse_shape
+    from edgecomp.sources import parse_input_shapes
 
     return ModelSpec(spec=getattr(args, "model", None), weights=args.weights,
-                     input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+                     input_shape=parse_input_shapes(args.input_shape))
 
 
 def _command() -> str:
@@ -344,13 +356,33 @@ def run_export(args) -> int:
 def run_bench(args) -> int:
     from edgecomp.commands.ui import progress_bars
     from edgecomp.pipeline import bench
+    from edgecomp.sources import parse_input_shapes
 
     with progress_bars() as progress:
         records = bench(args.artifacts, targets=_targets(args), measure=_measure_choices(args),
                         eval_spec=args.eval, reference=args.reference, seed=args.seed,
                         record=not args.no_record, tag=check_tag(args.tag),
-                        command=_command(), progress=progress)
+                        command=_command(), progress=progress,
+                        input_shape=parse_input_shapes(args.input_shape),
+                        input_values=_input_values(args.input_values))
     return _finish(args, records, command="bench")
+
+
+def _input_values(values: list[str]) -> dict[str, float]:
+    """--input-value NAME=NUMBER options by input name."""
+    import math
+
+    chosen: dict[str, float] = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        try:
+            chosen[name.strip()] = float(number)
+        except ValueError:
+            chosen[name.strip()] = math.nan
+        if not name.strip() or not math.isfinite(chosen[name.strip()]):
+            raise InputError(f"--input-value {value!r}: write it as NAME=NUMBER, e.g. "
+                             "sr=16000.")
+    return chosen
 
 
 def run_compare(args) -> int:

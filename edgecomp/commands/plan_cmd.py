@@ -15,7 +15,9 @@ def add_parser(subparsers) -> None:
                                               "for a target or profile, with reasons")
     plan.add_argument("model", nargs="?", metavar="MODEL", help="default: the built-in demo")
     plan.add_argument("--weights", type=Path)
-    plan.add_argument("--input-shape")
+    from edgecomp.commands.flow_cmd import add_input_shape_arg
+
+    add_input_shape_arg(plan)
     plan.add_argument("--target", required=True,
                       help="a target name, or a profile name (no board needed)")
     plan.add_argument("--format", choices=format_names(),
@@ -59,7 +61,7 @@ def run_plan(args) -> int:
     from edgecomp.build import DataPlan
     from edgecomp.pipeline import ModelSpec, load_source, plan_stage
     from edgecomp.plan import parse_overrides
-    from edgecomp.sources import parse_shape
+    from edgecomp.sources import parse_input_shapes
 
     overrides = parse_overrides(args.overrides)
     if args.format:
@@ -69,7 +71,7 @@ def run_plan(args) -> int:
         raise InputError("this machine has no profile; plan for a named profile instead "
                          "(see `edgecomp profiles list`).")
     model = ModelSpec(spec=args.model, weights=args.weights,
-                      input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+                      input_shape=parse_input_shapes(args.input_shape))
     source = load_source(model, DataPlan())
     facts = board_facts(board)  # for a target: what its agent said at the last connection
     plan = plan_stage(source, board, overrides, facts)

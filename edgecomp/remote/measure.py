@@ -61,8 +61,11 @@ def verify(artifact: Artifact, prepared: Prepared, reference: list[np.ndarray] |
 
 
 def measured_inputs(prepared: Prepared) -> dict[str, np.ndarray] | None:
-    """The inputs the agent times with: the first evaluation (else calibration) sample."""
+    """The inputs the agent times with: the first evaluation (else calibration) sample,
+    else the sample made for the shapes --input-shape chose (else the agent makes one)."""
     data = prepared.eval if prepared.eval is not None else prepared.calib
+    if data is None:
+        data = prepared.source.timing
     if data is None:
         return None
     return {key: value[:1] for key, value in stacked(data, prepared.source.inputs).items()}
