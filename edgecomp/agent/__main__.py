@@ -6,7 +6,7 @@ Every command prints exactly one JSON object on stdout and exits 0, or prints
 {"ok": false, "error": ..., "kind": ...} and exits 2.
 
     python3 agent.pyz info
-    python3 agent.pyz measure MODEL [--runs N] [--seconds S] [--delegate D] ...
+    python3 agent.pyz measure MODEL [--runs N] [--seconds S] [--delegate D] [--profile-ops]
     python3 agent.pyz run MODEL --input-npz IN.npz --output-npz OUT.npz
 """
 
@@ -18,7 +18,7 @@ import sys
 from .failure import AgentError
 from .measure import COMMANDS
 from .protocol import failure
-from .runtimes import DELEGATES
+from .runtimes import DELEGATES, ON_MISSING
 
 
 class QuietParser(argparse.ArgumentParser):
@@ -33,6 +33,9 @@ def add_runtime_options(parser):
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--delegate", default="auto", choices=DELEGATES)
     parser.add_argument("--threads", type=int)
+    # When the --delegate's accelerator is not on the board: fail, or measure on the CPU
+    # and say so in the report's `fallback`.
+    parser.add_argument("--on-missing-delegate", default="fail", choices=ON_MISSING)
 
 
 def build_parser():
@@ -55,6 +58,10 @@ def build_parser():
     measure.add_argument("--power-seconds", type=float)
     measure.add_argument("--power-hz", type=float, default=50.0)
     measure.add_argument("--power-idle-seconds", type=float, default=1.0)
+    # Per-op times from the runtime's profiler, in a pass after the timed runs.
+    measure.add_argument("--profile-ops", action="store_true")
+    measure.add_argument("--profile-runs", type=int, default=20)
+    measure.add_argument("--profile-seconds", type=float, default=1.0)
     run = commands.add_parser("run")
     add_runtime_options(run)
     run.add_argument("--input-npz", required=True)

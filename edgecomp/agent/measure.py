@@ -8,6 +8,7 @@ from . import device
 from .energy import measure_power
 from .failure import AgentError, first_line
 from .lock import BoardLock, default_lock_path
+from .opprofile import profile_ops
 from .power import make_probe
 from .protocol import AGENT_VERSION, AgentInfo, MeasureReport, RunReport, Warmup
 from .runtimes import (FORMAT_RUNTIMES, RUNTIME_PACKAGES, import_runtime, load_model,
@@ -65,7 +66,8 @@ def _timed_runs(runtime, arrays, args):
 
 def command_measure(args):
     threads = thread_count(args.threads)
-    runtime = open_runtime(args.model, args.runtime, threads, args.delegate)
+    runtime = open_runtime(args.model, args.runtime, threads, args.delegate,
+                           args.on_missing_delegate)
     probe = make_probe(args.power_probe)
     with BoardLock(args.lock or default_lock_path(), args.lock_timeout,
                    os.path.basename(args.model)) as lock:
@@ -82,6 +84,8 @@ def command_measure(args):
             power = measure_power(runtime, arrays, probe,
                                   args.power_seconds if args.power_seconds is not None
                                   else args.seconds, args.power_hz, args.power_idle_seconds)
+            profile = profile_ops(runtime, arrays, runs=args.profile_runs,
+                                  seconds=args.profile_seconds) if args.profile_ops else None
         except AgentError:
             raise
         except Exception as exc:  # a runtime failing mid-run must still answer in JSON
@@ -101,13 +105,15 @@ def command_measure(args):
         inputs=runtime.inputs(), outputs=runtime.outputs(), device_before=before,
         device_after=after, throttle_c=args.throttle_c,
         throttled_during=device.throttled_during(before, after, args.throttle_c),
-        lock_wait_s=lock.waited, power=power, fallback_ops=runtime.fallback_ops)
+        lock_wait_s=lock.waited, power=power, fallback_ops=runtime.fallback_ops,
+        delegate_requested=runtime.requested, fallback=runtime.fallback, profile=profile)
 
 
 def command_run(args):
     """Run every stored sample through the model; write each output stacked (`out0`, ...)."""
     import numpy as np
-    runtime = open_runtime(args.model, args.runtime, thread_count(args.threads), args.delegate)
+    runtime = open_runtime(args.model, args.runtime, thread_count(args.threads), args.delegate,
+                           args.on_missing_delegate)
     load_model(runtime)
     specs_in, specs_out = runtime.inputs(), runtime.outputs()
     try:

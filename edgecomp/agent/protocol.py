@@ -12,8 +12,8 @@ import dataclasses
 import typing
 from typing import Any, Dict, Optional, Tuple
 
-PROTOCOL_VERSION = 4
-AGENT_VERSION = "4"
+PROTOCOL_VERSION = 5
+AGENT_VERSION = "5"
 
 
 class ProtocolError(ValueError):
@@ -192,6 +192,31 @@ class TargetFacts(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class OpTime(Record):
+    """One node of the model in the op profile: its median time over the profiled runs."""
+
+    op_type: str  # the graph's op type (Conv, QuantizeLinear) or the delegate's kernel
+    name: str  # the node's name in the graph, or "<delegate>:<index>" inside a delegate
+    ms: float  # median milliseconds per inference
+    executor: str  # what ran it: an execution provider, "xnnpack", "cpu" (LiteRT builtin)
+    accelerated: bool  # run by the chosen accelerator/delegate, not the CPU fallback
+
+
+@dataclasses.dataclass(frozen=True)
+class OpProfile(Record):
+    """Per-op times from the runtime's own profiler, in a pass apart from the timed runs.
+
+    `ops` is empty and `reason` says why when the runtime cannot profile here.
+    """
+
+    source: str  # which profiler produced the numbers
+    runs: int
+    ops: Tuple[OpTime, ...]
+    reason: Optional[str] = None
+    threads: Optional[int] = None  # the profiled session's threads; None: runtime default
+
+
+@dataclasses.dataclass(frozen=True)
 class MeasureReport(Message):
     """The agent's `measure` result: timings, memory, what executed, device state, power."""
 
@@ -223,6 +248,11 @@ class MeasureReport(Message):
     # when no delegate took any node (LiteRT). None where the runtime does not tell.
     fallback_ops: Optional[Dict[str, int]] = None
     target: Optional[TargetFacts] = None
+    delegate_requested: str = "auto"  # the --delegate asked for
+    # Why what executed is not what was asked (the accelerator missing or refused, and
+    # what ran instead); None when it ran as asked.
+    fallback: Optional[str] = None
+    profile: Optional[OpProfile] = None  # with --profile-ops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,5 +288,6 @@ def failure(message, kind):
 
 
 __all__ = ["PROTOCOL_VERSION", "AGENT_VERSION", "ProtocolError", "Quantization", "TensorSpec",
-           "LatencyStats", "Warmup", "DeviceState", "PowerReport", "TargetFacts",
+           "LatencyStats", "Warmup", "DeviceState", "PowerReport", "TargetFacts", "OpTime",
+           "OpProfile",
            "MeasureReport", "RunReport", "AgentInfo", "failure"]

@@ -21,6 +21,9 @@ FORMAT_RUNTIMES = {
     ".onnx": ["onnxruntime"],
 }
 DELEGATES = ("auto", "xnnpack", "cpu", "gpu", "nnapi", "tensorrt")
+# What to do when the requested accelerator is not on the board: fail with a sentence, or
+# run on the CPU and say so in the report's `fallback`.
+ON_MISSING = ("fail", "cpu")
 # Shared libraries of LiteRT's optional delegates, first found wins.
 LITERT_DELEGATE_LIBRARIES = {
     "gpu": ("libLiteRtGpuAccelerator.so", "libtensorflowlite_gpu_delegate.so"),
@@ -72,13 +75,22 @@ class Runtime(object):
 
     name = ""
 
-    def __init__(self, path, threads, delegate):
+    def __init__(self, path, threads, delegate, on_missing="fail"):
         self.path = path
         self.threads = threads
         self.delegate = delegate
+        self.requested = delegate
+        self.on_missing = on_missing
         self.executed = "unknown"  # what really ran the model, known after load()
         self.providers = ()
         self.fallback_ops = None  # ops outside the delegate, where the runtime tells
+        self.fallback = None  # why what ran is not what was asked, known after load()
+
+    def _missing(self, message, instead):
+        """The requested accelerator is not here: fail, or go on with `instead` and say so."""
+        if self.on_missing != "cpu":
+            raise AgentError(message, "missing_delegate")
+        self.fallback = "%s; measured with %s instead" % (message.split("; ")[0], instead)
 
     def load(self):
         raise NotImplementedError
@@ -123,19 +135,24 @@ class LiteRTRuntime(Runtime):
                 return load_delegate(library)
             except (ValueError, OSError, RuntimeError) as exc:
                 tried.append("%s: %s" % (library, first_line(exc)))
-        raise AgentError("the %s delegate is not on this board (%s); install its library or "
-                         "measure with --delegate xnnpack" % (self.delegate, "; ".join(tried)),
-                         "missing_delegate")
+        self._missing("the %s delegate is not on this board (%s); install its library or "
+                      "measure with --delegate xnnpack" % (self.delegate, "; ".join(tried)),
+                      "LiteRT's default CPU path (XNNPACK)")
+        self.delegate = "auto"
+        return None
 
     def load(self):
         interpreter_class, resolver, load_delegate = self._module()
         options = {"model_path": self.path, "num_threads": self.threads}
+        delegates = []
+        if self.delegate in LITERT_DELEGATE_LIBRARIES:
+            delegates = [d for d in [self._load_delegate(load_delegate)] if d is not None]
         if self.delegate in ("cpu", "gpu", "nnapi"):
             # Builtin kernels only, so that nothing but the chosen delegate takes nodes.
             options["experimental_op_resolver_type"] = \
                 resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        if self.delegate in LITERT_DELEGATE_LIBRARIES:
-            options["experimental_delegates"] = [self._load_delegate(load_delegate)]
+        if delegates:
+            options["experimental_delegates"] = delegates
         self.interpreter = interpreter_class(**options)
         self.interpreter.allocate_tensors()
         self._inputs = self.interpreter.get_input_details()
@@ -201,12 +218,13 @@ class OnnxRuntime(Runtime):
 
     def load(self):
         import onnxruntime as ort
-        provider = ORT_PROVIDERS[self.delegate]
+        wanted = provider = ORT_PROVIDERS[self.delegate]
         available = ort.get_available_providers()
         if provider not in available:
-            raise AgentError("onnxruntime on this board has no %s (it offers %s); install the "
-                             "onnxruntime build with it or measure with --delegate cpu"
-                             % (provider, ", ".join(available)), "missing_delegate")
+            self._missing("onnxruntime on this board has no %s (it offers %s); install the "
+                          "onnxruntime build with it or measure with --delegate cpu"
+                          % (provider, ", ".join(available)), "CPUExecutionProvider")
+            provider = "CPUExecutionProvider"
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -218,6 +236,11 @@ class OnnxRuntime(Runtime):
                                             providers=providers)
         self.providers = tuple(self.session.get_providers())
         self.executed = self.providers[0] if self.providers else "unknown"
+        if provider == wanted and wanted not in self.providers:
+            # onnxruntime retries without a provider that fails to start (a TensorRT or
+            # CUDA library missing at run time), printing a warning nobody reads.
+            self.fallback = ("onnxruntime could not start %s and ran with %s"
+                             % (wanted, ", ".join(self.providers)))
         self.threads = self.session.get_session_options().intra_op_num_threads or self.threads
         self._inputs = self.session.get_inputs()
         self._outputs = self.session.get_outputs()
@@ -246,7 +269,7 @@ class OnnxRuntime(Runtime):
         return self._last
 
 
-def open_runtime(path, requested, threads, delegate="auto"):
+def open_runtime(path, requested, threads, delegate="auto", on_missing="fail"):
     """Pick the runtime for the artifact's format, or explain which package to install."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in FORMAT_RUNTIMES:
@@ -261,14 +284,21 @@ def open_runtime(path, requested, threads, delegate="auto"):
             raise AgentError("runtime %s cannot run %s files; use one of %s"
                              % (requested, suffix, ", ".join(candidates)), "bad_args")
         candidates = [requested]
+    fallback = None
     if suffix == ".tflite" and delegate == "tensorrt":
-        raise AgentError("LiteRT has no tensorrt delegate; use --delegate auto, xnnpack, cpu, "
-                         "gpu or nnapi for .tflite files", "bad_args")
+        if on_missing != "cpu":
+            raise AgentError("LiteRT has no tensorrt delegate; use --delegate auto, xnnpack, "
+                             "cpu, gpu or nnapi for .tflite files", "bad_args")
+        fallback = ("LiteRT has no tensorrt delegate; measured with LiteRT's default CPU "
+                    "path (XNNPACK) instead")
+        delegate = "auto"
     for name in candidates:
         if runtime_available(name):
             runtime = (OnnxRuntime if name == "onnxruntime" else LiteRTRuntime)(
-                path, threads, delegate)
+                path, threads, delegate, on_missing)
             runtime.name = name
+            if fallback:
+                runtime.requested, runtime.fallback = "tensorrt", fallback
             return runtime
     if requested != "auto":
         raise AgentError("the requested runtime %s is not installed on this board: install it "

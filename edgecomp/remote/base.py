@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, TypeVar
 
-from edgecomp.agent.protocol import AgentInfo, MeasureReport, ProtocolError
+from edgecomp.agent.protocol import PROTOCOL_VERSION, AgentInfo, MeasureReport, ProtocolError
 from edgecomp.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ class MeasureOptions:
     power_seconds: float | None = None  # the separate power pass; default: `seconds`
     power_hz: float = 50.0
     power_idle_seconds: float = 1.0
+    # The delegate's accelerator missing on the board: "fail", or "cpu" (measure on the CPU;
+    # the report's `fallback` says so and the record is flagged).
+    on_missing_delegate: str = "fail"
+    profile_ops: bool = False  # per-op times from the runtime's profiler, a pass apart
 
     def agent_args(self) -> list[str]:
         """The agent's command-line flags for these options."""
@@ -53,6 +57,10 @@ class MeasureOptions:
             args += ["--threads", str(self.threads)]
         if self.throttle_c is not None:
             args += ["--throttle-c", str(self.throttle_c)]
+        if self.on_missing_delegate != "fail":
+            args += ["--on-missing-delegate", self.on_missing_delegate]
+        if self.profile_ops:
+            args += ["--profile-ops"]
         return args
 
 
@@ -91,6 +99,12 @@ def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str
         raise DeviceError(f"the agent on {where} answered with broken JSON ({exc}).") from exc
     if not isinstance(report, dict) or not report.get("ok"):
         error = report.get("error") if isinstance(report, dict) else None
+        version = report.get("protocol_version") if isinstance(report, dict) else None
+        if version is not None and version != PROTOCOL_VERSION:
+            # An older agent refuses the options a newer edgecomp sends: say which is old.
+            raise DeviceError(f"{where}: the agent there speaks protocol version {version}, "
+                              f"this edgecomp speaks {PROTOCOL_VERSION} ({error}); let "
+                              "edgecomp ship its own agent, or update the agent there.")
         raise DeviceError(f"{where}: {error or 'the agent failed'}.")
     return report
 

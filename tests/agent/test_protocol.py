@@ -74,3 +74,14 @@ def test_integers_are_accepted_where_floats_are_expected():
     data["load_ms"] = 2
     assert MeasureReport.from_dict(data).load_ms == 2.0
     assert replace(report, load_ms=2.0) == MeasureReport.from_dict(data)
+
+
+def test_an_older_agent_refusing_new_options_is_named_as_older():
+    from edgecomp.errors import DeviceError
+    from edgecomp.remote.base import parse_agent_output
+
+    old = json.dumps({"ok": False, "protocol_version": PROTOCOL_VERSION - 1, "kind": "bad_args",
+                      "error": "bad arguments: unrecognized arguments: --profile-ops"})
+    with pytest.raises(DeviceError, match=f"speaks protocol version {PROTOCOL_VERSION - 1}, "
+                                          f"this edgecomp speaks {PROTOCOL_VERSION}"):
+        parse_agent_output(old, where="pi")

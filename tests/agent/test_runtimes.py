@@ -43,3 +43,23 @@ def test_a_missing_delegate_is_one_sentence(agent, request, tmp_path, which, del
                                  "--lock", tmp_path / "lock")
     assert code == 2 and report["kind"] == kind and words in report["error"]
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("which, delegate, ran, words", [
+    ("onnx_model", "tensorrt", "CPUExecutionProvider", "no TensorrtExecutionProvider"),
+    ("onnx_model", "gpu", "CPUExecutionProvider", "no CUDAExecutionProvider"),
+    ("tflite_model", "gpu", "xnnpack", "gpu delegate is not on this board"),
+    ("tflite_model", "tensorrt", "xnnpack", "LiteRT has no tensorrt delegate"),
+])
+def test_a_missing_delegate_can_fall_back_to_the_cpu_and_says_so(agent, request, tmp_path,
+                                                                 which, delegate, ran, words):
+    report = measure(agent, request.getfixturevalue(which), tmp_path, "--delegate", delegate,
+                     "--on-missing-delegate", "cpu")
+    assert report.delegate == ran and report.delegate_requested == delegate
+    assert words in report.fallback and "instead" in report.fallback
+    assert report.latency_ms.count >= 3
+
+
+def test_a_delegate_that_ran_has_no_fallback(agent, onnx_model, tflite_model, tmp_path):
+    assert measure(agent, onnx_model, tmp_path, "--delegate", "cpu").fallback is None
+    assert measure(agent, tflite_model, tmp_path).fallback is None
