@@ -80,6 +80,7 @@ class MeasureChoices:
     warmup_seconds: float = 0.5
     threads: int | None = None
     runtime: str | None = None  # an agent runtime name; None or "auto": the target/plan's
+    profile_ops: bool = False  # per-op times from the runtime's profiler (`--profile-ops`)
 
     def __post_init__(self) -> None:
         if self.runs <= 0 or self.seconds < 0 or self.warmup_runs < 0 or \
@@ -380,7 +381,8 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
     measure = MeasureOptions(runs=choice.runs, seconds=choice.seconds,
                              warmup_runs=choice.warmup_runs,
                              warmup_seconds=choice.warmup_seconds, threads=choice.threads,
-                             seed=request.data.seed, lock_timeout=lock_timeout)
+                             seed=request.data.seed, lock_timeout=lock_timeout,
+                             profile_ops=choice.profile_ops)
     by_format: dict[str, MeasureOptions] = {}
     changes: dict[str, Any] = {}
     if plan is not None:
@@ -401,7 +403,11 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
         measure = replace(measure, threads=choice.threads or plan.threads,
                           throttle_c=plan.throttle_c)
         runtime, delegate = _agent_runtime(plan)
-        by_format[plan.format.value] = replace(measure, runtime=runtime, delegate=delegate)
+        # A delegate the plan chose from the profile but the board lacks is measured on the
+        # CPU and flagged; one the user set with --set fails with the agent's sentence.
+        missing = "fail" if "delegate" in plan.overridden else "cpu"
+        by_format[plan.format.value] = replace(measure, runtime=runtime, delegate=delegate,
+                                               on_missing_delegate=missing)
     user = _user_runtime(choice, target)
     if user is not None:
         fmt = RUNTIME_FORMATS[user].value
@@ -439,8 +445,8 @@ def _user_runtime(choice: MeasureChoices, target) -> RuntimeName | None:
                          f"{', '.join(r.value for r in RuntimeName)}.") from None
 
 
-# TensorRT is measured through onnxruntime's TensorRT execution provider, so a board
-# without it fails with the agent's sentence instead of silently timing the CPU.
+# TensorRT is measured through onnxruntime's TensorRT execution provider; on a board
+# without it the record says what ran instead and is flagged (`results.execution`).
 _AGENT_RUNTIMES = {RuntimeName.TENSORRT: (RuntimeName.ONNXRUNTIME.value,
                                           DelegateName.TENSORRT.value)}
 
@@ -576,4 +582,14 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
     for artifact, prepared in zip(artifacts, prepared_sets):
         records += measure_all([artifact], prepared, transport, settings.options_for,
                                reference=outputs, progress=progress)
-    return records
+    return [_flag_unplanned(record, member.board) for record in records]
+
+
+def _flag_unplanned(record: ResultRecord, board) -> ResultRecord:
+    """bench plans nothing: a CPU measurement on a board whose profile has an accelerator
+    says so."""
+    from edgecomp.results.execution import unplanned_flag
+
+    flag = unplanned_flag(record.device, board.profile, runtime=record.runtime) \
+        if record.ok else None
+    return replace(record, flags=[*record.flags, flag]) if flag else record

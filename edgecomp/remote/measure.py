@@ -20,6 +20,7 @@ from edgecomp.build import Prepared
 from edgecomp.errors import DeviceError
 from edgecomp.export.base import Artifact
 from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
+from edgecomp.results.execution import execution_flags, summarize_profile
 from edgecomp.results.record import ResultRecord
 from edgecomp.signature import stacked
 from edgecomp.verify import Verification, compare_outputs, model_outputs, onnx_outputs, top1
@@ -94,7 +95,11 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
     except DeviceError as exc:
         return failed_record(artifact, prepared, transport, str(exc))
     power = report.power
+    runtime = f"{report.runtime} {report.runtime_version or ''}".strip()
+    device = device_facts(report, transport)
     return ResultRecord(
+        flags=execution_flags(device, prepared.plan, fmt=artifact.format, runtime=runtime),
+        profile=summarize_profile(report.profile),
         **_identity(artifact, prepared, transport),
         accuracy=check.accuracy if check else None,
         float_accuracy=check.float_accuracy if check else None,
@@ -103,8 +108,7 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
         latency_ms=report.latency_ms, load_ms=report.load_ms,
         first_inference_ms=report.first_inference_ms, peak_rss_mb=report.peak_rss_mb,
         rss_growth_mb=report.rss_growth_mb,
-        runtime=f"{report.runtime} {report.runtime_version or ''}".strip(),
-        threads=report.threads, device=device_facts(report, transport),
+        runtime=runtime, threads=report.threads, device=device,
         samples_ms=list(report.samples_ms),
         energy_mj=power.energy_mj, energy_reason=power.reason,
         emulated=report.device_before.emulated is not None)
@@ -118,7 +122,7 @@ def device_facts(report: MeasureReport,
                                         "throttle_c", "python", "agent_version", "lock_wait_s",
                                         "power", "warmup", "delegate", "execution_providers",
                                         "threads_requested", "protocol_version",
-                                        "fallback_ops")}
+                                        "fallback_ops", "delegate_requested", "fallback")}
     target = data["target"] or {"name": transport.target}
     facts.update({key: value for key, value in target.items() if value is not None})
     facts["arch"] = report.device_before.machine
@@ -211,7 +215,7 @@ def interleaved_ratios(records: list[ResultRecord], artifacts: list[Artifact],
                     artifact = by_path[records[i].artifact_name]
                     options = dataclasses.replace(options_for(artifact), runs=20,
                                                   seconds=0.3, warmup_runs=3,
-                                                  warmup_seconds=0.1)
+                                                  warmup_seconds=0.1, profile_ops=False)
                     report = transport.measure(artifact.path, options, inputs)
                     p50s[i].append(report.latency_ms.p50)
         except transport_errors() as exc:

@@ -83,6 +83,9 @@ class ResultRecord:
     # True when the board's CPU was emulated (e.g. qemu-user): accuracy and agreement are
     # the board's kernels', latencies are not comparable with real boards.
     emulated: bool = False
+    # Per-op times from the runtime's profiler (`--profile-ops`): top ops with their share,
+    # the share outside the delegate and in data-movement ops (`results.execution`).
+    profile: dict[str, Any] | None = None
     run_id: str | None = None  # the store's run this record belongs to (set when read back)
     created_at: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
