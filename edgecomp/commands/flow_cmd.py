@@ -175,6 +175,10 @@ def _measure_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default="auto",
                         help="ai_edge_litert, tflite_runtime, tensorflow, onnxruntime or auto "
                              "(default: the target file's runtime, else the plan's)")
+    parser.add_argument("--profile-ops", action="store_true",
+                        help="per-op times from the runtime's profiler on the board, in a "
+                        "pass after the timed runs: top ops, the share outside the delegate "
+                        "and in quantize/transpose-type ops (printed and in --json)")
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -224,7 +228,7 @@ def _measure_choices(args):
 
     return MeasureChoices(runs=args.runs, seconds=args.seconds, warmup_runs=args.warmup_runs,
                           warmup_seconds=args.warmup_seconds, threads=args.threads,
-                          runtime=args.runtime)
+                          runtime=args.runtime, profile_ops=args.profile_ops)
 
 
 def _model_spec(args):
@@ -306,6 +310,9 @@ def _finish(args, records, *, command: str) -> int:
         shown = compare_rows(records)
     console.print(comparison_table(shown, title=f"{command}: {len(records)} artifact(s) measured"))
     _print_across_boards([row.record for row in shown])
+    from edgecomp.commands.profile_view import print_profiles
+
+    print_profiles(records, console)
     if args.json:
         write_json(args.json, records)
     from rich.markup import escape

@@ -1,0 +1,43 @@
+"""The per-op profile (`--profile-ops`) printed after the results table: one small table
+per artifact with its top ops by time, the share outside the delegate and in data-movement
+ops, or the sentence saying why the runtime could not be profiled."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from edgecomp.results.record import ResultRecord
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.1f} %"
+
+
+def profile_table(record: ResultRecord) -> Table | str:
+    """The record's profile as a table, or the one-line reason it has none."""
+    profile = record.profile or {}
+    title = f"{record.artifact_name} on {record.target}: per-op profile"
+    if not profile.get("top"):
+        return f"{title}: none ({profile.get('reason') or 'the runtime reported no ops'})"
+    caption = (f"{profile['runs']} profiled runs, ops total {profile['total_ms']:.3f} ms "
+               f"(timed p50 {record.latency_ms.p50:.3f} ms); outside the delegate "
+               f"{_percent(profile['outside_delegate_share'])}; quantize/dequantize/"
+               f"transpose/reshape-type {_percent(profile['data_movement_share'])}; "
+               f"{profile['source']}")
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for column in ("op type", "node", "ran on"):
+        table.add_column(column)
+    for column in ("ms", "share"):
+        table.add_column(column, justify="right")
+    for op in profile["top"]:
+        table.add_row(op["op_type"], op["name"], op["executor"], f"{op['ms']:.4f}",
+                      _percent(op["share"]))
+    return table
+
+
+def print_profiles(records: list[ResultRecord], console) -> None:
+    for record in records:
+        if record.ok and record.profile is not None:
+            shown = profile_table(record)
+            console.print(shown, markup=False) if isinstance(shown, str) else \
+                console.print(shown)
