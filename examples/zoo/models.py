@@ -70,6 +70,114 @@ def efficientnet_lite0() -> nn.Module:
     return model.eval()
 
 
+#: MobileNetV3-Small's layer table (Howard et al. 2019, "Searching for MobileNetV3",
+#: Table 2): kernel, expansion size, output channels, squeeze-and-excite, activation
+#: ("RE" ReLU, "HS" hardswish), stride.
+MOBILENET_V3_SMALL = (
+    (3, 16, 16, True, "RE", 2),
+    (3, 72, 24, False, "RE", 2),
+    (3, 88, 24, False, "RE", 1),
+    (5, 96, 40, True, "HS", 2),
+    (5, 240, 40, True, "HS", 1),
+    (5, 240, 40, True, "HS", 1),
+    (5, 120, 48, True, "HS", 1),
+    (5, 144, 48, True, "HS", 1),
+    (5, 288, 96, True, "HS", 2),
+    (5, 576, 96, True, "HS", 1),
+    (5, 576, 96, True, "HS", 1),
+)
+
+
+def _make_divisible(channels: float, divisor: int = 8) -> int:
+    """The paper's channel rounding: to a multiple of 8, never below 90 % of the value."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1,
+             act: type[nn.Module] | None = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2,
+                                         groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act is not None:
+        layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excite: channel weights from the pooled map, hardsigmoid-gated."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        squeezed = _make_divisible(channels / 4)
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = nn.functional.adaptive_avg_pool2d(x, 1)
+        scale = nn.functional.hardsigmoid(self.fc2(nn.functional.relu(self.fc1(scale))))
+        return x * scale
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV3's bottleneck: expand 1x1, depthwise kxk, optional SE, project 1x1."""
+
+    def __init__(self, cin: int, kernel: int, expand: int, cout: int, se: bool, act: str,
+                 stride: int) -> None:
+        super().__init__()
+        activation = nn.Hardswish if act == "HS" else nn.ReLU
+        layers: list[nn.Module] = []
+        if expand != cin:
+            layers.append(_conv_bn(cin, expand, 1, 1, act=activation))
+        layers.append(_conv_bn(expand, expand, kernel, stride, groups=expand, act=activation))
+        if se:
+            layers.append(SqueezeExcite(expand))
+        layers.append(_conv_bn(expand, cout, 1, 1, act=None))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.residual else out
+
+
+class MobileNetV3Small(nn.Module):
+    """MobileNetV3-Small, width 1.0, as torchvision builds it (same layers and shapes)."""
+
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn(3, 16, 3, 2, act=nn.Hardswish)]
+        cin = 16
+        for kernel, expand, cout, se, act, stride in MOBILENET_V3_SMALL:
+            layers.append(InvertedResidual(cin, kernel, expand, cout, se, act, stride))
+            cin = cout
+        layers.append(_conv_bn(cin, 576, 1, 1, act=nn.Hardswish))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(576, 1024), nn.Hardswish(),
+                                        nn.Dropout(0.2), nn.Linear(1024, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.classifier(x)
+
+
+def mobilenet_v3_small(seed: int = 0) -> nn.Module:
+    """MobileNetV3-Small (2.5 M parameters, hardswish, squeeze-and-excite) with seeded
+    random weights: a real architecture for latency and per-op profiles, not a classifier.
+
+    Written out from the paper's layer table because torchvision's C ops do not load
+    against this torch build (``import torchvision`` fails here), and no package on this
+    machine ships its ImageNet weights; the shapes and op mix, which decide where the time
+    goes, are the published network's. BatchNorm statistics are seeded too (mean 0,
+    variance 1 after ``reset_running_stats``), so activations stay in a sane range.
+    Input: float32 ``(1, 3, 224, 224)``, e.g. ``examples.zoo.data.photos``; output
+    ``(1, 1000)``.
+    """
+    torch.manual_seed(seed)
+    model = MobileNetV3Small()
+    model.input_shape = (1, 3, EFFICIENTNET_SIZE, EFFICIENTNET_SIZE)
+    return model.eval()
+
+
 class SentenceEncoder(nn.Module):
     """A BERT encoder followed by attention-masked mean pooling and L2 normalisation."""
 
