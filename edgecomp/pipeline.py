@@ -32,7 +32,7 @@ from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
 from edgecomp.search import AgreementTarget, flag_records
 from edgecomp.signature import ShapeChoice
-from edgecomp.sources import ModelSource, check_data
+from edgecomp.sources import ModelSource, check_data, check_model_name
 from edgecomp.vocab import (RUNTIME_FORMATS, CalibrationMethod, DelegateName, Format, IoDtype,
                             Precision, RuntimeName)
 
@@ -52,6 +52,11 @@ class ModelSpec:
     spec: str | None = None  # None or "demo": the built-in demo CNN on the digits
     weights: Path | None = None
     input_shape: ShapeChoice | None = None  # one shape, or shapes by input name
+    name: str | None = None  # the name results and files record (`--name`); None: the source's
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            check_model_name(self.name)
 
     @property
     def is_demo(self) -> bool:
@@ -148,7 +153,8 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         return bench([Path(request.model.spec)], targets=names,
                      measure=request.measure, eval_spec=request.data.eval,
                      seed=request.data.seed, record=request.record, command=request.command,
-                     progress=progress, tag=request.tag, input_shape=request.model.input_shape)
+                     progress=progress, tag=request.tag, input_shape=request.model.input_shape,
+                     name=request.model.name)
     data = _data_for(request)
     recipe = _load_recipe(request.recipe)
     training = load_training(request.train or ("digits:train" if request.model.is_demo
@@ -339,14 +345,19 @@ def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None
     from edgecomp.sources import demo_model, load_model
 
     if model.is_demo:
-        return demo_model(progress=progress)
+        return _named(demo_model(progress=progress), model.name)
     dataset = None
     if data.calib not in (None, "random") or data.eval:
         from edgecomp.data import load_data
 
         dataset = load_data(data.eval or data.calib, **data.image_options)
-    return load_model(model.spec, weights=model.weights, input_shape=model.input_shape,
-                      data=dataset)
+    return _named(load_model(model.spec, weights=model.weights, input_shape=model.input_shape,
+                             data=dataset), model.name)
+
+
+def _named(source: ModelSource, name: str | None) -> ModelSource:
+    """The source under the user's `--name`, where they gave one."""
+    return replace(source, name=name) if name else source
 
 
 def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
@@ -499,7 +510,8 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
           record: bool = True, command: str = "edgecomp.pipeline.bench",
           progress: ProgressFn | None = None, tag: str | None = None,
           targets: list[str] | None = None, input_shape: ShapeChoice | None = None,
-          input_values: Mapping[str, float] | None = None) -> list[ResultRecord]:
+          input_values: Mapping[str, float] | None = None,
+          name: str | None = None) -> list[ResultRecord]:
     """`edgecomp bench`: measure artifacts that already exist, edgecomp's or anyone's (a
     manifest says what they are; without one they are read from the file), on `target` or
     on every board of `targets` at once.
@@ -508,13 +520,19 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
     on its first sample): labels give top-1; a `reference` artifact (e.g. the fp32 model)
     gives agreement, its outputs computed on the same board. Without it, `input_shape`
     chooses open dimensions (else they are 1, said in a warning) and `input_values`
-    constant values (else floats are random, integers 0) of the inputs timed.
+    constant values (else floats are random, integers 0) of the inputs timed. `name`
+    (`--name`) is the model name the records carry instead of the manifests' (the files
+    stay as they are).
     """
     from edgecomp.data import load_data, timing_data
     from edgecomp.export.bundle import artifact_from_file, artifact_inputs
     from edgecomp.signature import fix_shapes, resolve
 
+    if name is not None:
+        check_model_name(name)
     artifacts = [artifact_from_file(Path(path)) for path in paths]
+    if name is not None:
+        artifacts = [replace(a, manifest={**a.manifest, "model": name}) for a in artifacts]
     base = artifact_from_file(Path(reference)) if reference is not None else None
     if base is not None and eval_spec is None:
         raise InputError("--reference compares outputs on evaluation data: pass --eval too.")

@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import pickle
+import re
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +43,26 @@ log = logging.getLogger(__name__)
 DEMO_NAME = "demo-cnn"
 DEMO_INPUT_SHAPE = (1, 1, 8, 8)
 
+# A model's name reaches file names (<name>.int8.tflite) and tables: letters, digits and
+# . _ - (starting with a letter or digit), like a file's stem.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_model_name(name: str) -> str:
+    """The name as given (`--name`), or InputError naming what a model name may hold."""
+    if not _MODEL_NAME.fullmatch(name):
+        raise InputError(f"--name {name!r} is not a usable model name: use 1 to 100 letters, "
+                         "digits and . _ - (starting with a letter or digit).")
+    return name
+
+
+def factory_name(spec: str) -> str:
+    """The default name of a factory model `package.module:function`: the module's last
+    part and the function (`models:make` -> "models.make"), so that two files' factories
+    of one name differ; underscores become dashes."""
+    module_name, _, function_name = spec.partition(":")
+    return f"{module_name.rpartition('.')[2]}.{function_name}".replace("_", "-")
+
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -57,6 +78,10 @@ class ModelSource:
     # The sample timed when no data is given, made where --input-shape chose the shapes
     # (else the agent makes one, with open dimensions of 1).
     timing: Dataset | None = None
+    # The sha256 of the model as the user gave it, where this one was derived from it (a
+    # recipe's compressed model); None: this is the model given. Results identify a model
+    # by its name and this content.
+    given_sha256: str | None = None
 
     @property
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -175,7 +200,6 @@ def import_callable(spec: str, *, what: str = "function") -> Any:
 
 def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ...] | None,
                   data: Dataset | None) -> ModelSource:
-    function_name = spec.partition(":")[2]
     factory = import_callable(spec, what="model factory")
     try:
         model = factory()
@@ -190,7 +214,7 @@ def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ..
         model.load_state_dict(load_state_dict(weights, model))
     model.eval()
     sha = state_dict_sha256(model.state_dict())
-    return ModelSource(name=function_name.replace("_", "-"), kind="factory", module=model,
+    return ModelSource(name=factory_name(spec), kind="factory", module=model,
                        inputs=_factory_inputs(spec, model, input_shape, data), sha256=sha,
                        spec=spec)
 

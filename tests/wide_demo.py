@@ -1,5 +1,6 @@
-"""A slower artifact with the demo's identity: `demo_cnn` builds the demo CNN with twice its
-channels, so what it exports is named "demo-cnn" like the built-in demo's artifacts."""
+"""A slower release of the demo: `demo_cnn` builds the demo CNN with twice its channels;
+exported or deployed with `--name demo-cnn`, its artifacts carry the built-in demo's name
+(other content under the same name, as a new release of a model is)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -18,9 +19,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                         help="package.module:function, a .pt2 file, or nothing for the demo")
     parser.add_argument("--weights", type=Path)
-    from edgecomp.commands.flow_cmd import add_input_shape_arg
+    from edgecomp.commands.flow_cmd import NAME_HELP, add_input_shape_arg
 
     add_input_shape_arg(parser)
+    parser.add_argument("--name", help=NAME_HELP)
     parser.add_argument("--recipe", help="recipe file or name (`edgecomp compress --list` shows them)")
     parser.add_argument("--pass", dest="passes", action="append", metavar="'NAME key=value ...'",
                         help="a pass and its options, repeatable, e.g. "
@@ -89,7 +91,7 @@ def run_compress(args) -> int:
     from edgecomp.compress.recipe import load_all_passes, parse_recipe
     from edgecomp.data import load_data
     from edgecomp.build import DataPlan, compress, exported_modules, prepare
-    from edgecomp.sources import demo_model, load_model, parse_input_shapes
+    from edgecomp.sources import check_model_name, demo_model, load_model, parse_input_shapes
 
     if args.list:
         from edgecomp.compress.base import PASSES
@@ -106,6 +108,8 @@ def run_compress(args) -> int:
         return 0
     if args.out is None:
         raise InputError("give an output directory with -o/--out.")
+    if args.name is not None:
+        check_model_name(args.name)
     if bool(args.recipe) == bool(args.passes):
         raise InputError("give either --recipe or one or more --pass options.")
     recipe = args.recipe
@@ -122,6 +126,8 @@ def run_compress(args) -> int:
             source = load_model(args.model, weights=args.weights,
                                 input_shape=parse_input_shapes(args.input_shape),
                                 data=train)
+        if args.name:
+            source = dataclasses.replace(source, name=args.name)
         data = DataPlan(calib=args.calib or ("digits:train" if demo else None),
                         eval=args.eval or ("digits:val" if demo else None), seed=args.seed)
         prepared = prepare(source, data, needs_calib=False)

@@ -13,6 +13,9 @@ from edgecomp.results.provenance import check_tag
 
 log = logging.getLogger(__name__)
 
+NAME_HELP = ("the model's name in results and file names (letters, digits, . _ -); default: "
+             "the factory's module and function (models.make), a file's stem, or demo-cnn")
+
 
 def add_parser(subparsers) -> None:
     deploy = subparsers.add_parser(
@@ -76,6 +79,8 @@ def add_parser(subparsers) -> None:
                        metavar="NAME=NUMBER", help="without --eval: feed this constant to an "
                        "input when timing (e.g. sr=16000); else floats are random in [0, 1) "
                        "and integers 0")
+    bench.add_argument("--name", help="the model's name in the results (default: each "
+                       "artifact's manifest's, else its file's stem)")
     _measure_args(bench)
     bench.add_argument("--json", type=Path, help="write the result objects to this JSON file")
     bench.add_argument("--no-record", action="store_true")
@@ -110,6 +115,7 @@ def _model_args(parser: argparse.ArgumentParser, *, optional: bool) -> None:
                              + (" (default: the built-in demo)" if optional else ""))
     parser.add_argument("--weights", type=Path, help="state-dict file for a factory model")
     add_input_shape_arg(parser)
+    parser.add_argument("--name", help=NAME_HELP)
 
 
 def add_input_shape_arg(parser: argparse.ArgumentParser) -> None:
@@ -236,7 +242,8 @@ def _model_spec(args):
     from edgecomp.sources import parse_input_shapes
 
     return ModelSpec(spec=getattr(args, "model", None), weights=args.weights,
-                     input_shape=parse_input_shapes(args.input_shape))
+                     input_shape=parse_input_shapes(args.input_shape),
+                     name=args.name)
 
 
 def _command() -> str:
@@ -371,7 +378,7 @@ def run_bench(args) -> int:
                         record=not args.no_record, tag=check_tag(args.tag),
                         command=_command(), progress=progress,
                         input_shape=parse_input_shapes(args.input_shape),
-                        input_values=_input_values(args.input_values))
+                        input_values=_input_values(args.input_values), name=args.name)
     return _finish(args, records, command="bench")
 
 

@@ -58,13 +58,13 @@ def test_compress_with_passes_writes_program_report_and_archive(project, capsys)
                  "--pass", "prune.magnitude sparsity=0.8 finetune_epochs=2",
                  "--pass", "cluster fc_bits=4 finetune_epochs=1", "-o", "out"])
     assert code == 0
-    program = torch.export.load(str(project / "out" / "mlp.cli.pt2"))
+    program = torch.export.load(str(project / "out" / "user-code.mlp.cli.pt2"))
     weights = [v for k, v in program.state_dict.items() if v.dim() == 2]
     zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
     assert zeros == pytest.approx(0.8, abs=0.02)
-    reports = json.loads((project / "out" / "mlp.cli.report.json").read_text())
+    reports = json.loads((project / "out" / "user-code.mlp.cli.report.json").read_text())
     assert [r["name"] for r in reports] == ["prune.magnitude", "cluster"]
-    archive = project / "out" / "mlp.cli.ecdc"
+    archive = project / "out" / "user-code.mlp.cli.ecdc"
     assert reports[1]["metrics"]["archive_bytes"] == archive.stat().st_size
     decoded = read_archive(archive)
     assert torch.equal(decoded["1"]["weight"], weights[0])

@@ -194,9 +194,11 @@ def test_the_ci_example_runs_end_to_end_against_the_simulated_board(
 
     # 3. A pull request whose model has twice the channels: a regression, the build fails,
     #    and the report and JUnit are still kept.
-    calib, val = digits_npz  # the demo's own data, which a factory model must be given
+    #    It carries the demo's name (`--name`), as a new release of a model does, and the
+    #    demo's own data, which a factory model must be given.
+    calib, val = digits_npz
     slower = Runner(workflow_for(board.name, model="tests.wide_demo:demo_cnn",
-                                 data=f"--calib {calib} --eval {val}"),
+                                 data=f"--name demo-cnn --calib {calib} --eval {val}"),
                     workdir=project, secrets=secrets, path=bin_dir,
                     github={"run_id": "103", "event_name": "pull_request",
                             "ref_name": "8/merge", "head_ref": "feature"})

@@ -433,8 +433,8 @@ def test_ten_re_measurements_pass_and_a_slower_artifact_fails_every_time(
     base, wide = tmp_path / "base", tmp_path / "wide"
     assert main(["deploy", "--format", "tflite", "--tag", "base", "-o", str(base),
                  *MEASURE]) == 0
-    assert main(["export", "tests.wide_demo:demo_cnn", "--calib", "demo", "--format",
-                 "tflite", "-o", str(wide)]) == 0
+    assert main(["export", "tests.wide_demo:demo_cnn", "--name", "demo-cnn", "--calib",
+                 "demo", "--format", "tflite", "-o", str(wide)]) == 0
     artifacts = sorted(p.name for p in base.glob("*.tflite"))
     assert artifacts == ["demo-cnn.fp32.tflite", "demo-cnn.int8.tflite"]
     assert sorted(p.name for p in wide.glob("*.tflite")) == artifacts
