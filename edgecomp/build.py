@@ -127,7 +127,8 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
         for fmt, precision in pairs:
             request = ExportRequest(
                 module=module, inputs=source.inputs, model_name=source.name,
-                source_sha256=source.sha256, precision=precision, out_dir=out_dir,
+                source_sha256=source.sha256, model_sha256=source.given_sha256,
+                precision=precision, out_dir=out_dir,
                 calib=prepared.calib if precision == Precision.INT8 else None,
                 io_dtype=plan.io_dtype, per_channel=plan.per_channel,
                 calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
@@ -197,7 +198,8 @@ def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
                           loss_fn=loss_fn, train_fn=train_fn)
     model, reports = run_recipe(recipe, source.module, context)
     model.eval()
-    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()))
+    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()),
+                         given_sha256=source.given_sha256 or source.sha256)
     plan = dict(prepared.plan or {})
     plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
                       "export": recipe.export.to_json(),

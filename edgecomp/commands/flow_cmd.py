@@ -305,17 +305,25 @@ def _agreement_target(args):
 
 def _finish(args, records, *, command: str) -> int:
     from edgecomp.commands.ui import comparison_table, console, err_console, write_json
-    from edgecomp.results.compare import compare_rows
+    from edgecomp.results.compare import compare_rows, model_identity
     from edgecomp.results.store import Store
 
+    run = next((r.run_id for r in records if r.run_id), None)
     if not args.no_record:
+        # This run's models (name and content) on its targets, with what earlier runs
+        # measured of them and this run did not: those rows are marked.
+        keys = {(model_identity(r), r.target) for r in records}
         with Store() as store:
-            shown = compare_rows(store.records(include_failed=True), history=False)
-        keys = {(r.model, r.target) for r in records}
-        shown = [row for row in shown if (row.record.model, row.record.target) in keys]
+            stored = [r for r in store.records(include_failed=True)
+                      if (model_identity(r), r.target) in keys]
+        shown = compare_rows(stored, history=False, current_run=run)
     else:
         shown = compare_rows(records)
-    console.print(comparison_table(shown, title=f"{command}: {len(records)} artifact(s) measured"))
+    earlier = sum(row.earlier for row in shown)
+    title = (f"{command}: {len(records)} artifact(s) measured"
+             + (f" in run {run}" if run else "")
+             + (f"; {earlier} row(s) from earlier runs, marked (earlier)" if earlier else ""))
+    console.print(comparison_table(shown, title=title))
     _print_across_boards([row.record for row in shown])
     from edgecomp.commands.profile_view import print_profiles
 

@@ -131,7 +131,8 @@ def _print(report) -> None:
     for column in ("artifact", "check", "baseline", "candidate", "change", "verdict"):
         table.add_column(column, justify="left" if column in ("artifact", "check",
                                                                "verdict") else "right")
-    styles = {"pass": "green", "fail": "bold red", "new": "cyan", "not measured": "dim"}
+    styles = {"pass": "green", "fail": "bold red", "new": "cyan", "not measured": "dim",
+              "changed": "cyan"}
     for check in report.checks:
         table.add_row(Text(check.artifact), check.name, check.shown(check.baseline),
                       check.shown(check.candidate), check.shown_change(),
@@ -173,7 +174,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def junit_xml(report) -> str:
     """One test case per artifact and check: a regression is a <failure>, could not
-    judge (unstable, inconclusive, missing) an <error>, new and not measured <skipped>."""
+    judge (unstable, inconclusive, missing) an <error>, new and not measured <skipped>; a
+    `changed` note passes with its sentence."""
     import xml.etree.ElementTree as ET
 
     def text(value: str) -> str:
@@ -212,7 +214,7 @@ def junit_xml(report) -> str:
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>|#~])")
 _ICONS = {"pass": "✅", "fail": "❌", "unstable": "⚠️", "inconclusive": "⚠️", "missing": "⚠️",
-          "new": "🆕", "not measured": "➖"}
+          "new": "🆕", "not measured": "➖", "changed": "🔄"}
 
 
 def markdown(report) -> str:

@@ -16,7 +16,8 @@ from edgecomp.results.compare import AcrossBoards, ComparisonRow
 from edgecomp.results.record import ResultRecord
 
 # Tables are wide; when output is not a terminal (CI logs, pipes) rich would assume 80 columns.
-_WIDTH = None if os.isatty(1) else 200
+# 280 holds `compare --baseline`'s columns, each row's run and date and long model names.
+_WIDTH = None if os.isatty(1) else 280
 console = Console(stderr=False, highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
@@ -58,21 +59,21 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     extra = ("p50 vs base", "p90 vs base", "size vs base", "acc vs base") if against else ()
     for column in ("model", "technique", "target", "format", "precision", "size",
                    "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ",
-                   *extra):
-        names = column in ("model", "technique", "target", "format", "precision")
+                   *extra, "run", "date (UTC)"):
+        names = column in ("model", "technique", "target", "format", "precision", "run")
         # A name too long for its column folds onto the next line rather than being cut:
         # two models sharing a prefix must stay told apart.
         table.add_column(column, justify="left" if names else "right",
                          overflow="fold" if names else "ellipsis")
     for row in rows:
         r = row.record
-        names = [Text(name) for name in (r.model, r.technique, r.target, r.format)]
+        names = [Text(name) for name in (row.model or r.model, r.technique, r.target, r.format)]
         if r.emulated:
             names[2].append(" (emulated)", style="yellow")
         io = r.manifest.get("io_dtype", "float32")
         precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
                                         else ""))
-        changes = _changes(row) if against else []
+        changes = [*(_changes(row) if against else []), *_run_cells(row)]
         if not r.ok:
             table.add_row(*names, precision, _size(r.size_bytes),
                           "-", "-", "-", "[red]failed[/red]", "-", "-", "-", *changes)
@@ -85,7 +86,35 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
                       _fmt(r.agreement.cosine if r.agreement else None, ".4f"),
                       _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),
                       _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"), *changes)
+    newest = next((row.record.run_id for row in rows if not row.earlier and row.record.run_id),
+                  None)
+    if newest and any(row.earlier for row in rows):
+        table.caption = Text(f"(earlier): measured in an earlier run than run {newest}, the "
+                             "newest shown")
+        table.caption_justify = "left"
     return table
+
+
+def _run_cells(row: ComparisonRow) -> list[Text]:
+    """The run a row comes from, marked when it is earlier than the newest shown, and
+    when it was measured."""
+    run = Text(row.record.run_id or "not stored", style="" if row.record.run_id else "dim")
+    if row.earlier:
+        run.append(" (earlier)", style="yellow")
+    return [run, Text(_when(row.record.created_at))]
+
+
+def _when(created_at: str) -> str:
+    """An ISO time as "2026-11-24 08:30" in UTC (as stored where it is not a time)."""
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(created_at)
+    except ValueError:
+        return created_at
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 EMULATED_NOTE = ("* emulated CPU (e.g. qemu-user): accuracy and agreement come from the "

@@ -44,6 +44,9 @@ class ExportRequest:
     onnx_path: Path | None = None  # when the source already is an ONNX file
     technique: str = "none"
     progress: Callable[[str, int, int], None] | None = None
+    # The model as the user gave it, before any compression (None: `source_sha256`'s):
+    # with the name, what results identify a model by.
+    model_sha256: str | None = None
 
     @property
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -142,6 +145,7 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
         "model": request.model_name,
         "technique": request.technique,
         "source_sha256": request.source_sha256,
+        "model_sha256": request.model_sha256 or request.source_sha256,
         "calibration": None if request.calib is None else {
             "source": request.calib.source,
             "sha256": request.calib.sha256,

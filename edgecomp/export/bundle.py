@@ -93,7 +93,10 @@ def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
             "precision": precision.value,
             "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
             "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
-            "technique": "none", "source_sha256": "unknown", "calibration": None, **details}
+            "technique": "none", "source_sha256": "unknown", "calibration": None,
+            # Nothing says which model it came from: the file is its own model, so two
+            # files of one name are never compared as one model.
+            "model_sha256": sha, **details}
 
 
 def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:

@@ -1,8 +1,16 @@
-"""The comparison table: every artifact's latest result with its speedup over fp32."""
+"""The comparison table: every artifact's latest result with its speedup over fp32.
+
+A model is its name and its content: two different models that share a name (two files'
+factories both called `make`) stay apart, and a speedup or an fp32 baseline is never taken
+across them. Tables name a model by its name, with `@` and the start of its content's
+sha256 where the rows hold several models of that name (`make @1a2b3c4`). Gates and
+`--baseline` match releases by name alone: a new release of a model is new content.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from edgecomp.results.record import ResultRecord
 
@@ -18,6 +26,8 @@ class ComparisonRow:
     size_ratio: float | None  # this size over that fp32 artifact's size
     # The same artifact in the baseline (`compare --baseline SPEC`), where there is one.
     baseline: ResultRecord | None = None
+    model: str = ""  # the model as the table names it (see `model_labels`)
+    earlier: bool = False  # from an earlier run than the newest one among the rows
 
     def change(self, field: str) -> float | None:
         """Relative change of a latency field ("p50", "p90") or of the size against the
@@ -42,35 +52,90 @@ class ComparisonRow:
         return new - old if old is not None and new is not None else None
 
 
+def model_content(record: ResultRecord) -> str:
+    """What a model is, beyond its name: the sha256 of the model as the user gave it (a
+    recipe's artifacts share their uncompressed model's; someone else's artifact without a
+    manifest is its own model), else, for records made before manifests said so, of the
+    artifact's source."""
+    return record.manifest.get("model_sha256") or record.source_sha256
+
+
+def model_identity(record: ResultRecord) -> tuple[str, str]:
+    """A model's identity: (name, content)."""
+    return record.model, model_content(record)
+
+
 def artifact_key(record: ResultRecord) -> tuple:
-    """What makes two records the same artifact: (model, technique, target, format,
-    precision, I/O dtype)."""
+    """What makes two records the same artifact: (model, content, technique, target,
+    format, precision, I/O dtype)."""
+    return (*model_identity(record), *named_artifact_key(record)[1:])
+
+
+def named_artifact_key(record: ResultRecord) -> tuple:
+    """The same artifact of any release of a model of this name: (model, technique,
+    target, format, precision, I/O dtype), what gates and baselines match on."""
     io = record.manifest.get("io_dtype", "float32")
     return (record.model, record.technique, record.target, record.format, record.precision, io)
 
 
+SHORT_SHA = 7  # hex digits of a model's content shown beside its name, like git's
+
+
+def model_labels(records: list[ResultRecord]) -> dict[tuple[str, str], str]:
+    """Each model's name in tables, by identity: the name alone where one content carries
+    it, else the name and enough of each content to tell them apart (`make @1a2b3c4`)."""
+    labels = {}
+    for name, shas in _contents(records).items():
+        if len(shas) == 1:
+            labels[(name, *shas)] = name
+            continue
+        width = SHORT_SHA
+        while len({sha[:width] for sha in shas}) < len(shas):
+            width += 1
+        labels.update({(name, sha): f"{name} @{sha[:width]}" for sha in shas})
+    return labels
+
+
+def _contents(records: list[ResultRecord]) -> dict[str, set[str]]:
+    """The contents each model name carries among the records."""
+    contents: dict[str, set[str]] = {}
+    for record in records:
+        contents.setdefault(record.model, set()).add(model_content(record))
+    return contents
+
+
 def latest(records: list[ResultRecord]) -> list[ResultRecord]:
-    """The newest record of each (model, technique, target, format, precision, I/O) artifact."""
+    """The newest record of each artifact (`artifact_key`)."""
     newest: dict[tuple, ResultRecord] = {}
     for record in records:
         newest[artifact_key(record)] = record  # records arrive oldest first
     return list(newest.values())
 
 
+def newest_run(records: list[ResultRecord]) -> str | None:
+    """The run of the most recent record (None when no record has a stored run)."""
+    stored = [r for r in records if r.run_id]
+    return max(stored, key=lambda r: r.created_at).run_id if stored else None
+
+
 def compare_rows(records: list[ResultRecord], *, history: bool = False,
-                 baseline: list[ResultRecord] | None = None) -> list[ComparisonRow]:
-    """Rows grouped by model and target, fastest first, each against its fp32 baseline
-    and, given `baseline` records (e.g. a tagged run), against the same artifact there
-    (the newest of each)."""
+                 baseline: list[ResultRecord] | None = None,
+                 current_run: str | None = None) -> list[ComparisonRow]:
+    """Rows grouped by model and target, fastest first, each against the fp32 artifact of
+    the same model (name and content) and, given `baseline` records (e.g. a tagged run),
+    against the same artifact there (the newest of each, matched by name). Rows from
+    another run than `current_run` (default: the newest among them) are `earlier`."""
     chosen = records if history else latest(records)
-    before = {artifact_key(record): record for record in latest(baseline)} if baseline else {}
+    before = _baseline_of(chosen, baseline or [])
     baselines: dict[tuple, ResultRecord] = {}
     for record in chosen:
         if record.precision == "fp32" and record.technique in ("none", "") and record.ok:
-            baselines[(record.model, record.target, record.format)] = record
+            baselines[(model_identity(record), record.target, record.format)] = record
+    labels = model_labels(chosen)
+    current = current_run or newest_run(chosen)
     rows = []
     for record in chosen:
-        base = baselines.get((record.model, record.target, record.format))
+        base = baselines.get((model_identity(record), record.target, record.format))
         speedup = size_ratio = None
         if record.ok and record.p50_ratio:
             speedup = 1.0 / record.p50_ratio  # timed interleaved with its fp32 twin
@@ -78,11 +143,33 @@ def compare_rows(records: list[ResultRecord], *, history: bool = False,
             speedup = base.latency_ms.p50 / record.latency_ms.p50
         if base is not None and record.ok:
             size_ratio = record.size_bytes / base.size_bytes
-        rows.append(ComparisonRow(record=record, speedup=speedup, size_ratio=size_ratio,
-                                  baseline=before.get(artifact_key(record))))
-    rows.sort(key=lambda r: (r.record.model, r.record.target,
+        rows.append(ComparisonRow(
+            record=record, speedup=speedup, size_ratio=size_ratio,
+            baseline=before(record),
+            model=labels[model_identity(record)],
+            earlier=bool(current and record.run_id and record.run_id != current)))
+    rows.sort(key=lambda r: (r.model, r.record.target,
                              r.record.latency_ms.p50 if r.record.ok else float("inf")))
     return rows
+
+
+def _baseline_of(rows: list[ResultRecord], baseline: list[ResultRecord]
+                 ) -> Callable[[ResultRecord], ResultRecord | None]:
+    """Each row's artifact in the baseline: the same model (name and content) where the
+    baseline has it, else the same name where the rows hold one model of that name (a
+    new release of it); never another model that merely shares a name with a row."""
+    newest = latest(baseline)
+    exact = {artifact_key(r): r for r in newest}
+    named = {named_artifact_key(r): r for r in newest}
+    shared = {name for name, shas in _contents(rows).items() if len(shas) > 1}
+
+    def find(record: ResultRecord) -> ResultRecord | None:
+        found = exact.get(artifact_key(record))
+        if found is None and record.model not in shared:
+            found = named.get(named_artifact_key(record))
+        return found
+
+    return find
 
 
 @dataclass(frozen=True)
@@ -106,15 +193,18 @@ class AcrossBoards:
 
 def across_boards(records: list[ResultRecord]) -> tuple[list[str], list[AcrossBoards]]:
     """The targets, and for each artifact measured on more than one of them its newest
-    record on each, side by side (empty when the records hold only one target)."""
+    record on each, side by side (empty when the records hold only one target). `model`
+    is the model's name as `model_labels` gives it."""
     newest = latest(records)
     targets = sorted({r.target for r in newest})
     if len(targets) < 2:
         return targets, []
+    labels = model_labels(newest)
     by_artifact: dict[tuple, dict[str, ResultRecord]] = {}
     for record in newest:
-        key = artifact_key(record)
-        by_artifact.setdefault(key[:2] + key[3:], {})[record.target] = record
+        model, content, technique, _target, *rest = artifact_key(record)
+        by_artifact.setdefault((labels[(model, content)], technique, *rest), {})[
+            record.target] = record
     rows = [AcrossBoards(model=key[0], technique=key[1], format=key[2], precision=key[3],
                          io_dtype=key[4], on={t: found.get(t) for t in targets})
             for key, found in by_artifact.items() if len(found) > 1]

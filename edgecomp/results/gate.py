@@ -1,6 +1,6 @@
 """Regression gates: a candidate run judged against a baseline, artifact by artifact.
 
-`judge(baseline, candidate, config)` matches records by artifact identity (model,
+`judge(baseline, candidate, config)` matches records by artifact identity (model name,
 technique, target, format, precision, I/O dtype; the newest record of each) and returns
 one `Check` per artifact and check; `GateReport.status` folds them into the exit status:
 0 pass, 1 regression, 2 could not judge. Everything here is a pure function of records.
@@ -47,7 +47,9 @@ size, peak memory and energy may grow by at most a share. A number the baseline 
 the candidate lacks is `not measured` (reported, not judged). Artifacts of the baseline
 that the candidate lacks or failed to measure are `missing` (could not judge: a failed
 measurement is usually the board or the link, and its record says which); artifacts only
-the candidate has are `new`.
+the candidate has are `new`. A model is matched by its name: a candidate whose model has
+other content (a new release, retrained or changed weights) is judged against the
+baseline's, with a `changed` note naming both contents.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from pydantic.dataclasses import dataclass as schema
 
 from edgecomp.config import SCHEMA, load_toml, validate
 from edgecomp.errors import InputError
-from edgecomp.results.compare import artifact_key
+from edgecomp.results.compare import SHORT_SHA, model_content, named_artifact_key
 from edgecomp.results.record import ResultRecord
 from edgecomp.vocab import Vocabulary
 
@@ -129,6 +131,7 @@ class Verdict(Vocabulary):
     MISSING = "missing"  # not measured, failed, or without raw samples in the candidate
     NOT_MEASURED = "not measured"  # a number the baseline has and the candidate lacks
     NEW = "new"  # an artifact without a baseline
+    CHANGED = "changed"  # a note: the model of this name has other content than the baseline's
 
     @property
     def status(self) -> int:
@@ -198,7 +201,7 @@ class GateReport:
 
 def artifact_name(record: ResultRecord) -> str:
     """The identity `judge` matches on, as one line of text."""
-    model, technique, target, fmt, precision, io = artifact_key(record)
+    model, technique, target, fmt, precision, io = named_artifact_key(record)
     return f"{model} {technique} {target} {fmt} {precision}" + (
         " int8-io" if io == "int8" else "")
 
@@ -208,15 +211,15 @@ def judge(baseline: list[ResultRecord], candidate: list[ResultRecord], config: G
           candidate_name: str = "the candidate") -> list[Check]:
     """Every check of every artifact; records arrive oldest first and the newest of each
     artifact counts (the newest successful one in the baseline)."""
-    before = {artifact_key(r): r for r in baseline if r.ok}
-    after = {artifact_key(r): r for r in candidate}
+    before = {named_artifact_key(r): r for r in baseline if r.ok}
+    after = {named_artifact_key(r): r for r in candidate}
     if not before:
         raise InputError(f"{baseline_name} holds no successful measurement to compare with.")
     if not before.keys() & after.keys():
         raise InputError(f"{candidate_name} and {baseline_name} share no artifact (same "
                          "model, technique, target, format, precision and I/O); gate a run "
                          "of the artifacts the baseline measured.")
-    checks: list[Check] = []
+    checks: list[Check] = _content_notes(before, after)
     for key, base in before.items():
         now = after.get(key)
         name = artifact_name(base)
@@ -232,6 +235,21 @@ def judge(baseline: list[ResultRecord], candidate: list[ResultRecord], config: G
             checks.append(Check(artifact_name(now), "measured", Verdict.NEW,
                                 f"new artifact: {baseline_name} has no result for it."))
     return checks
+
+
+def _content_notes(before: dict[tuple, ResultRecord],
+                   after: dict[tuple, ResultRecord]) -> list[Check]:
+    """One `changed` note per model whose matched artifacts have other content in the
+    candidate than in the baseline."""
+    changed: dict[str, tuple[str, str]] = {}
+    for key, base in before.items():
+        now = after.get(key)
+        if now is not None and model_content(now) != model_content(base):
+            changed.setdefault(base.model, (model_content(base), model_content(now)))
+    return [Check(model, "model content", Verdict.CHANGED,
+                  f"{model} is other content than in the baseline ({old[:SHORT_SHA]} -> "
+                  f"{new[:SHORT_SHA]}): judged as a new release of the model of that name.")
+            for model, (old, new) in changed.items()]
 
 
 # ---------------------------------------------------------------------------------------

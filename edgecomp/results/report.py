@@ -105,8 +105,10 @@ def precision_text(record: ResultRecord) -> str:
                                else "")
 
 
-def artifact_name(record: ResultRecord) -> str:
-    return (f"{record.model} · {record.format} {precision_text(record)} · "
+def artifact_name(record: ResultRecord, model: str | None = None) -> str:
+    """model · format precision · technique @ target; `model` names the model where its
+    name alone is ambiguous (`compare.model_labels`)."""
+    return (f"{model or record.model} · {record.format} {precision_text(record)} · "
             f"{record.technique} @ {record.target}")
 
 
@@ -131,6 +133,7 @@ class Entry:
 
     record: ResultRecord
     number: int  # its row in the page's tables, from 1
+    model: str  # the model's name, with its content's sha256 where the name is ambiguous
     name: str  # model · format precision · technique @ target
     when: str  # date and run
     colour: str  # the artifact's, in every chart
@@ -147,17 +150,24 @@ class Entry:
 
 
 def entries(records: Sequence[ResultRecord]) -> list[Entry]:
-    """The records sorted by model, target, artifact and date, each with its anchor."""
-    chosen = sorted(records, key=lambda r: (r.model, r.target, artifact_name(r), r.created_at))
+    """The records sorted by model, target, artifact and date, each with its anchor. Two
+    models sharing a name are told apart by their content (`make @1a2b3c4`)."""
+    from edgecomp.results.compare import model_identity, model_labels
+
+    labels = model_labels(list(records))
+    chosen = sorted(records, key=lambda r: (labels[model_identity(r)], r.target,
+                                            artifact_name(r, labels[model_identity(r)]),
+                                            r.created_at))
     colours: dict[str, str] = {}
     runs: Counter = Counter()
     out = []
     for index, record in enumerate(chosen):
-        name = artifact_name(record)
+        model = labels[model_identity(record)]
+        name = artifact_name(record, model)
         colour = colours.setdefault(name, PALETTE[len(colours) % len(PALETTE)])
         when = run_date(record) + (f" · run {record.run_id}" if record.run_id else "") + (
             " · THROTTLED" if throttled(record) else "")
-        out.append(Entry(record, index + 1, name, when, colour,
+        out.append(Entry(record, index + 1, model, name, when, colour,
                          DASHES[runs[name] % len(DASHES)]))
         runs[name] += 1
     return out
@@ -240,15 +250,15 @@ class Axis:
     key: str
     title: str
     value: Callable[[ResultRecord], float]
-    group: Callable[[ResultRecord], tuple[str, ...]]
+    group: Callable[[Entry], tuple[str, ...]]
     front_name: str
 
 
 AXES = (
     # Latency is comparable only on one target; size is the artifact's own.
     Axis("latency", "p50 latency (ms)", lambda r: r.latency_ms.p50,
-         lambda r: (r.model, r.target), "fast and accurate"),
-    Axis("size", "size (KiB)", lambda r: r.size_bytes / 1024, lambda r: (r.model,),
+         lambda e: (e.model, e.record.target), "fast and accurate"),
+    Axis("size", "size (KiB)", lambda r: r.size_bytes / 1024, lambda e: (e.model,),
          "small and accurate"),
 )
 
@@ -261,7 +271,7 @@ def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tup
 
     groups: dict[tuple[str, ...], list[Entry]] = {}
     for entry in plotted:
-        groups.setdefault(axis.group(entry.record), []).append(entry)
+        groups.setdefault(axis.group(entry), []).append(entry)
     fig, fronts = go.Figure(), []
     hover = (f"%{{customdata}}<br>{axis.title} %{{x:.4g}}<br>{quality.title} %{{y:.4g}}"
              "<extra></extra>")
@@ -404,7 +414,7 @@ def _row(entry: Entry) -> dict[str, Any]:
     return {
         "anchor": entry.anchor, "number": entry.number, "name": entry.name, "when": entry.when,
         "date": run_date(r),
-        "model": r.model, "technique": r.technique, "target": r.target, "format": r.format,
+        "model": entry.model, "technique": r.technique, "target": r.target, "format": r.format,
         "precision": precision_text(r), "artifact": r.artifact_name,
         "size": size_text(r.size_bytes),
         "quality": _quality_lines(r), "ok": r.ok, "error": r.error,
@@ -488,10 +498,10 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
         charts["latency"] = [Markup(_chart(latency_box(sampled), "chart-latency-box")),
                              Markup(_chart(latency_ecdf(sampled), "chart-latency-ecdf"))]
     by_quality: dict[str, list[Entry]] = {}
-    models = sorted({e.record.model for e in ok})
+    models = sorted({e.model for e in ok})
     no_quality = []
     for model in models:
-        members = [e for e in ok if e.record.model == model]
+        members = [e for e in ok if e.model == model]
         quality = quality_of([e.record for e in members])
         kept = [e for e in members if quality and quality.value(e.record) is not None]
         by_quality.setdefault(quality.key if quality else "", []).extend(kept)
@@ -517,7 +527,9 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
         rows=rows, charts=charts, board_names=board_names, boards=boards,
         boards_emulated=any(c and c["emulated"] for b in boards for c in b["cells"]),
         runs=len({e.record.run_id or e.anchor for e in all_entries}),
-        models=models, targets=sorted({e.record.target for e in all_entries}),
+        models=models,
+        shared_names=sorted({e.record.model for e in all_entries if e.model != e.record.model}),
+        targets=sorted({e.record.target for e in all_entries}),
         failed=[r for r in rows if not r["ok"]],
         throttled=[r for r in rows if r["throttled"]],
         flagged=[r for r in rows if r["flags"]],
