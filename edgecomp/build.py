@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgecomp.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
 from edgecomp.errors import ExportError, InputError
@@ -18,6 +18,9 @@ from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Pr
                                   plain_file_name)
 from edgecomp.sources import ModelSource, check_data
 from edgecomp.vocab import Format
+
+if TYPE_CHECKING:
+    from edgecomp.export.cache import ArtifactCache
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,13 @@ class ExportPlan:
     reduce_range: bool = False
     activation_symmetric: bool = False
     activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
+    # Options that a format's own plan sets otherwise (when a deploy builds several
+    # formats): ((format, ((option, value), ...)), ...), read through `for_format`.
+    by_format: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def for_format(self, fmt: str) -> ExportPlan:
+        """The options `fmt`'s artifacts are built with."""
+        return replace(self, by_format=(), **dict(dict(self.by_format).get(fmt, ())))
 
 
 @dataclass(frozen=True)
@@ -97,14 +107,18 @@ class Search:
 
 
 def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
-               progress: ProgressFn | None = None, search: Search | None = None
-               ) -> list[Artifact]:
+               progress: ProgressFn | None = None, search: Search | None = None,
+               cache: ArtifactCache | None = None) -> list[Artifact]:
     """Export every (format, precision) pair the plan asks for; refuse impossible pairs first.
 
     With `search`, static int8 is chosen among candidates by measured agreement. When
     one of several artifacts cannot be built (e.g. quantization would change nothing),
-    the others go on and the reason is logged.
+    the others go on and the reason is logged. With `cache`, an artifact exported before
+    with the same key is copied from it instead (one line says so), and each new one is
+    kept there.
     """
+    from edgecomp.export.cache import announce, model_identity
+
     source = prepared.source
     has_module = source.module is not None
     for fmt in plan.formats:
@@ -122,22 +136,35 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
             else:
                 raise InputError(reason)
     exporters = {fmt: get_exporter(fmt) for fmt, _ in pairs}
-    artifacts = []
+    artifacts, reused = [], []
     for technique, module in exported_modules(prepared):
+        model = model_identity(source, module) if cache is not None else {}
         for fmt, precision in pairs:
+            options = plan.for_format(fmt)
             request = ExportRequest(
                 module=module, inputs=source.inputs, model_name=source.name,
                 source_sha256=source.sha256, model_sha256=source.given_sha256,
                 precision=precision, out_dir=out_dir,
                 calib=prepared.calib if precision == Precision.INT8 else None,
-                io_dtype=plan.io_dtype, per_channel=plan.per_channel,
-                calibration_method=plan.calibration_method, reduce_range=plan.reduce_range,
-                activation_symmetric=plan.activation_symmetric,
-                activation_dtype=plan.activation_dtype, onnx_path=source.onnx_path,
+                io_dtype=options.io_dtype, per_channel=options.per_channel,
+                calibration_method=options.calibration_method,
+                reduce_range=options.reduce_range,
+                activation_symmetric=options.activation_symmetric,
+                activation_dtype=options.activation_dtype, onnx_path=source.onnx_path,
                 technique=technique, progress=progress)
+            searched = search is not None and precision == Precision.INT8
+            key = None
+            if cache is not None:
+                key = cache.key(request, fmt, model=model,
+                                search=_search_identity(search, prepared) if searched else None)
+                hit = cache.load(key, out_dir)
+                if hit is not None:
+                    reused.append(hit)
+                    artifacts.append(hit.artifact)
+                    continue
             log.info("exporting %s %s %s", technique, fmt, precision.value)
             try:
-                if search is not None and precision == Precision.INT8:
+                if searched:
                     from edgecomp.search import search_int8
 
                     artifact, _tried = search_int8(request, exporters[fmt], search.check,
@@ -151,7 +178,25 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                 log.warning("%s", exc)  # the other artifacts go on
                 continue
             artifacts.append(artifact)
+            if key is not None and _settled(artifact):
+                cache.store(key, artifact)
+    if reused:
+        announce(reused)
     return artifacts
+
+
+def _search_identity(search: Search, prepared: Prepared) -> dict[str, Any]:
+    """What decides the int8 candidate a search keeps, apart from the board judging it."""
+    return {"target": search.target.to_json(), "allow_dynamic": search.allow_dynamic,
+            "eval": {"sha256": prepared.eval.sha256, "samples": len(prepared.eval)}
+            if prepared.eval is not None else None}
+
+
+def _settled(artifact: Artifact) -> bool:
+    """False for an artifact a search kept without judging every candidate (the board
+    failed mid-search): another run should search again rather than reuse it."""
+    tried = (artifact.manifest.get("search") or {}).get("tried", [])
+    return not any(t.get("error") and t.get("size_bytes") is not None for t in tried)
 
 
 def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:

@@ -45,3 +45,36 @@ def state_dict_sha256(state: dict) -> str:
         digest.update(key.encode())
         digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
     return digest.hexdigest()
+
+
+def module_sha256(module) -> str:
+    """sha256 of what decides a torch module's exported graph: its parameters and buffers
+    (names, shapes, dtypes, bytes), its module tree as printed, and the source files of its
+    own (non-torch) classes, or a traced module's generated code.
+
+    Behaviour set by code outside those files (a helper module the forward calls) is not
+    seen; torch's own classes are identified by the torch version beside this hash.
+    """
+    import inspect
+
+    state = module.state_dict()
+    digest = hashlib.sha256(state_dict_sha256(state).encode())
+    for key in sorted(state):
+        digest.update(f"{key}:{tuple(state[key].shape)}:{state[key].dtype};".encode())
+    digest.update(repr(module).encode())
+    classes = {type(m) for m in module.modules()}
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
+        digest.update(f"{cls.__module__}.{cls.__qualname__};".encode())
+        if cls.__module__.split(".")[0] == "torch":
+            continue
+        try:
+            path = inspect.getsourcefile(cls)
+        except (TypeError, OSError):  # defined in C or interactively: only its name counts
+            path = None
+        if path and Path(path).is_file():
+            digest.update(file_sha256(Path(path)).encode())
+    for sub in module.modules():
+        code = getattr(sub, "code", None)  # torch.fx GraphModules carry their forward as code
+        if isinstance(code, str):
+            digest.update(code.encode())
+    return digest.hexdigest()

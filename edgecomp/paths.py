@@ -10,6 +10,8 @@ and $XDG_CACHE_HOME):
                (or a postgresql:// URL: a shared PostgreSQL store)
     cache      $EDGECOMP_CACHE,    else ~/.cache/edgecomp/
                (boards/NAME.facts.json: what a target's agent last reported)
+    artifacts  $EDGECOMP_ARTIFACT_CACHE, else <cache>/artifacts/  ("off": never reuse)
+               (exported artifacts by content key, reused by the next deploy or export)
 
 Shipped profiles and recipes are package data under `edgecomp/shipped/`, read with
 importlib.resources so that they are found in a wheel install as in a checkout.
@@ -76,6 +78,13 @@ def db_location() -> str | Path:
 def cache_dir() -> Path:
     """Where trained demo weights and other re-creatable files are kept."""
     return _override("EDGECOMP_CACHE") or Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def artifact_cache_dir() -> Path | None:
+    """Where exported artifacts are kept for reuse; None when EDGECOMP_ARTIFACT_CACHE=off."""
+    if os.environ.get("EDGECOMP_ARTIFACT_CACHE", "").strip().lower() == "off":
+        return None
+    return _override("EDGECOMP_ARTIFACT_CACHE") or cache_dir() / "artifacts"
 
 
 def board_facts_file(target: str) -> Path:

@@ -111,6 +111,7 @@ class DeployRequest:
     train_fn: str | None = None  # "pkg.mod:fn": train(model, ctx, epochs) -> model
     baseline: bool = True  # with a recipe, also the uncompressed fp32 artifacts
     out_dir: Path | None = None  # default ./edgecomp-out/<model>
+    rebuild: bool = False  # export again instead of reusing the artifact cache's files
     record: bool = True  # add the records to the results store
     command: str = "edgecomp.pipeline.deploy"  # stored with the run
     agreement: AgreementTarget = AgreementTarget()  # what int8 must reach against float
@@ -131,6 +132,9 @@ class Settings:
     export: ExportPlan
     measure: MeasureOptions  # for artifacts the plan's runtime does not load
     by_format: Mapping[str, MeasureOptions] = field(default_factory=dict)
+    # The plans of the formats built beside the plan's own (the demo builds every format):
+    # their artifacts are built with and recorded with them.
+    plans: Mapping[str, Plan] = field(default_factory=dict)
 
     def options_for(self, artifact: Artifact) -> MeasureOptions:
         return self.by_format.get(artifact.format, self.measure)
@@ -166,11 +170,14 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         model = source_facts(source)  # read once: the plans and the int8 search use them
         planned = []
         for member in members:
-            plan = plan_stage(source, member.board, request.overrides,
-                              board_facts(member.board, member.transport), model=model)
+            facts = board_facts(member.board, member.transport)
+            plan = plan_stage(source, member.board, request.overrides, facts, model=model)
             if plan is not None and on_plan is not None:
                 on_plan(plan, member.name)
-            planned.append((member, plan, apply_plan(request, plan, member.board)))
+            planned.append((member, plan, apply_plan(
+                request, plan, member.board,
+                plan_for=lambda fmt, board=member.board, facts=facts: format_plan(
+                    source, board, request.overrides, facts, fmt, model=model))))
         out_dir = request.out_dir or Path("edgecomp-out") / source.name
         groups = _builds(planned, recipe)
         prepared_by_need: dict[bool, Prepared] = {}
@@ -235,9 +242,14 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
            prepared_by_need: dict[bool, Prepared], *,
            progress: ProgressFn | None = None) -> Build:
     """Compress and export the artifacts of one plan; the int8 search verifies its
-    candidates on the group's first reachable board."""
+    candidates on the group's first reachable board. Artifacts exported before with the
+    same key come from the artifact cache (unless `request.rebuild`)."""
+    from edgecomp.export.cache import ArtifactCache
+
     lead = next((entry for entry in group if entry[0].transport is not None), group[0])
     member, plan, settings = lead
+    cache = ArtifactCache.open(built_for=", ".join(m.name for m, _, _ in group),
+                               rebuild=request.rebuild)
     needs_calib = Precision.INT8 in settings.export.precisions
     if needs_calib not in prepared_by_need:
         prepared_by_need[needs_calib] = prepare(source, data, needs_calib=needs_calib)
@@ -249,7 +261,8 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
     if recipe is not None:
         if request.baseline:
             baseline = replace(settings.export, precisions=(Precision.FP32,))
-            artifacts += export_all(prepared, baseline, out_dir, progress=progress)
+            artifacts += export_all(prepared, baseline, out_dir, progress=progress,
+                                    cache=cache)
         prepared, settings = compress_stage(prepared, settings, recipe, plan,
                                             training=training, user_export=request.export,
                                             out_dir=out_dir, progress=progress)
@@ -259,7 +272,7 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
         _search(request, prepared, reference, member.transport, verified, model)
     try:
         artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
-                                search=search)
+                                search=search, cache=cache)
     except transport_errors() as exc:
         if search is None or len(group) == 1:
             raise
@@ -269,7 +282,8 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
                     member.name, exc)
         verified.clear()
         search = None
-        artifacts += export_all(prepared, settings.export, out_dir, progress=progress)
+        artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
+                                cache=cache)
     return Build(prepared=prepared, artifacts=artifacts, reference=reference,
                  verified=verified, verified_on=member.name if search else None)
 
@@ -289,8 +303,11 @@ def _measure_member(member: Member, plan: Plan | None, settings: Settings, build
     verified = build.verified if build.verified_on == member.name else None
     records = measure_all(build.artifacts, prepared, member.transport, settings.options_for,
                           reference=build.reference, progress=progress, verified=verified)
-    return interleaved_ratios(records, build.artifacts, member.transport, settings.options_for,
-                              prepared, progress=progress)
+    records = interleaved_ratios(records, build.artifacts, member.transport,
+                                 settings.options_for, prepared, progress=progress)
+    # Artifacts of another format than the plan's carry that format's plan.
+    return [replace(r, plan={**(build.prepared.plan or {}), **settings.plans[r.format].to_json()})
+            if r.format in settings.plans else r for r in records]
 
 
 def _search(request: DeployRequest, prepared: Prepared, reference, transport,
@@ -361,11 +378,12 @@ def _named(source: ModelSource, name: str | None) -> ModelSource:
 
 
 def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
-               facts: BoardFacts | None = None, *, model: ModelFacts | None = None
-               ) -> Plan | None:
+               facts: BoardFacts | None = None, *, model: ModelFacts | None = None,
+               for_format: Format | None = None) -> Plan | None:
     """The plan for the model on the board; None when `local` has no profile.
 
-    `model` holds the model's facts when the caller already read them.
+    `model` holds the model's facts when the caller already read them; `for_format`
+    plans for that format's runtime.
     """
     if board.profile is None:
         if overrides:
@@ -374,14 +392,43 @@ def plan_stage(source: ModelSource, board: Board, overrides: Mapping[str, Any],
         log.info("no hardware profile for %s; deploying without a plan", board.name)
         return None
     return make_plan(board.profile, model or source_facts(source), overrides, board=facts,
-                     formats=formats_for(has_module=source.module is not None))
+                     formats=formats_for(has_module=source.module is not None),
+                     for_format=for_format)
 
 
-def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Settings:
+def format_plan(source: ModelSource, board: Board, overrides: Mapping[str, Any],
+                facts: BoardFacts | None, fmt: Format, *, model: ModelFacts | None
+                ) -> Plan | None:
+    """The plan for another format a deploy builds beside the plan's own: the user's
+    `--set` decisions where they fit that format (a runtime or delegate they chose may
+    belong to the other format); None when the board has no runtime for it."""
+    asked = {key: value for key, value in overrides.items() if key != "format"}
+    for attempt in (asked, {k: v for k, v in asked.items() if k not in ("runtime", "delegate")}):
+        try:
+            return plan_stage(source, board, attempt, facts, model=model, for_format=fmt)
+        except InputError:
+            continue
+    return None
+
+
+def _scheme(wanted: ExportChoices, plan: Plan) -> dict[str, Any]:
+    """The quantization options a plan sets where the user left them open."""
+    changes = {"per_channel": not wanted.per_tensor and plan.per_channel,
+               "reduce_range": wanted.reduce_range or plan.reduce_range,
+               "activation_symmetric": plan.activation_symmetric,
+               "activation_dtype": plan.activation_dtype.value}
+    if wanted.io_dtype is None:
+        changes["io_dtype"] = plan.io_dtype.value
+    return changes
+
+
+def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
+               plan_for: Callable[[Format], Plan | None] | None = None) -> Settings:
     """Let the plan decide what the user left open; explicit choices always win.
 
     The demo exports both formats at fp32 and int8 for comparison, unless the user set a
-    format or precision with `--set`.
+    format or precision with `--set`. Each other format built is built and measured with
+    its own plan, `plan_for(format)`, where given.
     """
     wanted = request.export
     demo = request.model.is_demo
@@ -396,13 +443,9 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
                              profile_ops=choice.profile_ops)
     by_format: dict[str, MeasureOptions] = {}
     changes: dict[str, Any] = {}
+    plans: dict[str, Plan] = {}
     if plan is not None:
-        changes = {"per_channel": not wanted.per_tensor and plan.per_channel,
-                   "reduce_range": wanted.reduce_range or plan.reduce_range,
-                   "activation_symmetric": plan.activation_symmetric,
-                   "activation_dtype": plan.activation_dtype.value}
-        if wanted.io_dtype is None:
-            changes["io_dtype"] = plan.io_dtype.value
+        changes = _scheme(wanted, plan)
         if wanted.formats is None and (not demo or "format" in plan.overridden):
             changes["formats"] = (plan.format.value,)
         if wanted.precisions is None and (not demo or "precision" in plan.overridden):
@@ -419,6 +462,18 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
         missing = "fail" if "delegate" in plan.overridden else "cpu"
         by_format[plan.format.value] = replace(measure, runtime=runtime, delegate=delegate,
                                                on_missing_delegate=missing)
+        for fmt in changes.get("formats", export.formats):
+            other = plan_for(Format(fmt)) if plan_for is not None and \
+                fmt != plan.format.value else None
+            if other is not None:
+                plans[fmt] = other
+                runtime, delegate = _agent_runtime(other)
+                by_format[fmt] = replace(
+                    measure, runtime=runtime, delegate=delegate,
+                    threads=choice.threads or other.threads,
+                    on_missing_delegate="fail" if "delegate" in other.overridden else "cpu")
+        changes["by_format"] = tuple((fmt, tuple(sorted(_scheme(wanted, other).items())))
+                                     for fmt, other in plans.items())
     user = _user_runtime(choice, target)
     if user is not None:
         fmt = RUNTIME_FORMATS[user].value
@@ -428,7 +483,8 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board) -> Setti
         if planned.runtime == runtime:
             delegate = planned.delegate
         by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
-    return Settings(export=replace(export, **changes), measure=measure, by_format=by_format)
+    return Settings(export=replace(export, **changes), measure=measure, by_format=by_format,
+                    plans=plans)
 
 
 def export_plan(wanted: ExportChoices, *,
@@ -497,12 +553,16 @@ def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
 
 
 def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_dir: Path, *,
-                 progress: ProgressFn | None = None) -> list[Artifact]:
-    """`edgecomp export`: the chosen formats (default LiteRT) and precisions, no board."""
+                 progress: ProgressFn | None = None, rebuild: bool = False) -> list[Artifact]:
+    """`edgecomp export`: the chosen formats (default LiteRT) and precisions, no board;
+    artifacts exported before with the same key come from the artifact cache."""
+    from edgecomp.export.cache import ArtifactCache
+
     export = export_plan(choices, default_formats=(Format.TFLITE,))
     source = load_source(model, data, progress=progress)
     prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions)
-    return export_all(prepared, export, out_dir, progress=progress)
+    return export_all(prepared, export, out_dir, progress=progress,
+                      cache=ArtifactCache.open(built_for="edgecomp export", rebuild=rebuild))
 
 
 def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices = MeasureChoices(),

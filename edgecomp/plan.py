@@ -386,15 +386,18 @@ def _memory(profile: Profile, board: BoardFacts, facts: ModelFacts,
 
 def make_plan(profile: Profile, facts: ModelFacts, overrides: Mapping[str, Any] | None = None,
               *, board: BoardFacts | None = None,
-              formats: tuple[Format, ...] | None = None) -> Plan:
+              formats: tuple[Format, ...] | None = None,
+              for_format: Format | None = None) -> Plan:
     """Decide how to prepare `facts`' model for `profile`; `overrides` win, with a note.
 
     `overrides` holds typed values (see `parse_overrides`); text values are parsed here.
     `formats` are those the model's source can become (an ONNX file only becomes ONNX).
+    `for_format` plans for that format's runtime (a deploy that builds several formats
+    plans each), where a `format` override would say the user chose it.
     """
     board = board or BoardFacts()
     overrides = {key: _typed(key, value) for key, value in (overrides or {}).items()}
-    fmt = overrides.get("format")
+    fmt = overrides.get("format", for_format)
     only = None
     if fmt is None and formats is not None and len(formats) == 1:
         fmt, only = formats[0], formats[0]

@@ -22,6 +22,16 @@ os.environ["EDGECOMP_CACHE"] = os.environ.get("EDGECOMP_TEST_CACHE", str(_SESSIO
 os.environ["EDGECOMP_TARGETS"] = str(_SESSION_HOME / "targets")
 os.environ["EDGECOMP_PROFILES"] = str(_SESSION_HOME / "profiles")
 os.environ["EDGECOMP_RECIPES"] = str(_SESSION_HOME / "recipes")
+# Every test exports afresh; the artifact cache's own tests turn it on (artifact_cache).
+os.environ["EDGECOMP_ARTIFACT_CACHE"] = "off"
+
+
+@pytest.fixture
+def artifact_cache(tmp_path, monkeypatch):
+    """The artifact cache turned on, in a folder of this test's own: its path."""
+    folder = tmp_path / "artifact-cache"
+    monkeypatch.setenv("EDGECOMP_ARTIFACT_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -157,6 +157,9 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
                         default="minmax", help="ONNX static int8 activation ranges")
     parser.add_argument("--reduce-range", action="store_true",
                         help="7-bit ONNX weights, for x86 CPUs without VNNI")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="export again instead of reusing artifacts exported before with "
+                             "the same model, data and options (kept in the artifact cache)")
 
 
 def _measure_args(parser: argparse.ArgumentParser) -> None:
@@ -261,7 +264,7 @@ def run_deploy(args) -> int:
     from rich.markup import escape
 
     from edgecomp.commands.plan_cmd import print_plan
-    from edgecomp.commands.ui import console, progress_bars
+    from edgecomp.commands.ui import console, progress_bars, shown_logs
     from edgecomp.pipeline import DeployRequest, deploy
     from edgecomp.plan import parse_overrides
 
@@ -276,6 +279,7 @@ def run_deploy(args) -> int:
         export=_export_choices(args), measure=_measure_choices(args), overrides=overrides,
         recipe=args.recipe, train=args.train, loss=args.loss, train_fn=args.train_fn,
         baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
+        rebuild=args.rebuild,
         command=_command(), agreement=_agreement_target(args), search=not args.no_search,
         tag=check_tag(args.tag))
     def on_plan(plan, target: str) -> None:
@@ -283,7 +287,7 @@ def run_deploy(args) -> int:
             console.print(f"[bold]{escape(target)}[/bold]")
         print_plan(plan)
 
-    with progress_bars() as progress:
+    with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
         records = deploy(request, progress=progress, on_plan=on_plan)
     status = _finish(args, records, command="deploy")
     below = [r for r in records if any(f.startswith("below the agreement") for f in r.flags)]
@@ -362,12 +366,12 @@ def _print_across_boards(records) -> None:
 
 
 def run_export(args) -> int:
-    from edgecomp.commands.ui import console, progress_bars
+    from edgecomp.commands.ui import console, progress_bars, shown_logs
     from edgecomp.pipeline import export_model
 
-    with progress_bars() as progress:
+    with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
         artifacts = export_model(_model_spec(args), _data_plan(args), _export_choices(args),
-                                 args.out, progress=progress)
+                                 args.out, progress=progress, rebuild=args.rebuild)
     for artifact in artifacts:
         share = artifact.manifest.get("integer_weight_share")
         console.print(f"{artifact.path}  {artifact.size_bytes} bytes  "

@@ -37,6 +37,35 @@ def progress_bars() -> Iterator:
         yield progress
 
 
+@contextmanager
+def shown_logs(*names: str) -> Iterator[None]:
+    """Show the INFO lines of these library loggers on stderr, plain, while the block runs
+    (the CLI shows only warnings of the others unless --debug)."""
+    import logging
+
+    class ToConsole(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if record.levelno >= logging.WARNING:
+                text = f"warning: {text}"
+            err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    handler = ToConsole(level=logging.INFO)
+    loggers = [logging.getLogger(name) for name in names]
+    before = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+        logger.propagate = False  # once, not again through --debug's root handler
+    try:
+        yield
+    finally:
+        for logger, (level, propagate) in zip(loggers, before):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 def _fmt(value, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
