@@ -107,7 +107,8 @@ class ArtifactCache:
                         "activation_dtype": request.activation_dtype,
                         "float_layers": request.float_layers},
             "calibration": None if calib is None or request.precision != Precision.INT8
-            else {"sha256": calib.sha256, "samples": len(calib)},
+            # The source too, as the manifest names it: a reused one never names old data.
+            else {"sha256": calib.sha256, "samples": len(calib), "source": calib.source},
             "search": search,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
@@ -207,8 +208,10 @@ def announce(reused: list[Reused]) -> None:
 
 def describe(reused: list[Reused]) -> str:
     """One line for the artifacts taken from the cache in one build."""
-    builds = list(dict.fromkeys((r.built, r.built_for) for r in reused))
-    when = "; ".join(f"built {built} for {built_for}" for built, built_for in builds)
+    first: dict[str, str] = {}  # for whom -> when first built ("YYYY-MM-DD HH:MM" sorts)
+    for r in reused:
+        first[r.built_for] = min(first.get(r.built_for, r.built), r.built)
+    when = "; ".join(f"built {built} for {built_for}" for built_for, built in first.items())
     keys = ", ".join(r.key[:12] for r in reused)
     return (f"reusing {len(reused)} artifact(s) {when} (cache key {keys}) instead of "
             "exporting again; --rebuild to export again")
