@@ -65,12 +65,20 @@ def test_a_fleet_deploy_builds_once_and_survives_a_dead_board(
     assert {r["emulated"] for r in by_target[board.name]} == {False}
     assert len(by_target[doomed.name]) == 4
     assert any(r["error"] and doomed.name in r["error"] for r in by_target[doomed.name])
-    # One plan's artifacts (the x86 and arm64 boards' plans differ in threads and reasons,
-    # not in what they export): built once, the very same files measured on every board.
-    shas = {name: sorted(r["artifact_sha256"] for r in found)
+    # The two x86 boards' plans ask for the same artifacts: built once, the very same files
+    # measured on both. The arm64 board's ONNX plan takes int8 activations where x86's takes
+    # uint8 (onnxruntime's fast path on each), so it gets a build of its own, in its folder.
+    shas = {name: {(r["format"], r["precision"]): r["artifact_sha256"] for r in found}
             for name, found in by_target.items()}
-    assert shas[board.name] == shas[doomed.name] == shas[arm64_board.name]
-    assert len(list(out.glob("*.json"))) == 4 and not [p for p in out.iterdir() if p.is_dir()]
+    assert shas[board.name] == shas[doomed.name]
+    assert shas[arm64_board.name][("onnx", "int8")] != shas[board.name][("onnx", "int8")]
+    activations = {name: {r["manifest"]["activation_dtype"] for r in found
+                          if (r["format"], r["precision"]) == ("onnx", "int8")}
+                   for name, found in by_target.items()}
+    assert activations == {board.name: {"uint8"}, doomed.name: {"uint8"},
+                           arm64_board.name: {"int8"}}
+    folders = [p for p in out.iterdir() if p.is_dir()]
+    assert len(folders) == 2 and all(len(list(f.glob("*.json"))) == 4 for f in folders)
     assert {r["plan"]["profile"] for r in results} == {"pi4"}
 
     store = Store(Path(os.environ["EDGECOMP_DB"]))
