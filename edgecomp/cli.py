@@ -11,6 +11,11 @@ from edgecomp.errors import EdgecompError
 
 UNEXPECTED = 70  # EX_SOFTWARE: an error edgecomp has no sentence for (a bug)
 
+# What `edgecomp --version` reports beside edgecomp: the exporters and runtimes it uses,
+# read from the installed packages' metadata (importing them would take seconds).
+RUNTIME_PACKAGES = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx",
+                    "onnxscript", "onnxruntime")
+
 # Subcommand groups living beside their concept: every `edgecomp/commands/*_cmd.py` module
 # has add_parser(subparsers); the flow commands come first in --help, the rest by name.
 FIRST_COMMANDS = ["flow_cmd", "compress_cmd", "targets_cmd", "plan_cmd"]
@@ -29,6 +34,36 @@ def command_modules() -> list[str]:
     return [f"edgecomp.commands.{name}" for name in ordered]
 
 
+def version_text() -> str:
+    """edgecomp's version and the versions of the exporters and runtimes installed beside
+    it, one per line ("not installed" where one is missing)."""
+    import importlib.metadata
+    import platform
+
+    def installed(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    from edgecomp import __version__
+
+    lines = [f"edgecomp {installed('edgecomp') or __version__}",
+             f"python {platform.python_version()}"]
+    lines += [f"{package} {installed(package) or 'not installed'}"
+              for package in RUNTIME_PACKAGES]
+    return "\n".join(lines)
+
+
+class VersionAction(argparse.Action):
+    """`--version`: print `version_text()` as written (argparse's own action re-wraps it)
+    and exit 0; the versions are read only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgecomp",
@@ -36,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "on your own edge boards.")
     parser.add_argument("--debug", action="store_true",
                         help="show full tracebacks and library logs")
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="show edgecomp's version and the exporters and runtimes it "
+                             "found, then exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in command_modules():
         importlib.import_module(name).add_parser(subparsers)
