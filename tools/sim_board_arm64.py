@@ -6,7 +6,7 @@ No root, no chroot, no binfmt: debootstrap only downloads bookworm's arm64 packa
 wheels into another (the site), and the board's `python` is a shell script that runs
 `qemu-aarch64-static -cpu CPU -L ROOTFS ROOTFS/usr/bin/python3.11` with the site on its
 PYTHONPATH. Rootfs and site are a cache ($EDGECOMP_SIM_CACHE, else
-~/.cache/edgecomp/sim-board-arm64), each built in a temporary directory and renamed into
+$XDG_CACHE_HOME/edgecomp/sim-board-arm64, ~/.cache/... by default), each built in a temporary directory and renamed into
 place, so an interrupted build leaves nothing that looks finished.
 """
 
@@ -44,7 +44,9 @@ class BuildError(Exception):
 
 
 def cache_dir():
-    default = Path.home() / ".cache" / "edgecomp" / "sim-board-arm64"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    default = base / "edgecomp" / "sim-board-arm64"
     return Path(os.environ.get("EDGECOMP_SIM_CACHE") or default)
 
 

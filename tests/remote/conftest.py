@@ -83,20 +83,15 @@ ARM64_TOOLS = ("debootstrap", "qemu-aarch64-static", "dpkg-deb")
 @pytest.fixture(scope="session")
 def arm64_board(tmp_path_factory):
     """An emulated arm64 board (tools/sim-board start --arch arm64): Debian's arm64
-    python3.11 under qemu-user as a cortex-a72. Its rootfs and wheels are cached under
-    $EDGECOMP_TEST_CACHE when set, else in sim-board's own cache."""
+    python3.11 under qemu-user as a cortex-a72. Its rootfs and wheels are a cache shared
+    between sessions: $EDGECOMP_SIM_CACHE, which tests/conftest.py sets (under
+    $EDGECOMP_TEST_CACHE when set, else sim-board's own cache in the user's ~/.cache)."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     missing = [tool for tool in ARM64_TOOLS if not shutil.which(tool, path=search)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian packages debootstrap and "
                     "qemu-user-static; .ci/run installs them)")
-    test_cache = os.environ.get("EDGECOMP_TEST_CACHE")
-    with pytest.MonkeyPatch.context() as patch:
-        if test_cache:
-            patch.setenv("EDGECOMP_SIM_CACHE", str(Path(test_cache) / "sim-board-arm64"))
-        # Else sim-board's own cache (~/.cache/edgecomp/sim-board-arm64), like the x86
-        # board's venv: kept between runs where the machine keeps its home.
-        board = start_board("sim-arm64", tmp_path_factory.mktemp("sim-arm64"), "--arch", "arm64")
+    board = start_board("sim-arm64", tmp_path_factory.mktemp("sim-arm64"), "--arch", "arm64")
     yield board
     board.stop()
 
