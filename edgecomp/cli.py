@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from edgecomp.errors import EdgecompError
+from edgecomp.errors import EdgecompError, plain_text
 
 UNEXPECTED = 70  # EX_SOFTWARE: an error edgecomp has no sentence for (a bug)
 
@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(PlainFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        handlers=[handler])
     if not args.debug:
         _quiet_runtimes()
     if not getattr(args, "func", None):
@@ -99,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from rich.markup import escape
 
+        # soft_wrap: one line per message in a log file (a terminal wraps it itself)
         err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True,
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was recorded for the unfinished step.")
@@ -110,12 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from rich.markup import escape
 
-        text = " ".join(str(exc).split())[:300] or "no message"
+        text = " ".join(plain_text(str(exc)).split())[:300] or "no message"
         err_console.print(f"[bold red]error:[/bold red] edgecomp stopped on an unexpected "
                           f"{type(exc).__name__} ({escape(text)}). "
                           "Run again with --debug for the traceback and report it.",
-                          markup=True, highlight=False)
+                          markup=True, highlight=False, soft_wrap=True)
         return UNEXPECTED
+
+
+class PlainFormatter(logging.Formatter):
+    """Log lines without the terminal escape codes that other tools' text carries (they
+    end up in CI logs and files, where they are noise)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain_text(super().format(record))
 
 
 def _quiet_runtimes() -> None:

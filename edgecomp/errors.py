@@ -1,8 +1,39 @@
 """The one error type users see: a sentence saying what is wrong and what to do."""
 
+from __future__ import annotations
+
+import re
+
+# Control characters left after rich has decoded the escape sequences: C0 (but tab and
+# newline), DEL and C1 (e.g. a lone 0x9b CSI, which rich's decoder does not read).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain_text(text: str) -> str:
+    """An external tool's text as plain message text: terminal escape sequences (colours,
+    cursor movement, hyperlinks) and other control characters removed, lines kept.
+
+    torch.onnx and other tools colour their messages for a terminal; once such text is
+    part of our message it is written to records, manifests, JSON and logs, where the
+    escapes are noise. rich (already the CLI's) decodes the sequences; a carriage return
+    keeps what a terminal would show last on that line.
+    """
+    if "\x1b" not in text and not _CONTROL.search(text) and "\r" not in text:
+        return text  # the common case, without importing rich
+    from rich.text import Text
+
+    text = text.replace("\r\n", "\n")  # rich would keep only what follows the \r
+    return _CONTROL.sub("", Text.from_ansi(text).plain)
+
 
 class EdgecompError(Exception):
-    """A problem the user can fix; the CLI prints the message and exits non-zero."""
+    """A problem the user can fix; the CLI prints the message and exits non-zero.
+
+    Text quoted from other tools may carry terminal escape codes: the message is kept
+    plain (`plain_text`) wherever it is written."""
+
+    def __init__(self, *args: object):
+        super().__init__(*(plain_text(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class InputError(EdgecompError):

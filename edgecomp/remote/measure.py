@@ -17,7 +17,7 @@ import numpy as np
 import edgecomp
 from edgecomp.agent.protocol import MeasureReport
 from edgecomp.build import Prepared
-from edgecomp.errors import DeviceError
+from edgecomp.errors import DeviceError, plain_text
 from edgecomp.export.base import Artifact
 from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
 from edgecomp.results.execution import execution_flags, summarize_profile
@@ -162,7 +162,7 @@ def failed_record(artifact: Artifact, prepared: Prepared, transport: Transport,
         **_identity(artifact, prepared, transport), accuracy=None, float_accuracy=None,
         accuracy_delta=None, agreement=None, latency_ms=None, load_ms=None,
         first_inference_ms=None, peak_rss_mb=None, rss_growth_mb=None, runtime=None,
-        threads=None, device={}, error=error)
+        threads=None, device={}, error=plain_text(error))
 
 
 def _identity(artifact: Artifact, prepared: Prepared, transport: Transport) -> dict[str, Any]:

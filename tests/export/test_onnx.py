@@ -117,3 +117,67 @@ def test_uint8_activations_when_asked(tiny_request, tmp_path):
               if n.op_type == "QuantizeLinear" and len(n.input) > 2}
     assert dtypes == {"uint8"}
     assert artifact.manifest["activation_dtype"] == "uint8"
+
+
+BRANCHY = '''
+import torch
+
+
+class Branchy(torch.nn.Module):
+    """Control flow on a tensor's value: torch.export cannot trace it."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+
+
+def make():
+    return Branchy()
+'''
+
+
+def test_a_failed_onnx_export_is_reported_without_escape_codes(tmp_path):
+    """torch.onnx colours its message (step 1/3 in cyan); edgecomp's sentence, printed and
+    written, carries the text without the terminal codes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edgecomp.errors import ExportError
+    from edgecomp.signature import InputSpec
+
+    (tmp_path / "branchy.py").write_text(BRANCHY)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import branchy
+
+        request = ExportRequest(module=branchy.make(), inputs=(InputSpec("x", (1, 4)),),
+                                model_name="branchy", source_sha256="s",
+                                precision=Precision.FP32, out_dir=tmp_path / "lib")
+        with pytest.raises(ExportError) as info:
+            get_exporter("onnx").export(request)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("branchy", None)
+    assert "\x1b[" in str(info.value.__cause__)  # torch.onnx's own text has the codes
+    assert "\x1b" not in str(info.value)
+    assert "torch.onnx could not export branchy: Failed to export the model with " \
+           "torch.export. This is step 1/3 of exporting" in str(info.value)
+
+    root = Path(__file__).resolve().parents[2]
+    log = tmp_path / "export.log"
+    with log.open("w") as handle:  # the command's output going to a file, as in CI
+        done = subprocess.run([sys.executable, "-m", "edgecomp.cli", "export", "branchy:make",
+                               "--input-shape", "1,4", "--format", "onnx",
+                               "--precision", "fp32",                               "-o", str(tmp_path / "out")], cwd=tmp_path, stdout=handle,
+                              stderr=subprocess.STDOUT, timeout=300,
+                              env={**os.environ, "PYTHONPATH": f"{root}:{tmp_path}"})
+    text = log.read_text()
+    assert done.returncode == 1, text
+    assert "\x1b" not in text
+    line = next(line for line in text.splitlines() if line.startswith("error:"))
+    assert line.endswith(": Failed to export the model with torch.export. This is step 1/3 of "
+                         "exporting the model to ONNX. Next steps:. Run with --debug for the "
+                         "exporter's report.")  # the whole sentence on one line
