@@ -163,6 +163,10 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                     artifacts.append(hit.artifact)
                     continue
             log.info("exporting %s %s %s", technique, fmt, precision.value)
+            phase = f"exporting {fmt} {precision.value}" + (
+                f" ({technique})" if technique != "none" else "")
+            if progress is not None:  # a phase of its own: a large model takes minutes
+                progress(phase, 0, 1)
             try:
                 if searched:
                     from edgecomp.search import search_int8
@@ -177,6 +181,8 @@ def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
                     raise
                 log.warning("%s", exc)  # the other artifacts go on
                 continue
+            if progress is not None:
+                progress(phase, 1, 1)
             artifacts.append(artifact)
             if key is not None and _settled(artifact):
                 cache.store(key, artifact)

@@ -178,8 +178,17 @@ def _try(request: ExportRequest, exporter, check: CheckFn, target: AgreementTarg
             + (f", {request.float_layers} layers float" if request.float_layers else ""))
     if request.precision == Precision.DYNAMIC_INT8:
         name = "dynamic int8 (int8 weights, activations quantized at run time)"
-    if progress is not None:
-        progress(f"int8 candidate: {name}", 0, 1)
+    if progress is None:
+        return _export_and_check(request, name, options, exporter, check, target)
+    progress(f"int8 candidate: {name}", 0, 1)
+    try:
+        return _export_and_check(request, name, options, exporter, check, target)
+    finally:
+        progress(f"int8 candidate: {name}", 1, 1)
+
+
+def _export_and_check(request: ExportRequest, name: str, options: dict, exporter,
+                      check: CheckFn, target: AgreementTarget) -> tuple[Tried, Artifact | None]:
     start = time.perf_counter()
     try:
         artifact = exporter.export(request)

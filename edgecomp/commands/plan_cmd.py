@@ -72,7 +72,10 @@ def run_plan(args) -> int:
                          "(see `edgecomp profiles list`).")
     model = ModelSpec(spec=args.model, weights=args.weights,
                       input_shape=parse_input_shapes(args.input_shape))
-    source = load_source(model, DataPlan())
+    from edgecomp.commands.ui import progress_bars
+
+    with progress_bars() as progress:  # the demo is trained the first time (a minute)
+        source = load_source(model, DataPlan(), progress=progress)
     facts = board_facts(board)  # for a target: what its agent said at the last connection
     plan = plan_stage(source, board, overrides, facts)
     print_plan(plan)

@@ -24,7 +24,14 @@ err_console = Console(stderr=True, highlight=False)
 
 @contextmanager
 def progress_bars() -> Iterator:
-    """A `progress(description, done, total)` callback drawing one bar per description."""
+    """A `progress(description, done, total)` callback drawing one bar per description;
+    plain phase lines when stderr is not a terminal (CI logs, pipes), where bars show
+    nothing (`edgecomp.commands.progress`)."""
+    if not err_console.is_terminal:
+        from edgecomp.commands.progress import PhaseLines
+
+        yield PhaseLines()
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as bars:
         tasks: dict[str, int] = {}

@@ -165,7 +165,12 @@ def run_recipe(recipe: Recipe, model: nn.Module,
     """Apply the recipe's passes in order; the original model stays the teacher."""
     reports = []
     for name, options in recipe.passes:
-        model, report = make_pass(name, dict(options)).apply(model, ctx)
+        compression_pass = make_pass(name, dict(options))
+        if ctx.progress is not None:  # a phase of its own: a pass can take many minutes
+            ctx.progress(f"pass {name}", 0, 1)
+        model, report = compression_pass.apply(model, ctx)
+        if ctx.progress is not None:
+            ctx.progress(f"pass {name}", 1, 1)
         reports.append(report)
     return model, reports
 

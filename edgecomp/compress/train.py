@@ -50,6 +50,8 @@ def train_classifier(model: nn.Module, data: Dataset, *, epochs: int, lr: float 
     if teacher is not None:
         teacher.eval()
     generator = torch.Generator().manual_seed(seed)
+    # Progress counts batches, not epochs: one epoch of a large model takes minutes.
+    batches = -(-len(x) // batch_size)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=generator)
@@ -68,8 +70,9 @@ def train_classifier(model: nn.Module, data: Dataset, *, epochs: int, lr: float 
             opt.zero_grad()
             loss.backward()
             opt.step()
-        if progress is not None:
-            progress("training", epoch + 1, epochs)
+            if progress is not None:
+                progress("training", epoch * batches + start // batch_size + 1,
+                         epochs * batches)
     model.eval()
     return model
 

@@ -218,6 +218,8 @@ def interleaved_ratios(records: list[ResultRecord], artifacts: list[Artifact],
                                                   warmup_seconds=0.1, profile_ops=False)
                     report = transport.measure(artifact.path, options, inputs)
                     p50s[i].append(report.latency_ms.p50)
+            if progress is not None:
+                progress("timing interleaved", rounds, rounds)
         except transport_errors() as exc:
             log.warning("interleaved timing stopped (%s); speedups are from the separate "
                         "measurements", exc)

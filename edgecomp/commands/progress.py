@@ -1,0 +1,72 @@
+"""Progress of long steps when output is not a terminal: plain phase lines on stderr.
+
+On a terminal the CLI draws rich progress bars (`ui.progress_bars`); in a CI log or a pipe
+those draw nothing, and a 26-minute pruning run looked hung. There each phase (one
+progress description) gets a line when it starts, a "step i/n" line at most every
+`interval` seconds while it runs, and a line with its duration when it ends.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+STEP_INTERVAL_S = 10.0
+
+
+@dataclass
+class _Phase:
+    started: float
+    shown: float  # when its last line was written
+    done: int
+
+
+def duration(seconds: float) -> str:
+    """12.3 s, or 4 min 05 s."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+class PhaseLines:
+    """A `progress(description, done, total)` callback that writes plain lines.
+
+    A description seen for the first time, or whose count went back (the same step run
+    again, e.g. training in a second pass), starts a phase; reaching `total` ends it. Boards
+    of a fleet report from their own threads, hence the lock.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = STEP_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream = stream
+        self.interval = interval
+        self.clock = clock
+        self.phases: dict[str, _Phase] = {}
+        self.lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        stream = self.stream or sys.stderr  # read late: tests and callers swap stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        with self.lock:
+            now = self.clock()
+            phase = self.phases.get(description)
+            if phase is None or done < phase.done:
+                phase = self.phases[description] = _Phase(started=now, shown=now, done=done)
+                self.write(f"{description}: started" + (f" ({total} steps)" if total > 1
+                                                         else ""))
+            if total and done >= total:
+                del self.phases[description]
+                self.write(f"{description}: done in {duration(now - phase.started)}")
+                return
+            if done > phase.done and now - phase.shown >= self.interval:
+                phase.shown = now
+                self.write(f"{description}: step {done}/{total} after "
+                           f"{duration(now - phase.started)}")
+            phase.done = done
