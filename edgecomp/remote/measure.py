@@ -22,6 +22,7 @@ from edgecomp.export.base import Artifact
 from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
 from edgecomp.results.execution import execution_flags, summarize_profile
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.stability import measured
 from edgecomp.signature import stacked
 from edgecomp.verify import Verification, compare_outputs, model_outputs, onnx_outputs, top1
 
@@ -110,6 +111,7 @@ def measure_and_record(artifact: Artifact, prepared: Prepared, transport: Transp
         rss_growth_mb=report.rss_growth_mb,
         runtime=runtime, threads=report.threads, device=device,
         samples_ms=list(report.samples_ms),
+        stability=measured(report.samples_ms, report.to_dict()),
         energy_mj=power.energy_mj, energy_reason=power.reason,
         emulated=report.device_before.emulated is not None)
 
@@ -176,56 +178,3 @@ def _identity(artifact: Artifact, prepared: Prepared, transport: Transport) -> d
                 artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
                 calib_sha256=calibration.get("sha256"), calib_source=calibration.get("source"),
                 manifest=manifest, plan=prepared.plan, host=host_facts())
-
-
-INTERLEAVED_ROUNDS = 3
-
-
-def interleaved_ratios(records: list[ResultRecord], artifacts: list[Artifact],
-                       transport: Transport, options_for: Callable[[Artifact], MeasureOptions],
-                       prepared: Prepared, *, rounds: int = INTERLEAVED_ROUNDS,
-                       progress: ProgressFn | None = None) -> list[ResultRecord]:
-    """Each artifact's p50 over its fp32 twin (same technique and format), both timed in
-    alternating rounds (A/B/A/B) so that load on the board changes both alike.
-
-    The ratio is the median of the per-round p50s of each, divided; the full
-    measurement stays the record's distribution.
-    """
-    import dataclasses
-    import statistics
-
-    by_path = {a.path.name: a for a in artifacts}
-    groups: dict[tuple[str, str], list[int]] = {}
-    for index, record in enumerate(records):
-        if record.ok:
-            groups.setdefault((record.technique, record.format), []).append(index)
-    updated = list(records)
-    inputs = measured_inputs(prepared)
-    for indices in groups.values():
-        base = [i for i in indices if records[i].precision == "fp32"]
-        if not base or len(indices) < 2:
-            continue
-        members = [base[0]] + [i for i in indices if i != base[0]]
-        p50s: dict[int, list[float]] = {i: [] for i in members}
-        try:
-            for round_index in range(rounds):
-                if progress is not None:
-                    progress("timing interleaved", round_index, rounds)
-                for i in members if round_index % 2 == 0 else members[::-1]:
-                    artifact = by_path[records[i].artifact_name]
-                    options = dataclasses.replace(options_for(artifact), runs=20,
-                                                  seconds=0.3, warmup_runs=3,
-                                                  warmup_seconds=0.1, profile_ops=False)
-                    report = transport.measure(artifact.path, options, inputs)
-                    p50s[i].append(report.latency_ms.p50)
-            if progress is not None:
-                progress("timing interleaved", rounds, rounds)
-        except transport_errors() as exc:
-            log.warning("interleaved timing stopped (%s); speedups are from the separate "
-                        "measurements", exc)
-            continue
-        reference = statistics.median(p50s[members[0]])
-        for i in members:
-            ratio = round(statistics.median(p50s[i]) / reference, 3) if reference else None
-            updated[i] = dataclasses.replace(updated[i], p50_ratio=ratio)
-    return updated

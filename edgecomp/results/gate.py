@@ -7,8 +7,9 @@ one `Check` per artifact and check; `GateReport.status` folds them into the exit
 
 Latency (p50 and p90, from each record's raw samples):
 
-1. Each run must be stable on its own: not throttled, at least `min_samples` samples,
-   p90 at most `max_tail_ratio` times its p50, and the medians of its ten consecutive
+1. Each run must be stable on its own (`results.stability`, the figure every measurement
+   carries, with gate.toml's `[stability]` limits): not throttled, at least `min_samples`
+   samples, p90 at most `max_tail_ratio` times its p50, and the medians of its ten consecutive
    segments within `max_drift` of each other. On a shared machine another process taking
    a core looks like either: a share of iterations several times slower throughout the
    run (a heavy tail), or a burst that shifts part of the run (drift). An unstable run is
@@ -67,6 +68,8 @@ from edgecomp.config import SCHEMA, load_toml, validate
 from edgecomp.errors import InputError
 from edgecomp.results.compare import SHORT_SHA, model_content, named_artifact_key
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.stability import (MAX_DRIFT, MAX_TAIL_RATIO, MIN_SAMPLES,
+                                        sample_reasons)
 from edgecomp.vocab import Vocabulary
 
 Share = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]  # 0.15 is 15 %
@@ -93,9 +96,10 @@ class GrowthLimit:
 
 @schema(frozen=True, config=SCHEMA)
 class StabilityLimits:
-    min_samples: Annotated[StrictInt, Field(ge=2, le=10**9)] = 20
-    max_tail_ratio: Annotated[StrictFloat, Field(ge=1, le=1000, allow_inf_nan=False)] = 1.5
-    max_drift: Tolerance = 0.10
+    min_samples: Annotated[StrictInt, Field(ge=2, le=10**9)] = MIN_SAMPLES
+    max_tail_ratio: Annotated[StrictFloat, Field(ge=1, le=1000, allow_inf_nan=False)] = \
+        MAX_TAIL_RATIO
+    max_drift: Tolerance = MAX_DRIFT
 
 
 @schema(frozen=True, config=SCHEMA)
@@ -257,32 +261,13 @@ def _content_notes(before: dict[tuple, ResultRecord],
 
 
 def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
-    """Why a run's samples cannot be judged, or None when they can."""
+    """Why a run's samples cannot be judged, or None when they can (the same figure as
+    every measurement's, `results.stability`, with the gate's limits)."""
     if record.device.get("throttled_during"):
         return "the board throttled during the run"
-    samples = np.asarray(record.samples_ms, dtype=float)
-    if len(samples) < limits.min_samples:
-        return f"{len(samples)} samples, fewer than {limits.min_samples}"
-    p50, p90 = np.quantile(samples, [0.5, 0.9])
-    if p50 <= 0:
-        return "its median latency is not positive"
-    if p90 > limits.max_tail_ratio * p50:
-        return f"p90 is {p90 / p50:.2f}x p50 (limit {limits.max_tail_ratio:g}x)"
-    drift = segment_drift(samples)
-    if drift > limits.max_drift:
-        return (f"the medians of its tenths differ by {drift:.0%} "
-                f"(limit {limits.max_drift:.0%})")
-    return None
-
-
-def segment_drift(samples: np.ndarray, *, segments: int = 10, per_segment: int = 20) -> float:
-    """The largest over the smallest median of consecutive segments, minus one (fewer
-    segments for short runs, so each has `per_segment` samples; 0 when under two)."""
-    count = min(segments, len(samples) // per_segment)
-    if count < 2:
-        return 0.0
-    medians = [float(np.median(part)) for part in np.array_split(samples, count)]
-    return max(medians) / min(medians) - 1 if min(medians) > 0 else math.inf
+    reasons = sample_reasons(record.samples_ms, min_samples=limits.min_samples,
+                             max_tail_ratio=limits.max_tail_ratio, max_drift=limits.max_drift)
+    return reasons[0] if reasons else None
 
 
 def block_bootstrap(samples: np.ndarray, quantiles: list[float], *, resamples: int,

@@ -10,6 +10,7 @@ from typing import Any
 # Latency statistics in milliseconds over the timed runs: the agent protocol's own record,
 # so the host stores exactly what the board reported.
 from edgecomp.agent.protocol import LatencyStats as Latency  # noqa: F401  (re-exported)
+from edgecomp.results.stability import Stability
 
 RECORD_VERSION = 1
 
@@ -75,6 +76,9 @@ class ResultRecord:
     # p50 over the fp32 artifact of the same model, format and technique, both timed
     # interleaved in the same run (A/B/A/B); None where there is no such pair.
     p50_ratio: float | None = None
+    # How it was timed and how stable the timing was (spread, load, throttling, rounds);
+    # None in records from before it was kept.
+    stability: Stability | None = None
     flags: list[str] = field(default_factory=list)  # what the user must know: below target...
     tag: str | None = None  # the run's name (`--tag`), for baselines and filters
     # The git commit, branch and dirty state of the working directory the run started in
@@ -116,5 +120,7 @@ class ResultRecord:
             values["latency_ms"] = Latency(**values["latency_ms"])
         if values.get("agreement") is not None:
             values["agreement"] = Agreement(**values["agreement"])
+        if values.get("stability") is not None:
+            values["stability"] = Stability.from_json(values["stability"])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,205 @@
+"""How far a timing can be trusted: the stability figure of a measured artifact.
+
+One definition, used where an artifact is measured (stored in its record, shown in the
+tables and the report, warned about) and where `edgecomp gate` decides whether a run can be
+judged at all (`gate.instability`).
+
+Over one measurement's timed samples:
+
+- **spread**: p90 over p50. Quantiles, not max/min or the standard deviation, so that one
+  stray iteration does not decide it; and the upper tail, because noise on a board only
+  ever slows iterations down: another process taking a core makes a share of them several
+  times slower. A quiet board gives 1.0x to 1.2x; limit 1.5x.
+- **drift**: the largest over the smallest median of ten consecutive segments, minus one:
+  a burst of load that shifts part of the run rather than widening all of it. Limit 10 %.
+- **samples**: at least 20.
+- **load**: the board's 1-minute load average when the timing started, against its online
+  cores. It is context more than proof (it lags: it still counts the minute before), so
+  it is a reason only when it exceeds the cores: more runnable threads than CPUs.
+- **throttled**: the agent saw throttle flags or the throttle temperature.
+
+Timed in interleaved rounds (A/B/A/B, then B/A/B/A: `deploy`, `bench` of several artifacts
+or `--repeat`), an artifact also gets each round's p50 and, compared with another artifact,
+each round's ratio of the two p50s. Both sides of a round share the board's conditions, so
+the spread of the per-round ratios (largest over smallest, minus one) says how precise the
+ratio is; above 10 % it is shown as the range of the rounds, not as one number. An
+artifact timed alone in rounds is judged by the spread of its round p50s instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+MIN_SAMPLES = 20
+MAX_TAIL_RATIO = 1.5  # p90 / p50
+MAX_DRIFT = 0.10  # between the medians of a run's tenths
+MAX_ROUND_SPREAD = 0.10  # between per-round ratios (or per-round p50s of a lone artifact)
+MAX_LOAD_PER_CORE = 1.0  # 1-minute load average over online cores
+
+
+def segment_drift(samples: Sequence[float], *, segments: int = 10,
+                  per_segment: int = 20) -> float:
+    """The largest over the smallest median of consecutive segments, minus one (fewer
+    segments for short runs, so each has `per_segment` samples; 0 when under two)."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    count = min(segments, len(values) // per_segment)
+    if count < 2:
+        return 0.0
+    medians = [float(np.median(part)) for part in np.array_split(values, count)]
+    return max(medians) / min(medians) - 1 if min(medians) > 0 else math.inf
+
+
+def sample_reasons(samples: Sequence[float], *, min_samples: int = MIN_SAMPLES,
+                   max_tail_ratio: float = MAX_TAIL_RATIO,
+                   max_drift: float = MAX_DRIFT) -> list[str]:
+    """Why these timed samples are too few or too spread to trust (empty when they are
+    fine); the first reason found ends the list, as later ones would not be meaningful."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    if len(values) < min_samples:
+        return [f"{len(values)} samples, fewer than {min_samples}"]
+    p50, p90 = np.quantile(values, [0.5, 0.9])
+    if p50 <= 0:
+        return ["its median latency is not positive"]
+    if p90 > max_tail_ratio * p50:
+        return [f"p90 is {p90 / p50:.2f}x p50 (limit {max_tail_ratio:g}x)"]
+    drift = segment_drift(values)
+    if drift > max_drift:
+        return [f"the medians of its tenths differ by {drift:.0%} (limit {max_drift:.0%})"]
+    return []
+
+
+def round_spread(values: Sequence[float]) -> float | None:
+    """Largest over smallest of per-round values, minus one; None under two rounds."""
+    if len(values) < 2 or min(values) <= 0:
+        return None
+    return max(values) / min(values) - 1
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How one artifact was timed and how stable that timing was (module doc)."""
+
+    samples: int  # timed runs of the measurement
+    timed_s: float  # seconds those runs took together
+    spread: float | None  # p90 / p50
+    drift: float | None  # medians of the run's tenths, largest over smallest, minus one
+    load: float | None  # 1-minute load average when the timing started
+    cores: int | None  # the board's online cores
+    throttled: bool | None  # None where the board tells neither flags nor temperatures
+    rounds: int = 0  # interleaved rounds it was also timed in (0: none)
+    round_s: float | None = None  # timed seconds asked for per round
+    rounds_timed_s: float | None = None  # seconds its timed runs took over all rounds
+    round_p50s: list[float] = field(default_factory=list)  # its p50 in each round, ms
+    ratio_to: str | None = None  # the artifact its per-round ratios are over
+    ratios: list[float] = field(default_factory=list)  # its p50 over ratio_to's, per round
+    repeat: int | None = None  # --repeat as given (None: the default rounds)
+    min_time: float | None = None  # --min-time as given, seconds
+    reasons: list[str] = field(default_factory=list)  # why it is unstable; empty: stable
+
+    @property
+    def stable(self) -> bool:
+        return not self.reasons
+
+    @property
+    def load_per_core(self) -> float | None:
+        return self.load / self.cores if self.load is not None and self.cores else None
+
+    @property
+    def ratio_range(self) -> tuple[float, float] | None:
+        """The smallest and largest per-round ratio, where it was timed in two rounds or more."""
+        return (min(self.ratios), max(self.ratios)) if len(self.ratios) >= 2 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Stability":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def measured(samples: Sequence[float], device: dict[str, Any]) -> Stability:
+    """The figure of one measurement: its timed samples and the board's state as the agent
+    reported it (the record's `device` facts)."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    spread = drift = None
+    if len(values):
+        p50, p90 = np.quantile(values, [0.5, 0.9])
+        spread = round(float(p90 / p50), 4) if p50 > 0 else None
+        drift = round(float(segment_drift(values)), 4)
+    before = device.get("device_before") or {}
+    load = before.get("load_avg")
+    figure = Stability(samples=len(values), timed_s=round(float(values.sum()) / 1000.0, 4),
+                       spread=spread, drift=drift, load=load[0] if load else None,
+                       cores=before.get("online_cores") or before.get("cores"),
+                       throttled=device.get("throttled_during"))
+    return judged(figure, samples)
+
+
+def judged(figure: Stability, samples: Sequence[float]) -> Stability:
+    """The figure with its `reasons` worked out (again, once rounds were added)."""
+    reasons = sample_reasons(samples)
+    if figure.throttled:
+        reasons.append("the board throttled")
+    per_core = figure.load_per_core
+    if per_core is not None and per_core > MAX_LOAD_PER_CORE:
+        reasons.append(f"load {figure.load:.2f} on {figure.cores} cores")
+    if figure.ratio_to is not None:
+        spread = round_spread(figure.ratios)
+        if spread is not None and spread > MAX_ROUND_SPREAD:
+            low, high = figure.ratio_range
+            reasons.append(f"its speedup over {figure.ratio_to} went from {1 / high:.2f}x to "
+                           f"{1 / low:.2f}x over {len(figure.ratios)} rounds "
+                           f"(limit {MAX_ROUND_SPREAD:.0%})")
+    else:
+        spread = round_spread(figure.round_p50s)
+        if spread is not None and spread > MAX_ROUND_SPREAD:
+            reasons.append(f"its p50 went from {min(figure.round_p50s):.4g} to "
+                           f"{max(figure.round_p50s):.4g} ms over {len(figure.round_p50s)} "
+                           f"rounds (limit {MAX_ROUND_SPREAD:.0%})")
+    return dataclasses.replace(figure, reasons=reasons)
+
+
+def warning(figure: Stability, *, artifact: str, target: str) -> str | None:
+    """One line for an unstable timing: what made it so and what to do; None when stable."""
+    if figure.stable:
+        return None
+    rounds = max(figure.rounds, 3)
+    timed = figure.rounds_timed_s or figure.timed_s
+    return (f"timing of {artifact} on {target} is unstable: {'; '.join(figure.reasons)}. "
+            f"Measure on a quieter board, or time longer (e.g. --repeat {rounds * 2} "
+            f"--min-time {math.ceil(max(2 * timed, 5.0))}).")
+
+
+def spread_text(figure: Stability | None) -> str:
+    """The compact table cell: p90/p50 of the timing, `!` when the timing is unstable."""
+    if figure is None or figure.spread is None:
+        return "-"
+    return f"{figure.spread:.2f}" + ("!" if not figure.stable else "")
+
+
+def load_text(figure: Stability | None) -> str:
+    """The compact table cell: the 1-minute load average over the online cores, "0.6/4"."""
+    if figure is None or figure.load is None:
+        return "-"
+    return f"{figure.load:.1f}/{figure.cores or '?'}"
+
+
+def speedup_text(speedup: float | None, figure: Stability | None) -> str:
+    """A speedup over the reference, as the range of its rounds where those disagree beyond
+    the limit (so an unstable ratio never reads as a precise one)."""
+    if speedup is None:
+        return "-"
+    ratios = figure.ratio_range if figure is not None else None
+    if ratios is not None and round_spread(figure.ratios) > MAX_ROUND_SPREAD:
+        return f"{1 / ratios[1]:.2f}-{1 / ratios[0]:.2f}x"
+    return f"{speedup:.2f}x"
