@@ -25,8 +25,9 @@ from edgecomp.export.base import Artifact
 from edgecomp.modelfacts import ModelFacts
 from edgecomp.plan import BoardFacts, Plan, make_plan
 from edgecomp.remote.base import MeasureOptions, transport_errors
-from edgecomp.remote.measure import (failed_record, interleaved_ratios, measure_all,
+from edgecomp.remote.measure import (failed_record, measure_all, measured_inputs,
                                      reference_outputs, verify)
+from edgecomp.remote.rounds import Rounds, bench_bases, deploy_bases, interleave, rounds_for
 from edgecomp.fleet import Member, board_progress, concurrently, connect
 from edgecomp.results.provenance import stamp
 from edgecomp.results.record import ResultRecord
@@ -86,11 +87,18 @@ class MeasureChoices:
     threads: int | None = None
     runtime: str | None = None  # an agent runtime name; None or "auto": the target/plan's
     profile_ops: bool = False  # per-op times from the runtime's profiler (`--profile-ops`)
+    repeat: int | None = None  # interleaved rounds (None: remote.rounds.ROUNDS)
+    min_time: float | None = None  # timed seconds per artifact over its rounds, at least
 
     def __post_init__(self) -> None:
         if self.runs <= 0 or self.seconds < 0 or self.warmup_runs < 0 or \
                 self.warmup_seconds < 0:
             raise InputError("--runs must be positive; --seconds and the warm-up not negative.")
+        rounds_for(self.repeat, self.min_time)  # refuses bad values with one sentence
+
+    @property
+    def rounds(self) -> Rounds:
+        return rounds_for(self.repeat, self.min_time)
         if self.threads is not None and self.threads < 1:
             raise InputError("--threads must be a positive number of threads.")
 
@@ -135,6 +143,7 @@ class Settings:
     # The plans of the formats built beside the plan's own (the demo builds every format):
     # their artifacts are built with and recorded with them.
     plans: Mapping[str, Plan] = field(default_factory=dict)
+    rounds: Rounds = Rounds()  # how compared artifacts are timed interleaved
 
     def options_for(self, artifact: Artifact) -> MeasureOptions:
         return self.by_format.get(artifact.format, self.measure)
@@ -303,8 +312,10 @@ def _measure_member(member: Member, plan: Plan | None, settings: Settings, build
     verified = build.verified if build.verified_on == member.name else None
     records = measure_all(build.artifacts, prepared, member.transport, settings.options_for,
                           reference=build.reference, progress=progress, verified=verified)
-    records = interleaved_ratios(records, build.artifacts, member.transport,
-                                 settings.options_for, prepared, progress=progress)
+    records = interleave(records, build.artifacts, deploy_bases(records, build.artifacts),
+                         member.transport, settings.options_for,
+                         lambda artifact: measured_inputs(prepared), rounds=settings.rounds,
+                         progress=progress)
     # Artifacts of another format than the plan's carry that format's plan.
     return [replace(r, plan={**(build.prepared.plan or {}), **settings.plans[r.format].to_json()})
             if r.format in settings.plans else r for r in records]
@@ -484,7 +495,7 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
             delegate = planned.delegate
         by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
     return Settings(export=replace(export, **changes), measure=measure, by_format=by_format,
-                    plans=plans)
+                    plans=plans, rounds=choice.rounds)
 
 
 def export_plan(wanted: ExportChoices, *,
@@ -660,6 +671,12 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
     for artifact, prepared in zip(artifacts, prepared_sets):
         records += measure_all([artifact], prepared, transport, settings.options_for,
                                reference=outputs, progress=progress)
+    inputs = {a.path: measured_inputs(p) for a, p in zip([*artifacts, *([base] if base else [])],
+                                                          prepared_sets)}
+    records = interleave(records, artifacts,
+                         bench_bases(records, artifacts, base, asked=settings.rounds.asked),
+                         transport, settings.options_for, lambda artifact: inputs[artifact.path],
+                         rounds=settings.rounds, progress=progress)
     return [_flag_unplanned(record, member.board) for record in records]
 
 

@@ -177,6 +177,13 @@ def _measure_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=50, help="at least this many timed runs")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="and at least this many seconds of timed runs")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="time compared artifacts in N interleaved rounds (A/B/A/B; "
+                        "default 3); their ratio is the median of the rounds, its spread "
+                        "shown; with one artifact, N repeated measurements")
+    parser.add_argument("--min-time", type=float, metavar="SECONDS",
+                        help="at least this many timed seconds per artifact over its rounds "
+                        "(default 0.3 s a round)")
     parser.add_argument("--warmup-runs", type=int, default=5)
     parser.add_argument("--warmup-seconds", type=float, default=0.5)
     parser.add_argument("--threads", type=int,
@@ -237,7 +244,8 @@ def _measure_choices(args):
 
     return MeasureChoices(runs=args.runs, seconds=args.seconds, warmup_runs=args.warmup_runs,
                           warmup_seconds=args.warmup_seconds, threads=args.threads,
-                          runtime=args.runtime, profile_ops=args.profile_ops)
+                          runtime=args.runtime, profile_ops=args.profile_ops,
+                          repeat=args.repeat, min_time=args.min_time)
 
 
 def _model_spec(args):
@@ -352,7 +360,21 @@ def _finish(args, records, *, command: str) -> int:
         for flag in record.flags:
             err_console.print(f"[yellow](!)[/yellow] {escape(record.artifact_name)}: {escape(flag)}",
                               markup=True, highlight=False)
+        _warn_unstable(record)
     return 1 if failed else 0
+
+
+def _warn_unstable(record) -> None:
+    """One line when a record's timing was unstable: why, and what to do."""
+    from rich.markup import escape
+
+    from edgecomp.commands.ui import err_console
+    from edgecomp.results.stability import warning
+
+    line = warning(record.stability, artifact=record.artifact_name,
+                   target=record.target) if record.stability is not None else None
+    if line:
+        err_console.print(f"[yellow](!)[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _print_across_boards(records) -> None:

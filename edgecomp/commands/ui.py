@@ -14,6 +14,7 @@ from rich.text import Text
 
 from edgecomp.results.compare import AcrossBoards, ComparisonRow
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.stability import load_text, spread_text, speedup_text
 
 # Tables are wide; when output is not a terminal (CI logs, pipes) rich would assume 80 columns.
 # 280 holds `compare --baseline`'s columns, each row's run and date and long model names.
@@ -94,8 +95,8 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     against = baseline_name is not None
     extra = ("p50 vs base", "p90 vs base", "size vs base", "acc vs base") if against else ()
     for column in ("model", "technique", "target", "format", "precision", "size",
-                   "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "energy mJ",
-                   *extra, "run", "date (UTC)"):
+                   "accuracy", "Δ pts", "cosine", "p50 ms", "p90 ms", "speedup", "spread",
+                   "load", "energy mJ", *extra, "run", "date (UTC)"):
         names = column in ("model", "technique", "target", "format", "precision", "run")
         # A name too long for its column folds onto the next line rather than being cut:
         # two models sharing a prefix must stay told apart.
@@ -112,7 +113,8 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
         changes = [*(_changes(row) if against else []), *_run_cells(row)]
         if not r.ok:
             table.add_row(*names, precision, _size(r.size_bytes),
-                          "-", "-", "-", "[red]failed[/red]", "-", "-", "-", *changes)
+                          "-", "-", "-", "[red]failed[/red]", "-", "-", "-", "-", "-",
+                          *changes)
             continue
         delta = "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.2f}"
         if r.flags:
@@ -121,14 +123,28 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
                       _fmt(r.accuracy, ".2f", "%"), delta,
                       _fmt(r.agreement.cosine if r.agreement else None, ".4f"),
                       _fmt(r.latency_ms.p50, ".3f"), _fmt(r.latency_ms.p90, ".3f"),
-                      _fmt(row.speedup, ".2f", "x"), _fmt(r.energy_mj, ".3f"), *changes)
+                      speedup_text(row.speedup, r.stability), _spread(r),
+                      load_text(r.stability), _fmt(r.energy_mj, ".3f"), *changes)
     newest = next((row.record.run_id for row in rows if not row.earlier and row.record.run_id),
                   None)
+    notes = []
     if newest and any(row.earlier for row in rows):
-        table.caption = Text(f"(earlier): measured in an earlier run than run {newest}, the "
-                             "newest shown")
-        table.caption_justify = "left"
+        notes.append(f"(earlier): measured in an earlier run than run {newest}, the newest shown")
+    if any(r.record.stability is not None and not r.record.stability.stable for r in rows):
+        notes.append(UNSTABLE_NOTE)
+    if notes:
+        table.caption, table.caption_justify = Text("\n".join(notes)), "left"
     return table
+
+
+UNSTABLE_NOTE = ("spread: p90/p50 of the timed runs · load: 1-minute load average/online "
+                 "cores · ! unstable timing (reasons in the warnings and in --json "
+                 "`stability`); a speedup whose rounds disagree is shown as their range")
+
+
+def _spread(record: ResultRecord) -> Text:
+    text = spread_text(record.stability)
+    return Text(text, style="yellow" if text.endswith("!") else "")
 
 
 def _run_cells(row: ComparisonRow) -> list[Text]:

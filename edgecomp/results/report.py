@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.stability import spread_text
 
 
 @dataclass(frozen=True)
@@ -425,6 +426,8 @@ def _row(entry: Entry) -> dict[str, Any]:
         "energy": number(r.energy_mj, ".4g", " mJ"),
         "energy_reason": r.energy_reason or "not measured",
         "flags": list(r.flags), "throttled": throttled(r), "run_id": r.run_id, "tag": r.tag,
+        "unstable": list(r.stability.reasons) if r.stability is not None else [],
+        "spread": spread_text(r.stability),
         "emulated": r.emulated,
         "plan": _plan_rows(r.plan), "plan_profile": (r.plan or {}).get("profile"),
         "plan_warnings": (r.plan or {}).get("warnings") or [],

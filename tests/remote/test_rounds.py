@@ -1,0 +1,129 @@
+"""Interleaved rounds on a real runtime: `bench` of several artifacts on `local` times them
+A/B/A/B, records the per-round ratios and how it was timed, and warns when the board is
+busy."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from edgecomp.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def matmul_onnx(path, n: int, layers: int = 8):
+    """A real ONNX model: `layers` MatMuls of n x n on an 8 x n input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights, nodes, prev = [], [], "x"
+    for i in range(layers):
+        weights.append(numpy_helper.from_array(
+            (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32), f"W{i}"))
+        nodes.append(helper.make_node("MatMul", [prev, f"W{i}"], [f"h{i}"]))
+        prev = f"h{i}"
+    nodes.append(helper.make_node("Relu", [prev], ["y"]))
+    graph = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [8, n])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [8, n])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rounds")
+    return matmul_onnx(folder / "big.onnx", 512), matmul_onnx(folder / "small.onnx", 128)
+
+
+def bench(tmp_path, capsys, *args):
+    out = tmp_path / "bench.json"
+    code = main(["bench", *map(str, args), "--target", "local", "--threads", "1",
+                 "--runs", "20", "--seconds", "0.3", "--json", str(out), "--no-record"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return {r["artifact_name"]: r for r in json.loads(out.read_text())}, captured
+
+
+def test_bench_of_two_artifacts_times_them_interleaved(models, tmp_path, capsys):
+    big, small = models
+    results, captured = bench(tmp_path, capsys, big, small)
+    base, other = results["big.onnx"]["stability"], results["small.onnx"]["stability"]
+    assert base["ratio_to"] == other["ratio_to"] == "big.onnx"  # over the first named
+    assert results["big.onnx"]["p50_ratio"] == 1.0 and base["ratios"] == []
+    assert other["rounds"] == 3 and len(other["ratios"]) == 3 and len(other["round_p50s"]) == 3
+    assert results["small.onnx"]["p50_ratio"] == pytest.approx(
+        statistics.median(other["ratios"]), abs=1e-3)
+    assert results["small.onnx"]["p50_ratio"] < 0.5  # 16x fewer MACs
+    assert other["repeat"] is None and other["min_time"] is None
+    for figure in (base, other):
+        assert figure["samples"] >= 20 and figure["spread"] >= 1.0
+        assert figure["cores"] >= 1 and figure["load"] is not None
+        assert figure["rounds_timed_s"] >= 0.8 * 3 * 0.3
+    assert "spread" in captured.out and "load" in captured.out
+
+
+def test_repeat_and_min_time_buy_longer_timing_and_are_recorded(models, tmp_path, capsys):
+    big, small = models
+    results, _ = bench(tmp_path, capsys, big, small, "--repeat", "4", "--min-time", "2")
+    for figure in (r["stability"] for r in results.values()):
+        assert (figure["rounds"], figure["repeat"], figure["min_time"]) == (4, 4, 2.0)
+        assert figure["round_s"] == 0.5 and len(figure["round_p50s"]) == 4
+        assert figure["rounds_timed_s"] >= 0.8 * 2.0  # inference time; the loop's wall is 2 s
+    assert len(results["small.onnx"]["stability"]["ratios"]) == 4
+
+
+def test_a_lone_artifact_gets_rounds_only_when_asked(models, tmp_path, capsys):
+    big, _ = models
+    alone, _ = bench(tmp_path, capsys, big)
+    assert alone["big.onnx"]["stability"]["rounds"] == 0
+    assert alone["big.onnx"]["p50_ratio"] is None
+    repeated, _ = bench(tmp_path, capsys, big, "--repeat", "2")
+    figure = repeated["big.onnx"]["stability"]
+    assert figure["rounds"] == 2 and len(figure["round_p50s"]) == 2
+    assert figure["ratio_to"] is None and repeated["big.onnx"]["p50_ratio"] is None
+
+
+def test_a_busy_board_gets_a_warning_saying_why(models, tmp_path, capsys):
+    """Busy loops on every core (twice over) while timing: the run must be called unstable,
+    with its reason and what to do, on one line."""
+    big, _ = models
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(2 * len(os.sched_getaffinity(0)))]
+    try:
+        time.sleep(1.0)
+        results, captured = bench(tmp_path, capsys, big)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    figure = results["big.onnx"]["stability"]
+    assert figure["reasons"], figure
+    lines = [line for line in captured.err.splitlines() if "is unstable" in line]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("(!) timing of big.onnx on local is unstable: ")
+    assert figure["reasons"][0] in lines[0]
+    assert "quieter board" in lines[0] and "--repeat" in lines[0]
+    assert "!" in captured.out  # the table's spread column marks it too
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--repeat", "0", "--repeat must be a whole number of rounds"),
+    ("--min-time", "-1", "--min-time must be a number of seconds"),
+    ("--min-time", "nan", "--min-time must be a number of seconds")])
+def test_bad_repeat_or_min_time_is_refused(models, capsys, flag, value, words):
+    big, _ = models
+    assert main(["bench", str(big), "--target", "local", flag, value]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
