@@ -673,10 +673,10 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
                                reference=outputs, progress=progress)
     inputs = {a.path: measured_inputs(p) for a, p in zip([*artifacts, *([base] if base else [])],
                                                           prepared_sets)}
-    records = interleave(records, artifacts,
-                         bench_bases(records, artifacts, base, asked=settings.rounds.asked),
-                         transport, settings.options_for, lambda artifact: inputs[artifact.path],
-                         rounds=settings.rounds, progress=progress)
+    bases, other_model = bench_bases(records, artifacts, base, asked=settings.rounds.asked)
+    records = interleave(records, artifacts, bases, transport, settings.options_for,
+                         lambda artifact: inputs[artifact.path], rounds=settings.rounds,
+                         other_model=other_model, progress=progress)
     return [_flag_unplanned(record, member.board) for record in records]
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from edgecomp.errors import InputError
 from edgecomp.export.base import Artifact
 from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
+from edgecomp.results.compare import model_identity
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import judged
 
@@ -75,13 +76,15 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
                bases: Mapping[int, Artifact | None], transport: Transport,
                options_for: Callable[[Artifact], MeasureOptions],
                inputs_for: Callable[[Artifact], dict[str, np.ndarray] | None], *,
-               rounds: Rounds = Rounds(),
+               rounds: Rounds = Rounds(), other_model: frozenset[int] = frozenset(),
                progress: ProgressFn | None = None) -> list[ResultRecord]:
     """The records with their rounds: `bases` maps a record's index to the artifact its
     ratio is over (itself for a base, one outside `records` such as bench's --reference,
-    or None for an artifact timed in rounds without a ratio). A failure on the link stops
-    the rounds; the records keep their own measurements. `records[i]` is the
-    measurement of `artifacts[i]`."""
+    or None for an artifact timed in rounds without a ratio). The ratio becomes the
+    record's `p50_ratio` (its speedup in `compare`) except for the indices in
+    `other_model`, whose base is another model: they keep it in their stability figure
+    only. A failure on the link stops the rounds; the records keep their own
+    measurements. `records[i]` is the measurement of `artifacts[i]`."""
     own = {i: artifacts[i] for i in bases}
     timed = list({a.path: a for a in [*own.values(),
                                       *(b for b in bases.values() if b is not None)]}.values())
@@ -117,6 +120,8 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
             else:
                 ratios = [round(a / b, 4) for a, b in zip(mine, p50s[base.path]) if b > 0]
                 ratio = round(statistics.median(ratios), 3) if ratios else None
+            if i in other_model:
+                ratio = None
         figure = judged(dataclasses.replace(
             record.stability, rounds=rounds.count, round_s=round(rounds.seconds, 4),
             rounds_timed_s=round(seconds[own[i].path], 4),
@@ -142,22 +147,27 @@ def deploy_bases(records: list[ResultRecord],
 
 
 def bench_bases(records: list[ResultRecord], artifacts: list[Artifact],
-                reference: Artifact | None, *, asked: bool) -> dict[int, Artifact | None]:
-    """bench's pairs: each artifact over `--reference` when given; else over the fp32
-    artifact of its model and format when others of those were benched with it (as deploy
-    pairs them), else over the first artifact named. A lone artifact gets rounds (without
-    a ratio) only when they were asked for."""
+                reference: Artifact | None, *,
+                asked: bool) -> tuple[dict[int, Artifact | None], frozenset[int]]:
+    """bench's pairs, and the indices paired with another model: each artifact over
+    `--reference` when given; else over the fp32 artifact of its model (name and content)
+    and format when others of those were benched with it (as deploy pairs them), else over
+    the first artifact named. A lone artifact gets rounds (without a ratio) only when they
+    were asked for."""
     ok = [i for i, record in enumerate(records) if record.ok and record.stability is not None]
     if reference is not None:
-        return {i: reference for i in ok}
+        return {i: reference for i in ok}, frozenset()
     if len(ok) < 2:
-        return {i: None for i in ok} if asked else {}
-    groups: dict[tuple[str, str], list[int]] = {}
+        return ({i: None for i in ok} if asked else {}), frozenset()
+    groups: dict[tuple, list[int]] = {}
     for i in ok:
-        groups.setdefault((records[i].model, records[i].format), []).append(i)
+        groups.setdefault((model_identity(records[i]), records[i].format), []).append(i)
     bases: dict[int, Artifact | None] = {}
+    other: set[int] = set()
     for indices in groups.values():
         fp32 = [i for i in indices if records[i].precision == "fp32"]
         base = fp32[0] if fp32 and len(indices) > 1 else ok[0]
         bases.update({i: artifacts[base] for i in indices})
-    return bases
+        if model_identity(records[base]) != model_identity(records[indices[0]]):
+            other.update(indices)
+    return bases, frozenset(other)
