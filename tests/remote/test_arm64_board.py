@@ -107,6 +107,7 @@ def sim_board(*args: str, env: dict) -> subprocess.CompletedProcess:
 def test_several_boards_run_at_once(arm64_board, tmp_path):
     # The state root under another HOME; the pythons from the caches the other boards use.
     env = {**os.environ, "HOME": str(tmp_path / "home"),
+           "XDG_STATE_HOME": str(tmp_path / "home" / ".local" / "state"),
            "EDGECOMP_TARGETS": str(tmp_path / "targets"),
            "EDGECOMP_SIM_VENV": os.environ.get("EDGECOMP_SIM_VENV") or
            str(Path.home() / ".cache" / "edgecomp" / "sim-board-venv"),

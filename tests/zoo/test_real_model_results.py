@@ -46,12 +46,19 @@ def test_a_real_model_is_tagged_compared_gated_and_reported(results_db, tmp_path
 
     # The same artifact measured twice passes the gate; on a shared machine either run may
     # be too unstable to judge (exit 2: measure both again), never a regression (exit 1).
+    # This test is about the flow (tags, gate, compare, report) on a real model; the
+    # stability limits themselves are tested in tests/results. Under the full suite's own
+    # load a 1 ms model's tenths (50 ms each) drift past the default 10 % often enough to
+    # exhaust three rounds, so the drift limit is 20 % here.
+    config = tmp_path / "gate.toml"
+    config.write_text("[stability]\nmax_drift = 0.20\n")
     for round_ in range(3):
         baseline, attempt = f"v1-{round_}", f"v2-{round_}"
         bench(baseline)
         bench(attempt)
         out = tmp_path / f"{attempt}.json"
         code = main(["gate", "--baseline", baseline, "--tag", attempt, "--json", str(out),
+                     "--config", str(config),
                      "--junit", str(tmp_path / "junit.xml")])
         assert code in (0, 2), out.read_text()
         if code == 0:
@@ -66,10 +73,12 @@ def test_a_real_model_is_tagged_compared_gated_and_reported(results_db, tmp_path
     shown = capsys.readouterr().out
     assert "face_detection_short_range" in "".join(
         line.split("│")[1].strip() for line in shown.splitlines() if line.count("│") > 2)
+    header = next(line for line in shown.splitlines() if "┃" in line and "model" in line)
+    columns = [cell.strip() for cell in header.split("┃")[1:-1]]
     row = next(line for line in shown.splitlines() if "tflite" in line)
-    cells = [cell.strip() for cell in row.split("│")[1:-1]]
-    assert cells[-2] == "+0.0%"  # the same file: no size change
-    assert cells[-4].endswith("%") and cells[-3].endswith("%")  # p50 and p90 against v1
+    cells = dict(zip(columns, [cell.strip() for cell in row.split("│")[1:-1]]))
+    assert cells["size vs base"] == "+0.0%", cells  # the same file: no size change
+    assert cells["p50 vs base"].endswith("%") and cells["p90 vs base"].endswith("%"), cells
 
     page = tmp_path / "report.html"
     assert main(["report", "-o", str(page)]) == 0
