@@ -94,13 +94,13 @@ class MeasureChoices:
         if self.runs <= 0 or self.seconds < 0 or self.warmup_runs < 0 or \
                 self.warmup_seconds < 0:
             raise InputError("--runs must be positive; --seconds and the warm-up not negative.")
+        if self.threads is not None and self.threads < 1:
+            raise InputError("--threads must be a positive number of threads.")
         rounds_for(self.repeat, self.min_time)  # refuses bad values with one sentence
 
     @property
     def rounds(self) -> Rounds:
         return rounds_for(self.repeat, self.min_time)
-        if self.threads is not None and self.threads < 1:
-            raise InputError("--threads must be a positive number of threads.")
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ def test_a_busy_board_gets_a_warning_saying_why(models, tmp_path, capsys):
 @pytest.mark.parametrize("flag, value, words", [
     ("--repeat", "0", "--repeat must be a whole number of rounds"),
     ("--min-time", "-1", "--min-time must be a number of seconds"),
-    ("--min-time", "nan", "--min-time must be a number of seconds")])
+    ("--min-time", "nan", "--min-time must be a number of seconds"),
+    ("--threads", "0", "--threads must be a positive number of threads")])
 def test_bad_repeat_or_min_time_is_refused(models, capsys, flag, value, words):
     big, _ = models
     assert main(["bench", str(big), "--target", "local", flag, value]) == 1
