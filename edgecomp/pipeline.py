@@ -467,22 +467,14 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
             changes["precisions"] = tuple(dict.fromkeys((Precision.FP32, chosen)))
         measure = replace(measure, threads=choice.threads or plan.threads,
                           throttle_c=plan.throttle_c)
-        runtime, delegate = _agent_runtime(plan)
-        # A delegate the plan chose from the profile but the board lacks is measured on the
-        # CPU and flagged; one the user set with --set fails with the agent's sentence.
-        missing = "fail" if "delegate" in plan.overridden else "cpu"
-        by_format[plan.format.value] = replace(measure, runtime=runtime, delegate=delegate,
-                                               on_missing_delegate=missing)
+        by_format[plan.format.value] = _agent_options(measure, plan)
         for fmt in changes.get("formats", export.formats):
             other = plan_for(Format(fmt)) if plan_for is not None and \
                 fmt != plan.format.value else None
             if other is not None:
                 plans[fmt] = other
-                runtime, delegate = _agent_runtime(other)
-                by_format[fmt] = replace(
-                    measure, runtime=runtime, delegate=delegate,
-                    threads=choice.threads or other.threads,
-                    on_missing_delegate="fail" if "delegate" in other.overridden else "cpu")
+                by_format[fmt] = _agent_options(
+                    replace(measure, threads=choice.threads or other.threads), other)
         changes["by_format"] = tuple((fmt, tuple(sorted(_scheme(wanted, other).items())))
                                      for fmt, other in plans.items())
     user = _user_runtime(choice, target)
@@ -529,9 +521,14 @@ _AGENT_RUNTIMES = {RuntimeName.TENSORRT: (RuntimeName.ONNXRUNTIME.value,
                                           DelegateName.TENSORRT.value)}
 
 
-def _agent_runtime(plan: Plan) -> tuple[str, str]:
-    """The agent's (runtime, delegate) for the plan's runtime and delegate."""
-    return _AGENT_RUNTIMES.get(plan.runtime, (plan.runtime.value, plan.delegate.value))
+def _agent_options(measure: MeasureOptions, plan: Plan) -> MeasureOptions:
+    """`measure` with the agent's runtime and delegate for the plan's. A delegate the plan
+    chose from the profile but the board lacks is measured on the CPU and flagged; one the
+    user set with --set fails with the agent's sentence."""
+    runtime, delegate = _AGENT_RUNTIMES.get(plan.runtime,
+                                            (plan.runtime.value, plan.delegate.value))
+    return replace(measure, runtime=runtime, delegate=delegate,
+                   on_missing_delegate="fail" if "delegate" in plan.overridden else "cpu")
 
 
 def compress_stage(prepared: Prepared, settings: Settings, recipe, plan: Plan | None, *,

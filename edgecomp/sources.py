@@ -28,6 +28,7 @@ from edgecomp.atomic import atomic_path
 from edgecomp.data import timing_data
 from edgecomp.errors import InputError
 from edgecomp.export import format_for_path
+from edgecomp.export.base import first_line
 from edgecomp.foreign import refuse_foreign
 from edgecomp.hashing import file_sha256, state_dict_sha256
 from edgecomp.signature import (InputSpec, ShapeChoice, UNKNOWN, bind, describe, fix_shapes,
@@ -191,7 +192,7 @@ def import_callable(spec: str, *, what: str = "function") -> Any:
                          "importable from the current directory or installed.") from exc
     except Exception as exc:  # the user's module failed while it was imported
         raise InputError(f"importing {what} {spec} failed: {type(exc).__name__}: "
-                         f"{_first_line(exc)}. Fix the module, or run it alone with python "
+                         f"{first_line(exc)}. Fix the module, or run it alone with python "
                          "to see where.") from exc
     if not callable(found):
         raise InputError(f"{what} {spec} is not callable.")
@@ -205,7 +206,7 @@ def _load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ..
         model = factory()
     except Exception as exc:  # the user's code: whatever it raises is theirs to fix
         raise InputError(f"model factory {spec} raised {type(exc).__name__}: "
-                         f"{_first_line(exc)}; a factory takes no arguments and returns "
+                         f"{first_line(exc)}; a factory takes no arguments and returns "
                          "the model (a torch.nn.Module).") from exc
     if not isinstance(model, nn.Module):
         raise InputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module; "
@@ -411,11 +412,6 @@ def onnx_inputs(model) -> tuple[InputSpec, ...]:
                       for d in tensor.shape.dim)
         specs.append(InputSpec(value.name, shape, ONNX_DTYPES[tensor.elem_type]))
     return tuple(specs)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else "no message"
 
 
 def check_data(source: ModelSource, dataset: Dataset, *, what: str) -> Dataset:

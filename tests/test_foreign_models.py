@@ -4,9 +4,7 @@ runs."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,26 +14,20 @@ from torch import nn
 
 from edgecomp.cli import main
 from edgecomp.foreign import foreign_kind
+from tests import user_cli
+from tests.user_cli import error_line
 
-ROOT = Path(__file__).resolve().parent.parent
 HDF5 = b"\x89HDF\r\n\x1a\n" + bytes(504)
 
 
 def cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
-    """Run `edgecomp` as a user would; wide columns keep a sentence on one line."""
-    return subprocess.run([sys.executable, "-m", "edgecomp.cli", *argv], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "1000",
-                               "EDGECOMP_DB": str(cwd / "results.db")})
+    return user_cli.cli(cwd, *argv, timeout=300)
 
 
 def assert_one_sentence(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    line = error_line(result)
     for needle in needles:
-        assert needle in lines[0], lines[0]
+        assert needle in line, line
 
 
 def torchscript(path: Path) -> Path:

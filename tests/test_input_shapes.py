@@ -5,8 +5,6 @@ traceback."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,26 +17,9 @@ from onnx import TensorProto, helper
 from edgecomp.errors import InputError
 from edgecomp.signature import InputSpec, fix_shapes
 from edgecomp.sources import load_model, parse_input_shapes
+from tests.user_cli import cli, error_line
 
-ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--runs", "5", "--seconds", "0.05", "--warmup-runs", "1", "--warmup-seconds", "0"]
-
-
-def cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
-    """Run `edgecomp` as a user would; wide columns keep a sentence on one line."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{cwd}", "COLUMNS": "1000",
-           "EDGECOMP_DB": str(cwd / "results.db")}
-    return subprocess.run([sys.executable, "-m", "edgecomp.cli", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The one sentence a refused command printed."""
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

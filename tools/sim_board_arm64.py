@@ -6,8 +6,9 @@ No root, no chroot, no binfmt: debootstrap only downloads bookworm's arm64 packa
 wheels into another (the site), and the board's `python` is a shell script that runs
 `qemu-aarch64-static -cpu CPU -L ROOTFS ROOTFS/usr/bin/python3.11` with the site on its
 PYTHONPATH. Rootfs and site are a cache ($EDGECOMP_SIM_CACHE, else
-$XDG_CACHE_HOME/edgecomp/sim-board-arm64, ~/.cache/... by default), each built in a temporary directory and renamed into
-place, so an interrupted build leaves nothing that looks finished.
+$XDG_CACHE_HOME/edgecomp/sim-board-arm64, ~/.cache/... by default), each built in a
+temporary directory and renamed into place, so an interrupted build leaves nothing that
+looks finished.
 """
 
 import hashlib
@@ -43,10 +44,14 @@ class BuildError(Exception):
     """A step of building the board's python failed: the sentence says which and why."""
 
 
+def xdg_dir(variable, default):
+    """An XDG base directory: $variable when set (and absolute), else ~/default."""
+    value = os.environ.get(variable)
+    return Path(value) if value and os.path.isabs(value) else Path.home() / default
+
+
 def cache_dir():
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    default = base / "edgecomp" / "sim-board-arm64"
+    default = xdg_dir("XDG_CACHE_HOME", ".cache") / "edgecomp" / "sim-board-arm64"
     return Path(os.environ.get("EDGECOMP_SIM_CACHE") or default)
 
 

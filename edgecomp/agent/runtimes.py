@@ -144,15 +144,15 @@ class LiteRTRuntime(Runtime):
     def load(self):
         interpreter_class, resolver, load_delegate = self._module()
         options = {"model_path": self.path, "num_threads": self.threads}
-        delegates = []
-        if self.delegate in LITERT_DELEGATE_LIBRARIES:
-            delegates = [d for d in [self._load_delegate(load_delegate)] if d is not None]
+        # None where the delegate is missing and the runtime falls back (self.delegate "auto").
+        delegate = self._load_delegate(load_delegate) \
+            if self.delegate in LITERT_DELEGATE_LIBRARIES else None
         if self.delegate in ("cpu", "gpu", "nnapi"):
             # Builtin kernels only, so that nothing but the chosen delegate takes nodes.
             options["experimental_op_resolver_type"] = \
                 resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        if delegates:
-            options["experimental_delegates"] = delegates
+        if delegate is not None:
+            options["experimental_delegates"] = [delegate]
         self.interpreter = interpreter_class(**options)
         self.interpreter.allocate_tensors()
         self._inputs = self.interpreter.get_input_details()

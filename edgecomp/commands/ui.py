@@ -153,20 +153,7 @@ def _run_cells(row: ComparisonRow) -> list[Text]:
     run = Text(row.record.run_id or "not stored", style="" if row.record.run_id else "dim")
     if row.earlier:
         run.append(" (earlier)", style="yellow")
-    return [run, Text(_when(row.record.created_at))]
-
-
-def _when(created_at: str) -> str:
-    """An ISO time as "2026-11-24 08:30" in UTC (as stored where it is not a time)."""
-    import datetime as dt
-
-    try:
-        moment = dt.datetime.fromisoformat(created_at)
-    except ValueError:
-        return created_at
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M")
+    return [run, Text(row.record.when("%Y-%m-%d %H:%M"))]
 
 
 EMULATED_NOTE = ("* emulated CPU (e.g. qemu-user): accuracy and agreement come from the "

@@ -105,6 +105,15 @@ class ResultRecord:
         """Percent of evaluation samples making the float model's call (None if unknown)."""
         return self.agreement.decision if self.agreement else None
 
+    def when(self, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+        """When it was measured, in UTC as `fmt` (`created_at` as stored where it is not
+        an ISO time)."""
+        try:
+            moment = _dt.datetime.fromisoformat(self.created_at)
+        except ValueError:
+            return self.created_at
+        return moment.astimezone(_dt.timezone.utc).strftime(fmt)
+
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """The record as a JSON-ready dict; the keys are documented in the README."""
         data = dataclasses.asdict(self)

@@ -93,11 +93,7 @@ def hottest_c(state: dict[str, Any] | None) -> float | None:
 
 
 def run_date(record: ResultRecord) -> str:
-    try:
-        moment = _dt.datetime.fromisoformat(record.created_at)
-    except ValueError:
-        return record.created_at
-    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return record.when()
 
 
 def precision_text(record: ResultRecord) -> str:
