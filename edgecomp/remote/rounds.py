@@ -91,6 +91,7 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
     if not timed:
         return records
     p50s: dict[Path, list[float]] = {artifact.path: [] for artifact in timed}
+    p90s: dict[Path, list[float]] = {artifact.path: [] for artifact in timed}
     seconds = dict.fromkeys(p50s, 0.0)
     try:
         for index in range(rounds.count):
@@ -102,6 +103,7 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
                                               warmup_seconds=0.1, profile_ops=False)
                 report = transport.measure(artifact.path, options, inputs_for(artifact))
                 p50s[artifact.path].append(report.latency_ms.p50)
+                p90s[artifact.path].append(report.latency_ms.p90)
                 seconds[artifact.path] += sum(report.samples_ms) / 1000.0
     except transport_errors() as exc:
         log.warning("interleaved timing stopped (%s); speedups are from the separate "
@@ -125,7 +127,9 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
         figure = judged(dataclasses.replace(
             record.stability, rounds=rounds.count, round_s=round(rounds.seconds, 4),
             rounds_timed_s=round(seconds[own[i].path], 4),
-            round_p50s=[round(v, 5) for v in mine], ratio_to=ratio_to, ratios=ratios,
+            round_p50s=[round(v, 5) for v in mine],
+            round_p90s=[round(v, 5) for v in p90s[own[i].path]], ratio_to=ratio_to,
+            ratios=ratios,
             repeat=rounds.repeat, min_time=rounds.min_time), record.samples_ms)
         updated[i] = dataclasses.replace(record, p50_ratio=ratio, stability=figure)
     return updated

@@ -19,11 +19,15 @@ Over one measurement's timed samples:
 - **throttled**: the agent saw throttle flags or the throttle temperature.
 
 Timed in interleaved rounds (A/B/A/B, then B/A/B/A: `deploy`, `bench` of several artifacts
-or `--repeat`), an artifact also gets each round's p50 and, compared with another artifact,
-each round's ratio of the two p50s. Both sides of a round share the board's conditions, so
-the spread of the per-round ratios (largest over smallest, minus one) says how precise the
-ratio is; above 10 % it is shown as the range of the rounds, not as one number. An
-artifact timed alone in rounds is judged by the spread of its round p50s instead.
+or `--repeat`), an artifact also gets each round's p50 and p90 and, compared with another
+artifact, each round's ratio of the two p50s. Both sides of a round share the board's
+conditions, so the spread of the per-round ratios (largest over smallest, minus one) says
+how precise the ratio is; above 10 % it is shown as the range of the rounds, not as one
+number. An artifact timed alone in rounds is judged by the spread of its round p50s
+instead. Each round runs in an agent process of its own, so the rounds are also a check on
+the measurement: a measurement whose p50 lies more than 10 % from the median of its rounds'
+ran under conditions of its own (a burst of load for just that while, or something of that
+one process), and the distribution it recorded is not the artifact's usual one.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class Stability:
     round_s: float | None = None  # timed seconds asked for per round
     rounds_timed_s: float | None = None  # seconds its timed runs took over all rounds
     round_p50s: list[float] = field(default_factory=list)  # its p50 in each round, ms
+    round_p90s: list[float] = field(default_factory=list)  # its p90 in each round, ms
     ratio_to: str | None = None  # the artifact its per-round ratios are over
     ratios: list[float] = field(default_factory=list)  # its p50 over ratio_to's, per round
     repeat: int | None = None  # --repeat as given (None: the default rounds)
@@ -145,9 +150,25 @@ def measured(samples: Sequence[float], device: dict[str, Any]) -> Stability:
     return judged(figure, samples)
 
 
+def measurement_off_rounds(samples: Sequence[float], round_p50s: Sequence[float]) -> str | None:
+    """Why the measurement's own p50 is out of line with its rounds' (each timed in a process
+    of its own), or None when it is not or there are fewer than two rounds to tell."""
+    import numpy as np
+
+    if len(round_p50s) < 2 or not len(samples):
+        return None
+    own, rounds = float(np.median(samples)), float(np.median(round_p50s))
+    if rounds <= 0 or abs(own / rounds - 1) <= MAX_ROUND_SPREAD:
+        return None
+    return (f"its measurement's p50, {own:.4g} ms, is {own / rounds - 1:+.0%} off the median "
+            f"of its {len(round_p50s)} rounds' ({rounds:.4g} ms; limit {MAX_ROUND_SPREAD:.0%})")
+
+
 def judged(figure: Stability, samples: Sequence[float]) -> Stability:
     """The figure with its `reasons` worked out (again, once rounds were added)."""
     reasons = sample_reasons(samples)
+    if (off := measurement_off_rounds(samples, figure.round_p50s)) is not None:
+        reasons.append(off)
     if figure.throttled:
         reasons.append("the board throttled")
     per_core = figure.load_per_core

@@ -16,6 +16,7 @@ from edgecomp.errors import InputError
 from edgecomp.results.gate import (GateConfig, GateReport, Verdict, block_bootstrap, judge,
                                    load_config)
 from edgecomp.results.record import Agreement, ResultRecord
+from edgecomp.results.stability import judged, measured
 from edgecomp.results.store import Store
 from tests.results.records import record
 
@@ -110,6 +111,73 @@ def test_wild_spread_and_drift_and_few_samples_are_unstable():
         checks = judge([run(seed=0)], [run(seed=1, samples_ms=samples.tolist())], CONFIG)
         p50 = next(c for c in checks if c.name == "latency p50")
         assert p50.verdict is Verdict.UNSTABLE and why in p50.message, p50.message
+
+
+def timed_in_rounds(record: ResultRecord, p50s: list[float],
+                    p90s: list[float] | None = None) -> ResultRecord:
+    """The record as deploy or bench leave it after interleaved rounds, each round's p50
+    (and p90) in ms as given."""
+    figure = measured(record.samples_ms, {"device_before": {}})
+    return dataclasses.replace(record, stability=judged(dataclasses.replace(
+        figure, rounds=len(p50s), round_p50s=p50s, round_p90s=p90s or []),
+        record.samples_ms))
+
+
+def rounds_like(record: ResultRecord, scale: float = 1.0, count: int = 3):
+    """`count` rounds' p50s and p90s of `record`'s distribution, scaled."""
+    p50, p90 = np.quantile(record.samples_ms, [0.5, 0.9])
+    return [p50 * scale] * count, [p90 * scale] * count
+
+
+def test_a_measurement_out_of_line_with_its_own_rounds_does_not_fail():
+    """Step 6 of the gate: the candidate's measurement ran 30 % slower (as a loaded CI
+    machine gave once at p50 and p90), its three rounds, each a process of its own, did
+    not: the median over its processes decides, and the message says what happened."""
+    base = run(seed=0)
+    baseline = timed_in_rounds(base, *rounds_like(base))
+    stray = timed_in_rounds(run(seed=1, scale=1.3), *rounds_like(base))
+    assert not stray.stability.stable  # the figure says so when it is measured, too
+    alone = judge([base], [run(seed=1, scale=1.3)], CONFIG)
+    assert verdicts(alone, "latency p50") == {"m latency p50": "fail"}  # without rounds
+    latency = [c for c in judge([baseline], [stray], CONFIG) if c.name.startswith("latency")]
+    assert [c.verdict for c in latency] == [Verdict.PASS, Verdict.PASS]
+    for check in latency:
+        assert check.change == pytest.approx(0.3, abs=0.03)  # the measurement, still shown
+        assert abs(check.across_runs) < 0.02
+        assert "in the measurement alone, but the median over the runs' 4 and 4 agent " \
+            "processes (measurement and rounds) moved" in check.message
+        assert check.message.endswith(f"within the limit {check.limit:+.0%}; the candidate "
+                                      "measurement ran out of line with its own rounds.")
+
+
+def test_a_regression_in_every_process_fails_and_a_measurement_hiding_one_is_inconclusive():
+    base = run(seed=0)
+    baseline = timed_in_rounds(base, *rounds_like(base))
+    slower = timed_in_rounds(run(seed=1, scale=1.5), *rounds_like(base, 1.5))
+    latency = [c for c in judge([baseline], [slower], CONFIG) if c.name.startswith("latency")]
+    assert [c.verdict for c in latency] == [Verdict.FAIL, Verdict.FAIL]
+    assert all(c.across_runs == pytest.approx(0.5, abs=0.02) for c in latency)
+    assert "; the median over the runs' 4 and 4 agent processes" in latency[0].message
+    # The candidate's measurement is as fast as the baseline, its three rounds 30 % slower.
+    hiding = timed_in_rounds(run(seed=1), *rounds_like(base, 1.3))
+    latency = [c for c in judge([baseline], [hiding], CONFIG) if c.name.startswith("latency")]
+    assert [c.verdict for c in latency] == [Verdict.INCONCLUSIVE] * 2
+    assert "cannot tell whether within" in latency[0].message
+
+
+def test_records_without_round_p90s_or_rounds_are_judged_on_their_samples():
+    base = run(seed=0)
+    p50s, p90s = rounds_like(base)
+    older = timed_in_rounds(run(seed=1, scale=1.3), p50s)  # kept round p50s only
+    checks = judge([timed_in_rounds(base, p50s, p90s)], [older], CONFIG)
+    assert verdicts(checks, "latency p50") == {"m latency p50": "pass"}
+    assert verdicts(checks, "latency p90") == {"m latency p90": "fail"}
+    p90 = next(c for c in checks if c.name == "latency p90")
+    assert p90.across_runs is None and "processes" not in p90.message
+    one_round = timed_in_rounds(run(seed=1, scale=1.3), p50s[:1], p90s[:1])
+    assert verdicts(judge([timed_in_rounds(base, p50s, p90s)], [one_round], CONFIG),
+                    "latency p50") == {
+        "m latency p50": "fail"}
 
 
 def test_block_bootstrap_widens_the_interval_for_autocorrelated_samples():

@@ -81,7 +81,7 @@ def test_too_few_samples():
 
 def _with_rounds(ratios, *, base="fp32.tflite"):
     return judged(dataclasses.replace(measured(STEADY, device()), rounds=len(ratios),
-                                      round_p50s=[0.01] * len(ratios), ratio_to=base,
+                                      round_p50s=[1.0] * len(ratios), ratio_to=base,
                                       ratios=ratios), STEADY)
 
 
@@ -105,6 +105,22 @@ def test_a_lone_artifact_in_rounds_is_judged_by_its_round_p50s():
     moved = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.3, 1.0]), STEADY)
     assert steady.stable
     assert moved.reasons == ["its p50 went from 1 to 1.3 ms over 3 rounds (limit 10%)"]
+
+
+def test_a_measurement_out_of_line_with_its_rounds_is_unstable():
+    """Each round is a process of its own: a measurement 30 % slower than all three of its
+    rounds recorded conditions of its own, not the artifact's."""
+    base = measured([1.3 * v for v in STEADY], device())
+    assert base.stable  # nothing within the measurement shows it
+    off = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.01, 0.99]),
+                 [1.3 * v for v in STEADY])
+    assert len(off.reasons) == 1 and off.reasons[0].startswith("its measurement's p50, 1.29")
+    assert "+30% off the median of its 3 rounds' (1 ms; limit 10%)" in off.reasons[0]
+    near = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.25, 1.3, 1.2]),
+                  [1.3 * v for v in STEADY])
+    one = judged(dataclasses.replace(base, rounds=1, round_p50s=[1.0]),
+                 [1.3 * v for v in STEADY])
+    assert near.stable and one.stable  # one round cannot say which of two is out of line
 
 
 def test_the_gate_judges_with_the_same_figure():
