@@ -258,10 +258,13 @@ def test_an_agent_failure_releases_the_place(lab, lab_target, tmp_path, capsys):
 
 
 def _edgecomp(*args: str) -> subprocess.Popen:
-    """edgecomp in its own process group, as a terminal runs it (Ctrl-C reaches the group)."""
+    """edgecomp in its own process group, as a terminal runs it (Ctrl-C reaches the group),
+    with Ctrl-C's default action: a test run started in the background of a non-interactive
+    shell (`pytest &`, nohup) ignores SIGINT, and its children would inherit that."""
     return subprocess.Popen([sys.executable, "-m", "edgecomp.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _until(check, seconds: float, what: str) -> None:

@@ -165,6 +165,38 @@ def test_a_regression_in_every_process_fails_and_a_measurement_hiding_one_is_inc
     assert "cannot tell whether within" in latency[0].message
 
 
+def test_an_unstable_measurement_is_judged_on_rounds_that_agree():
+    """Step 7: the baseline's measurement drifted 40 % (a burst of load), its rounds did
+    not; re-measurements are judged on the rounds alone, and a slower artifact still fails."""
+    base = run(seed=0)
+    burst = list(base.samples_ms)
+    burst[len(burst) // 2:] = [1.4 * v for v in burst[len(burst) // 2:]]
+    drifted = timed_in_rounds(run(seed=0, samples_ms=burst), *rounds_like(base))
+    again = run(seed=1)
+    checks = judge([drifted], [timed_in_rounds(again, *rounds_like(again))], CONFIG)
+    latency = [c for c in checks if c.name.startswith("latency")]
+    assert [c.verdict for c in latency] == [Verdict.PASS, Verdict.PASS]
+    assert "too unstable to judge: baseline: the medians of its tenths differ" in \
+        latency[0].message
+    assert "on their interleaved rounds alone" in latency[0].message
+    assert abs(latency[0].change) < 0.05 and latency[0].change == latency[0].across_runs
+    slower = run(seed=1, scale=1.5)
+    latency = [c for c in judge([drifted], [timed_in_rounds(slower, *rounds_like(slower))],
+                                CONFIG) if c.name.startswith("latency")]
+    assert [c.verdict for c in latency] == [Verdict.FAIL, Verdict.FAIL]
+    assert all(c.change == pytest.approx(0.5, abs=0.05) for c in latency)
+    # Rounds that disagree, one round, or a throttled board: unstable, as before.
+    p50s, p90s = rounds_like(base)
+    for candidate in (timed_in_rounds(again, [p50s[0], 1.3 * p50s[0], p50s[0]], p90s),
+                      timed_in_rounds(again, p50s[:1], p90s[:1])):
+        assert verdicts(judge([drifted], [candidate], CONFIG), "latency p50") == {
+            "m latency p50": "unstable"}
+    hot = dataclasses.replace(timed_in_rounds(again, p50s, p90s),
+                              device={"cores": 2, "throttled_during": True})
+    assert verdicts(judge([timed_in_rounds(base, p50s, p90s)], [hot], CONFIG),
+                    "latency p50") == {"m latency p50": "unstable"}
+
+
 def test_records_without_round_p90s_or_rounds_are_judged_on_their_samples():
     base = run(seed=0)
     p50s, p90s = rounds_like(base)
