@@ -261,10 +261,17 @@ def _edgecomp(*args: str) -> subprocess.Popen:
     """edgecomp in its own process group, as a terminal runs it (Ctrl-C reaches the group),
     with Ctrl-C's default action: a test run started in the background of a non-interactive
     shell (`pytest &`, nohup) ignores SIGINT, and its children would inherit that."""
-    return subprocess.Popen([sys.executable, "-m", "edgecomp.cli", *args],
+    return subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True)
+
+
+# `python -m edgecomp.cli` with Python's own Ctrl-C handler put back (a handler, unlike an
+# ignored signal, is not inherited by the programs edgecomp runs); no preexec_fn, which
+# would fork this multi-threaded test process.
+AS_FROM_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, "
+                      "signal.default_int_handler); runpy.run_module('edgecomp.cli', "
+                      "run_name='__main__', alter_sys=True)")
 
 
 def _until(check, seconds: float, what: str) -> None:
