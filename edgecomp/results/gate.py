@@ -86,7 +86,8 @@ from edgecomp.errors import InputError
 from edgecomp.results.compare import SHORT_SHA, model_content, named_artifact_key
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import (MAX_DRIFT, MAX_ROUND_SPREAD, MAX_TAIL_RATIO,
-                                        MIN_SAMPLES, round_spread, sample_reasons)
+                                        MIN_SAMPLES, off_rounds, round_spread,
+                                        sample_reasons)
 from edgecomp.vocab import Vocabulary
 
 Share = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]  # 0.15 is 15 %
@@ -331,17 +332,18 @@ def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
     unstable = [f"{side}: {why}" for side, r in (("baseline", base), ("candidate", now))
                 if (why := instability(r, config.stability))]
     if unstable:
+        shifts = [f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%})"
+                  for i in range(len(stats))]
         on_rounds = [] if any(r.device.get("throttled_during") for r in (base, now)) else [
             _rounds_check(base, now, i, name, limit, artifact=artifact,
-                          why=f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%}) "
-                              f"in the measurements, too unstable to judge: "
+                          why=f"{shifts[i]} in the measurements, too unstable to judge: "
                               f"{'; '.join(unstable)}", conditions=conditions)
             for i, (name, _, limit) in enumerate(stats)]
         if on_rounds and all(on_rounds):
             return on_rounds
         return [Check(artifact, name, Verdict.UNSTABLE,
-                      f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%}) not "
-                      f"judged, too unstable: {'; '.join(unstable)}{conditions}.",
+                      f"{shifts[i]} not judged, too unstable: {'; '.join(unstable)}"
+                      f"{conditions}.",
                       baseline=float(old[i]), candidate=float(new[i]),
                       change=float(new[i] / old[i] - 1), unit="ms", limit=limit)
                 for i, (name, _, limit) in enumerate(stats)]
@@ -363,16 +365,17 @@ def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
             verdict, word = Verdict.INCONCLUSIVE, "cannot tell whether within"
         message = (f"{_ms(old[i])} -> {_ms(new[i])} ({change:+.1%}, interval {low[i]:+.1%} "
                    f"to {high[i]:+.1%}, Mann-Whitney p={p_value:.2g})")
-        runs = (_process_values(base, i, old[i]), _process_values(now, i, new[i]))
+        rounds = (_round_values(base, i), _round_values(now, i))
         across, note = None, ""
-        if runs[0] and runs[1]:
+        if rounds[0] and rounds[1]:
+            runs = ([old[i], *rounds[0]], [new[i], *rounds[1]])
             across = float(np.median(runs[1]) / np.median(runs[0]) - 1)
             view = (f"the median over the runs' {len(runs[0])} and {len(runs[1])} agent "
                     f"processes (measurement and rounds) moved {across:+.1%}")
             if verdict is Verdict.FAIL and across <= limit:
-                astray = [side for side, values in (("baseline", runs[0]),
-                                                    ("candidate", runs[1]))
-                          if abs(values[0] / np.median(values[1:]) - 1) > MAX_ROUND_SPREAD]
+                astray = [side for side, own, values in (("baseline", old[i], rounds[0]),
+                                                         ("candidate", new[i], rounds[1]))
+                          if off_rounds(own, values) is not None]
                 verdict, word = Verdict.PASS, "within"
                 message += f" in the measurement alone, but {view}"
                 note = "; " + (f"the {' and the '.join(astray)} measurement ran out of line "
@@ -396,13 +399,10 @@ def _rounds_check(base: ResultRecord, now: ResultRecord, index: int, name: str,
                   limit: float, *, artifact: str, why: str, conditions: str) -> Check | None:
     """Step 7 of the gate: runs whose measurement cannot be judged, on their interleaved
     rounds alone; None where either has fewer than two rounds or rounds that disagree."""
-    sides = []
-    for record in (base, now):
-        values = _process_values(record, index, 0.0)[1:]
-        if not values or (round_spread(values) or 0.0) > MAX_ROUND_SPREAD:
-            return None
-        sides.append(values)
-    before, after = sides
+    before, after = _round_values(base, index), _round_values(now, index)
+    if any(not values or round_spread(values) > MAX_ROUND_SPREAD
+           for values in (before, after)):
+        return None
     change = float(np.median(after) / np.median(before) - 1)
     lowest, highest = min(after) / max(before) - 1, max(after) / min(before) - 1
     if lowest > limit:
@@ -421,13 +421,13 @@ def _rounds_check(base: ResultRecord, now: ResultRecord, index: int, name: str,
         unit="ms", limit=limit, interval=(float(lowest), float(highest)), across_runs=change)
 
 
-def _process_values(record: ResultRecord, index: int, measured: float) -> list[float]:
-    """The statistic (0: p50, 1: p90) of each agent process that timed the record's
-    artifact, its measurement's first; empty with fewer than two rounds (records from
-    before round p90s were kept have no p90s)."""
+def _round_values(record: ResultRecord, index: int) -> list[float]:
+    """The statistic (0: p50, 1: p90) of each interleaved round of the record's artifact,
+    each an agent process of its own; empty with fewer than two rounds (records from before
+    round p90s were kept have no p90s)."""
     figure = record.stability
     rounds = (figure.round_p50s, figure.round_p90s)[index] if figure is not None else []
-    return [measured, *rounds] if len(rounds) >= 2 and min(rounds) > 0 else []
+    return list(rounds) if len(rounds) >= 2 and min(rounds) > 0 else []
 
 
 def _ms(value: float) -> str:

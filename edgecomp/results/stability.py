@@ -150,18 +150,32 @@ def measured(samples: Sequence[float], device: dict[str, Any]) -> Stability:
     return judged(figure, samples)
 
 
-def measurement_off_rounds(samples: Sequence[float], round_p50s: Sequence[float]) -> str | None:
-    """Why the measurement's own p50 is out of line with its rounds' (each timed in a process
-    of its own), or None when it is not or there are fewer than two rounds to tell."""
+def off_rounds(own: float, rounds: Sequence[float]) -> float | None:
+    """How far a measurement's statistic lies from the median of its rounds' (each timed in
+    a process of its own), relative, where that is beyond MAX_ROUND_SPREAD; None when it is
+    not or there are fewer than two rounds to tell."""
     import numpy as np
 
-    if len(round_p50s) < 2 or not len(samples):
+    if len(rounds) < 2:
         return None
-    own, rounds = float(np.median(samples)), float(np.median(round_p50s))
-    if rounds <= 0 or abs(own / rounds - 1) <= MAX_ROUND_SPREAD:
+    middle = float(np.median(rounds))
+    if middle <= 0 or abs(own / middle - 1) <= MAX_ROUND_SPREAD:
         return None
-    return (f"its measurement's p50, {own:.4g} ms, is {own / rounds - 1:+.0%} off the median "
-            f"of its {len(round_p50s)} rounds' ({rounds:.4g} ms; limit {MAX_ROUND_SPREAD:.0%})")
+    return own / middle - 1
+
+
+def measurement_off_rounds(samples: Sequence[float], round_p50s: Sequence[float]) -> str | None:
+    """Why the measurement's own p50 is out of line with its rounds', or None (`off_rounds`)."""
+    import numpy as np
+
+    if not len(samples):
+        return None
+    own = float(np.median(samples))
+    if (off := off_rounds(own, round_p50s)) is None:
+        return None
+    return (f"its measurement's p50, {own:.4g} ms, is {off:+.0%} off the median of its "
+            f"{len(round_p50s)} rounds' ({float(np.median(round_p50s)):.4g} ms; limit "
+            f"{MAX_ROUND_SPREAD:.0%})")
 
 
 def judged(figure: Stability, samples: Sequence[float]) -> Stability:
