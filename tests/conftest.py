@@ -63,7 +63,7 @@ def artifact_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def demo_source():
     """The built-in demo CNN, trained once per session (or taken from EDGECOMP_TEST_CACHE)."""
-    from edgecomp.sources import demo_model
+    from edgecomp.model.source import demo_model
 
     return demo_model()
 
@@ -71,7 +71,7 @@ def demo_source():
 @pytest.fixture(scope="session")
 def digits_npz(tmp_path_factory):
     """Calibration and evaluation .npz files cut from scikit-learn's digits."""
-    from edgecomp.data import demo_digits
+    from edgecomp.model.data import demo_digits
 
     folder = tmp_path_factory.mktemp("digits")
     train, val = demo_digits("train"), demo_digits("val")

@@ -69,7 +69,7 @@ def assert_clean_failure(code, text, project, *, match: str):
 
 
 def test_truncated_pt2_model(project, capsys, digits_npz):
-    from edgecomp.models import DemoCNN
+    from edgecomp.model.demo import DemoCNN
 
     program = torch.export.export(DemoCNN().eval(), (torch.zeros(1, 1, 8, 8),))
     torch.export.save(program, project / "model.pt2")

@@ -16,8 +16,8 @@ from edgecomp.cli import main
 from edgecomp.compress.recipe import known_recipes, load_recipe
 from edgecomp.config import find_tomls, load_toml
 from edgecomp.errors import InputError
-from edgecomp.profiles import Profile, load_profile_file, load_profiles
-from edgecomp.targets import TargetFile, load_targets
+from edgecomp.hardware.profiles import Profile, load_profile_file, load_profiles
+from edgecomp.hardware.targets import TargetFile, load_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 PI4 = (paths.shipped("profiles") / "pi4.toml").read_text()

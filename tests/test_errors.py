@@ -37,10 +37,10 @@ def test_our_errors_carry_plain_messages():
 
 
 def test_a_failed_record_stores_a_plain_error(tmp_path):
-    from edgecomp.build import Prepared
+    from edgecomp.pipeline.build import Prepared
     from edgecomp.export.base import Artifact
     from edgecomp.remote.local import LocalTransport
-    from edgecomp.remote.measure import failed_record
+    from edgecomp.pipeline.measure import failed_record
     from edgecomp.vocab import Precision
 
     path = tmp_path / "m.fp32.tflite"
@@ -56,8 +56,8 @@ def test_a_failed_record_stores_a_plain_error(tmp_path):
 
 
 def test_log_lines_are_plain():
-    record = logging.LogRecord("edgecomp.build", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("edgecomp.pipeline.build", logging.WARNING, __file__, 1,
                                "%s", (f"int8 skipped: {TORCH_ONNX}",), None)
     line = PlainFormatter("%(levelname)s %(name)s: %(message)s").format(record)
-    assert line.startswith("WARNING edgecomp.build: int8 skipped: Failed to export")
+    assert line.startswith("WARNING edgecomp.pipeline.build: int8 skipped: Failed to export")
     assert "\x1b" not in line

@@ -12,8 +12,8 @@ import pytest
 
 from edgecomp.atomic import strict_json
 from edgecomp.cli import main
-from edgecomp.data import make_dataset
-from edgecomp.verify import compare_outputs
+from edgecomp.model.data import make_dataset
+from edgecomp.results.agreement import compare_outputs
 
 # Finite on half of the digits' pixel range, NaN on the other: log of a negative number.
 FACTORY = textwrap.dedent("""

@@ -207,8 +207,8 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def _data_plan(args):
-    from edgecomp.build import DataPlan
-    from edgecomp.sources import parse_shape
+    from edgecomp.pipeline.build import DataPlan
+    from edgecomp.model.source import parse_shape
 
     if args.calib_size <= 0:
         raise InputError("--calib-size must be a positive number of samples.")
@@ -226,7 +226,7 @@ def _data_plan(args):
 
 
 def _export_choices(args):
-    from edgecomp.pipeline import ExportChoices
+    from edgecomp.pipeline.deploy import ExportChoices
     from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision
 
     return ExportChoices(
@@ -240,7 +240,7 @@ def _export_choices(args):
 
 
 def _measure_choices(args):
-    from edgecomp.pipeline import MeasureChoices
+    from edgecomp.pipeline.deploy import MeasureChoices
 
     return MeasureChoices(runs=args.runs, seconds=args.seconds, warmup_runs=args.warmup_runs,
                           warmup_seconds=args.warmup_seconds, threads=args.threads,
@@ -249,8 +249,8 @@ def _measure_choices(args):
 
 
 def _model_spec(args):
-    from edgecomp.pipeline import ModelSpec
-    from edgecomp.sources import parse_input_shapes
+    from edgecomp.pipeline.deploy import ModelSpec
+    from edgecomp.model.source import parse_input_shapes
 
     return ModelSpec(spec=getattr(args, "model", None), weights=args.weights,
                      input_shape=parse_input_shapes(args.input_shape),
@@ -263,7 +263,7 @@ def _command() -> str:
 
 def _targets(args) -> list[str]:
     """The boards named by --target (repeatable) and --targets; `local` when none."""
-    from edgecomp.fleet import select_targets
+    from edgecomp.pipeline.fleet import select_targets
 
     return select_targets(args.target_names, args.targets)
 
@@ -273,8 +273,8 @@ def run_deploy(args) -> int:
 
     from edgecomp.commands.plan_cmd import print_plan
     from edgecomp.commands.ui import console, progress_bars, shown_logs
-    from edgecomp.pipeline import DeployRequest, deploy
-    from edgecomp.plan import parse_overrides
+    from edgecomp.pipeline.deploy import DeployRequest, deploy
+    from edgecomp.hardware.plan import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     if args.formats and len(set(args.formats)) == 1:
@@ -305,7 +305,7 @@ def run_deploy(args) -> int:
 
 
 def _agreement_target(args):
-    from edgecomp.search import AgreementTarget
+    from edgecomp.quantize.search import AgreementTarget
 
     if not 0 < args.min_cosine <= 1 or args.max_top1_drop < 0 or (
             args.min_agreement is not None and not 0 <= args.min_agreement <= 100):
@@ -389,7 +389,7 @@ def _print_across_boards(records) -> None:
 
 def run_export(args) -> int:
     from edgecomp.commands.ui import console, progress_bars, shown_logs
-    from edgecomp.pipeline import export_model
+    from edgecomp.pipeline.deploy import export_model
 
     with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
         artifacts = export_model(_model_spec(args), _data_plan(args), _export_choices(args),
@@ -403,8 +403,8 @@ def run_export(args) -> int:
 
 def run_bench(args) -> int:
     from edgecomp.commands.ui import progress_bars
-    from edgecomp.pipeline import bench
-    from edgecomp.sources import parse_input_shapes
+    from edgecomp.pipeline.deploy import bench
+    from edgecomp.model.source import parse_input_shapes
 
     with progress_bars() as progress:
         records = bench(args.artifacts, targets=_targets(args), measure=_measure_choices(args),

@@ -57,11 +57,11 @@ def print_plan(plan) -> None:
 
 def run_plan(args) -> int:
     from edgecomp.atomic import atomic_write_json
-    from edgecomp.board import board_facts, resolve_board
-    from edgecomp.build import DataPlan
-    from edgecomp.pipeline import ModelSpec, load_source, plan_stage
-    from edgecomp.plan import parse_overrides
-    from edgecomp.sources import parse_input_shapes
+    from edgecomp.hardware.board import board_facts, resolve_board
+    from edgecomp.pipeline.build import DataPlan
+    from edgecomp.pipeline.deploy import ModelSpec, load_source, plan_stage
+    from edgecomp.hardware.plan import parse_overrides
+    from edgecomp.model.source import parse_input_shapes
 
     overrides = parse_overrides(args.overrides)
     if args.format:
@@ -100,7 +100,7 @@ def run_profiles_list(args) -> int:
     from rich.table import Table
 
     from edgecomp.commands.ui import console
-    from edgecomp.profiles import load_profiles, profiles_dir
+    from edgecomp.hardware.profiles import load_profiles, profiles_dir
 
     table = Table(title=f"profiles (yours go in {profiles_dir()})", title_justify="left")
     for column in ("name", "description", "cores", "ISA", "RAM", "delegates", "file"):
@@ -119,7 +119,7 @@ def run_profiles_show(args) -> int:
     from dataclasses import asdict
 
     from edgecomp.commands.ui import console
-    from edgecomp.profiles import get_profile
+    from edgecomp.hardware.profiles import get_profile
 
     profile = get_profile(args.name)
     console.print_json(json.dumps(asdict(profile)))

@@ -26,7 +26,7 @@ def run_list(args) -> int:
     from rich.table import Table
 
     from edgecomp.commands.ui import console
-    from edgecomp.targets import inventory_dir, load_targets
+    from edgecomp.hardware.targets import inventory_dir, load_targets
 
     table = Table(title=f"targets (inventory: {inventory_dir()})", title_justify="left")
     for column in ("name", "address", "profile", "groups", "python", "power probe", "file"):
@@ -43,10 +43,10 @@ def run_list(args) -> int:
 
 def run_check(args) -> int:
     from edgecomp.agent.protocol import PROTOCOL_VERSION
-    from edgecomp.board import facts_from_info, profile_mismatches, remember_info, resolve_board
+    from edgecomp.hardware.board import facts_from_info, profile_mismatches, remember_info, resolve_board
     from edgecomp.commands.ui import console
     from edgecomp.paths import board_facts_file
-    from edgecomp.remote.runner import open_transport
+    from edgecomp.remote.connect import open_transport
 
     with open_transport(args.name) as transport:
         info = transport.info()
@@ -93,7 +93,7 @@ def _mb(value) -> str:
 def run_trust(args) -> int:
     from edgecomp.commands.ui import console
     from edgecomp.remote.ssh import fetch_host_key, host_key_name, key_fingerprint
-    from edgecomp.targets import get_target, inventory_known_hosts
+    from edgecomp.hardware.targets import get_target, inventory_known_hosts
 
     if args.name == "local":
         raise InputError("the local target needs no host key.")

@@ -21,8 +21,9 @@ from pydantic import Field, StrictInt
 from torch import nn
 
 from edgecomp.config import SCHEMA, validate
-from edgecomp.data import Dataset
+from edgecomp.model.data import Dataset
 from edgecomp.errors import InputError
+from edgecomp.model.train import train_classifier
 from edgecomp.vocab import Precision
 
 # The ranges pass options share. A pass annotates its __init__ options with them and
@@ -134,3 +135,18 @@ def options_schema(cls: type) -> type | None:
     namespace.update({p.name: p.default for p in parameters if p.default is not p.empty})
     options = type(f"{cls.__name__}Options", (), namespace)
     return pydantic.dataclasses.dataclass(options, frozen=True, kw_only=True, config=SCHEMA)
+
+
+def finetune(model: nn.Module, ctx: DataContext, epochs: int, *, lr: float = 1e-3,
+             distill: bool = False) -> nn.Module:
+    """Recover accuracy after a pass with the user's training function or the built-in loop."""
+    if epochs <= 0:
+        return model
+    if ctx.train_fn is not None:
+        return ctx.train_fn(model, ctx, epochs)
+    if ctx.train is None:
+        raise InputError("this pass fine-tunes the model: give training data (--data/--train) "
+                         "or set its fine-tuning epochs to 0.")
+    return train_classifier(model, ctx.train, epochs=epochs, lr=lr, seed=ctx.seed,
+                            loss_fn=ctx.loss_fn, teacher=ctx.teacher if distill else None,
+                            progress=ctx.progress)

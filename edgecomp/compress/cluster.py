@@ -19,10 +19,10 @@ from pydantic import StrictInt
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
+from edgecomp.compress.base import (DataContext, Epochs, LearningRate, PassReport, register_pass,
+                                     finetune)
 from edgecomp.compress.huffman import read_archive, write_archive
 from edgecomp.compress.prune import prunable_layers
-from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

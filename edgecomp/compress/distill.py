@@ -39,14 +39,14 @@ class Distillation:
         self.lr, self.student = lr, student
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
-        from edgecomp.compress.train import evaluate, train_classifier
+        from edgecomp.model.train import evaluate, train_classifier
 
         if ctx.train is None and ctx.train_fn is None:
             raise InputError("distill needs training data: give --data/--train.")
         teacher = ctx.teacher if ctx.teacher is not None else model
         torch.manual_seed(ctx.seed)  # the student's initial weights follow the seed too
         if self.student:
-            from edgecomp.sources import import_callable
+            from edgecomp.model.source import import_callable
 
             student = import_callable(self.student, what="distill student")()
             if not isinstance(student, nn.Module):

@@ -17,7 +17,7 @@ from pydantic import Field, StrictInt
 from torch import nn
 
 from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
-from edgecomp.compress.macs import count_macs
+from edgecomp.model.macs import count_macs
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

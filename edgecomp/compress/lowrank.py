@@ -9,8 +9,8 @@ import torch
 from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
-from edgecomp.compress.train import finetune
+from edgecomp.compress.base import (DataContext, Epochs, LearningRate, PassReport, register_pass,
+                                     finetune)
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

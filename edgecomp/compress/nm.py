@@ -13,9 +13,9 @@ import torch
 from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
+from edgecomp.compress.base import (DataContext, Epochs, LearningRate, PassReport, register_pass,
+                                     finetune)
 from edgecomp.compress.prune import layer_sparsity, prunable_layers
-from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

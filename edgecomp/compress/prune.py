@@ -14,8 +14,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from edgecomp.compress.base import (DataContext, Epochs, Finite, LearningRate, PassReport, Steps,
-                                    register_pass)
-from edgecomp.compress.train import finetune
+                                    register_pass, finetune)
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
+from edgecomp.compress.base import (DataContext, Epochs, LearningRate, PassReport, register_pass,
+                                     finetune)
 from edgecomp.compress.fold import fold_batchnorm
 from edgecomp.compress.prune import prunable_layers
-from edgecomp.compress.train import finetune
 from edgecomp.vocab import Precision
 
 

@@ -31,7 +31,7 @@ from edgecomp import paths
 from edgecomp.compress.base import PASSES, DataContext, PassReport, make_pass
 from edgecomp.config import SCHEMA, field_error, find_tomls, load_toml
 from edgecomp.errors import InputError
-from edgecomp.targets import SAFE_NAME
+from edgecomp.hardware.targets import SAFE_NAME
 from edgecomp.vocab import Format, Precision
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, ClassVar
 from pydantic import Field, StrictInt
 from torch import nn
 
-from edgecomp.compress.base import DataContext, Epochs, LearningRate, PassReport, register_pass
-from edgecomp.compress.train import finetune
+from edgecomp.compress.base import (DataContext, Epochs, LearningRate, PassReport, register_pass,
+                                     finetune)
 from edgecomp.vocab import Precision
 
 Channels = Annotated[StrictInt, Field(ge=1, le=2**16)]

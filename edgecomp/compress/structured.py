@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import (ChannelMultiple, DataContext, Epochs, Finite, LearningRate,
-                                    PassReport, Steps, register_pass)
-from edgecomp.compress.macs import count_macs
+                                    PassReport, Steps, register_pass, finetune)
+from edgecomp.model.macs import count_macs
 from edgecomp.compress.prune import prunable_layers
-from edgecomp.compress.train import finetune
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

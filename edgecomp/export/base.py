@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from edgecomp.atomic import atomic_write_text
 from edgecomp.errors import InputError
 from edgecomp.hashing import file_sha256
-from edgecomp.signature import InputSpec
+from edgecomp.model.signature import InputSpec
 from edgecomp.vocab import CalibrationMethod, Format, Precision  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
     import numpy as np
     import torch
 
-    from edgecomp.data import Dataset
+    from edgecomp.model.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ExportRequest:
 
     def calibration_samples(self) -> Iterator[tuple[np.ndarray, ...]]:
         """The calibration data one sample at a time, each array shaped as its input takes it."""
-        from edgecomp.signature import sample
+        from edgecomp.model.signature import sample
 
         for index in range(len(self.calib)):
             yield sample(self.calib, self.inputs, index)

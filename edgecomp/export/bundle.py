@@ -9,15 +9,15 @@ from edgecomp.errors import InputError
 from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
 from edgecomp.hashing import file_sha256
-from edgecomp.signature import InputSpec
-from edgecomp.untrusted import MAX_MODEL_BYTES, open_regular, read_regular
+from edgecomp.model.signature import InputSpec
+from edgecomp.model.untrusted import MAX_MODEL_BYTES, open_regular, read_regular
 
 MAX_MANIFEST_BYTES = 64 * 2**20  # a manifest lists tensors and ops; megabytes at most
 
 
 def artifact_from_file(path: Path) -> Artifact:
     """An Artifact for `path`; without a manifest its precision is read from the file."""
-    from edgecomp.foreign import refuse_foreign
+    from edgecomp.model.foreign import refuse_foreign
 
     refuse_foreign(path)  # a TorchScript or Keras model gets its own sentence
     open_regular(path, what="artifact", max_bytes=MAX_MODEL_BYTES).close()
@@ -102,7 +102,7 @@ def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
 def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:
     """The artifact's inputs as data feeds them: quantized int8 inputs take float values
     (the agent quantizes them with the tensor's scale); open dimensions stay open."""
-    from edgecomp.signature import UNKNOWN
+    from edgecomp.model.signature import UNKNOWN
 
     specs = []
     for entry in artifact.manifest.get("inputs") or []:

@@ -25,7 +25,7 @@ from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Fo
                                   tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
-from edgecomp.signature import flat_outputs
+from edgecomp.model.signature import flat_outputs
 
 if TYPE_CHECKING:
     import numpy as np

@@ -65,7 +65,7 @@ class MeasureOptions:
 
 
 def write_inputs(path: Path, inputs: Mapping[str, np.ndarray]) -> Path:
-    """The agent's input file: `in0`, `in1`, ... (see `edgecomp.signature.stacked`)."""
+    """The agent's input file: `in0`, `in1`, ... (see `edgecomp.model.signature.stacked`)."""
     import numpy as np
 
     np.savez(path, **inputs)
@@ -74,7 +74,7 @@ def write_inputs(path: Path, inputs: Mapping[str, np.ndarray]) -> Path:
 
 def read_outputs(path: Path) -> list[np.ndarray]:
     """The agent's `run` output file: one stacked array per model output, in order."""
-    from edgecomp.data import read_npz
+    from edgecomp.model.data import read_npz
     from edgecomp.errors import InputError
 
     try:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from edgecomp.errors import DeviceError, InputError
 from edgecomp.remote.ssh import SshTransport
-from edgecomp.targets import LabgridPlace, Target
+from edgecomp.hardware.targets import LabgridPlace, Target
 
 log = logging.getLogger(__name__)
 

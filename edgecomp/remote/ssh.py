@@ -44,7 +44,7 @@ from edgecomp.agent.protocol import AgentInfo, MeasureReport, RunReport, TargetF
 from edgecomp.remote.agent_bundle import agent_pyz
 from edgecomp.remote.base import (MeasureOptions, parse_agent_output, parse_report,
                                   read_outputs, write_inputs)
-from edgecomp.targets import Target, inventory_known_hosts
+from edgecomp.hardware.targets import Target, inventory_known_hosts
 
 log = logging.getLogger(__name__)
 

@@ -343,7 +343,7 @@ def _search(record: ResultRecord) -> dict[str, Any] | None:
     search = record.manifest.get("search")
     if not search:
         return None
-    # Worded as AgreementTarget.describe() words it (importing edgecomp.search loads torch).
+    # Worded as AgreementTarget.describe() words it (importing edgecomp.quantize.search loads torch).
     target = search.get("target") or {}
     wanted = [f"cosine ≥ {target['min_cosine']:g}" if target.get("min_cosine") else None,
               f"top-1 drop ≤ {target['max_top1_drop']:g} pt"

@@ -159,7 +159,7 @@ def from_file(path: Path, side: str) -> RecordSet:
     """Records from a JSON list as deploy/bench/compare --json write it; `side` (baseline,
     candidate) names the file in errors."""
     from edgecomp.config import validate
-    from edgecomp.untrusted import read_regular
+    from edgecomp.model.untrusted import read_regular
 
     data = read_regular(path, what=f"the {side} results file", max_bytes=MAX_RESULTS_BYTES)
 

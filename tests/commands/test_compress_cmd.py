@@ -40,8 +40,8 @@ def project(tmp_path, monkeypatch, digits_npz):
     (tmp_path / "user_code.py").write_text(USER_CODE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    from edgecomp.compress.train import train_classifier
-    from edgecomp.data import demo_digits
+    from edgecomp.model.train import train_classifier
+    from edgecomp.model.data import demo_digits
 
     train = demo_digits("train")
     np.savez(tmp_path / "train.npz", x=train.x, y=train.y)

@@ -9,9 +9,9 @@ import torch
 
 from edgecomp.compress.base import DataContext
 from edgecomp.compress.recipe import load_all_passes
-from edgecomp.compress.train import train_classifier
-from edgecomp.data import demo_digits
-from edgecomp.models import DemoCNN, LeNet300100
+from edgecomp.model.train import train_classifier
+from edgecomp.model.data import demo_digits
+from edgecomp.model.demo import DemoCNN, LeNet300100
 
 load_all_passes()
 

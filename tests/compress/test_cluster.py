@@ -11,7 +11,7 @@ from torch import nn
 
 from edgecomp.compress.base import make_pass
 from edgecomp.compress.huffman import code_lengths, decode, encode, read_archive, write_archive
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 from edgecomp.errors import InputError
 
 

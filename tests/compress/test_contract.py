@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edgecomp.compress.base import PASSES, PassReport, make_pass
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 from edgecomp.errors import InputError
 from edgecomp.vocab import Precision
 

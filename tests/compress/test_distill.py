@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgecomp.compress.base import make_pass
-from edgecomp.compress.train import distillation_loss, evaluate
+from edgecomp.model.train import distillation_loss, evaluate
 from edgecomp.errors import InputError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from edgecomp.compress.base import make_pass
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 
 
 def test_exits_trade_cost_for_accuracy(trained_cnn, context, digits):

@@ -7,7 +7,7 @@ from torch import nn
 
 from edgecomp.compress.base import make_pass
 from edgecomp.compress.lowrank import choose_rank, factorize
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 
 
 def test_full_rank_factorization_is_exact():

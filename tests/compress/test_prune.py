@@ -6,7 +6,7 @@ import pytest
 
 from edgecomp.compress.base import make_pass
 from edgecomp.compress.prune import layer_sparsity, total_sparsity
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 from edgecomp.errors import InputError
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from edgecomp.compress.base import make_pass
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 
 
 def test_weights_land_on_per_channel_int8_grid(trained_cnn, context, digits):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from edgecomp.compress.base import make_pass
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 
 
 def test_convolutions_become_depthwise_plus_pointwise(trained_cnn, context, digits):

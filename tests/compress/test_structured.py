@@ -8,7 +8,7 @@ from torch import nn
 
 from edgecomp.compress.base import make_pass
 from edgecomp.compress.structured import channel_counts
-from edgecomp.compress.train import evaluate
+from edgecomp.model.train import evaluate
 
 
 @pytest.mark.parametrize("importance", ["l1", "l2", "taylor", "hessian"])

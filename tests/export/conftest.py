@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgecomp.signature import InputSpec
-from edgecomp.data import demo_digits
+from edgecomp.model.signature import InputSpec
+from edgecomp.model.data import demo_digits
 from edgecomp.export.base import ExportRequest, Precision
 
 

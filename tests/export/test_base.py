@@ -9,7 +9,7 @@ import pytest
 
 from edgecomp.errors import InputError
 from edgecomp.export.base import ExportRequest, Precision, artifact_path, manifest_json
-from edgecomp.signature import InputSpec
+from edgecomp.model.signature import InputSpec
 
 
 def test_a_manifest_never_holds_nan():

@@ -16,7 +16,7 @@ from edgecomp.cli import main
 from edgecomp.export.base import Artifact, Precision
 from edgecomp.export.cache import ArtifactCache, model_identity
 from edgecomp.hashing import file_sha256, module_sha256
-from edgecomp.sources import ModelSource
+from edgecomp.model.source import ModelSource
 
 # Only LiteRT and ONNX int8 of the demo, calibrated on 64 digits: a few seconds each time.
 EXPORT = ["export", "demo", "--format", "onnx", "--format", "tflite", "--precision", "int8",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecomp.data import demo_digits
+from edgecomp.model.data import demo_digits
 from edgecomp.export import get_exporter
 from edgecomp.export.base import CalibrationMethod, ExportRequest, Precision
 from edgecomp.hashing import file_sha256
-from edgecomp.verify import float_outputs, top1
+from edgecomp.model.train import predict as float_outputs
+from edgecomp.results.agreement import top1
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +147,7 @@ def test_a_failed_onnx_export_is_reported_without_escape_codes(tmp_path):
     from pathlib import Path
 
     from edgecomp.errors import ExportError
-    from edgecomp.signature import InputSpec
+    from edgecomp.model.signature import InputSpec
 
     (tmp_path / "branchy.py").write_text(BRANCHY)
     sys.path.insert(0, str(tmp_path))

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from edgecomp.signature import InputSpec
-from edgecomp.data import demo_digits
+from edgecomp.model.signature import InputSpec
+from edgecomp.model.data import demo_digits
 from edgecomp.errors import InputError
 from edgecomp.export import get_exporter
 from edgecomp.export.base import ExportRequest, Precision
 from edgecomp.hashing import file_sha256
-from edgecomp.verify import float_outputs, top1
+from edgecomp.model.train import predict as float_outputs
+from edgecomp.results.agreement import top1
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgecomp.remote.ssh import SshTransport
-from edgecomp.targets import get_target
+from edgecomp.hardware.targets import get_target
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_BOARD = ROOT / "tools" / "sim-board"

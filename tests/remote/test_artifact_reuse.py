@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edgecomp.pipeline import DeployRequest, MeasureChoices, deploy
+from edgecomp.pipeline.deploy import DeployRequest, MeasureChoices, deploy
 
 pytestmark = pytest.mark.slow
 

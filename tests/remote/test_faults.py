@@ -25,7 +25,7 @@ from edgecomp.cli import main
 from edgecomp.remote.local import LocalTransport
 from edgecomp.remote.ssh import SshTransport
 from edgecomp.results.store import Store
-from edgecomp.targets import get_target, inventory_dir, inventory_known_hosts
+from edgecomp.hardware.targets import get_target, inventory_dir, inventory_known_hosts
 from tests.remote.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -447,8 +447,8 @@ def test_a_slow_link_is_not_a_dead_one(board, proxy, artifacts, tmp_path, capsys
 
 
 def test_measure_options_carry_the_target_lock_timeout(board):
-    from edgecomp.board import resolve_board
-    from edgecomp.pipeline import DeployRequest, apply_plan
+    from edgecomp.hardware.board import resolve_board
+    from edgecomp.pipeline.deploy import DeployRequest, apply_plan
 
     with board_target(board, "sim-lock-opt", lock_timeout=42.0):
         settings = apply_plan(DeployRequest(target="sim-lock-opt"), None,

@@ -23,8 +23,8 @@ import pytest
 from edgecomp.cli import main
 from edgecomp.errors import DeviceError, InputError
 from edgecomp.remote.labgrid import CLIENT_S
-from edgecomp.remote.runner import open_transport
-from edgecomp.targets import load_target_file, parse_target
+from edgecomp.remote.connect import open_transport
+from edgecomp.hardware.targets import load_target_file, parse_target
 
 pytestmark = pytest.mark.slow
 
@@ -371,7 +371,7 @@ def test_labgrid_target_schema():
 
 
 def test_an_unknown_host_key_gives_the_line_that_trusts_it(lab, lab_target, board):
-    from edgecomp.targets import inventory_known_hosts
+    from edgecomp.hardware.targets import inventory_known_hosts
 
     known = inventory_known_hosts()
     saved = known.read_text()

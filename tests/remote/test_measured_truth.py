@@ -9,13 +9,13 @@ import json
 import pytest
 import torch
 
-from edgecomp.board import Board
+from edgecomp.hardware.board import Board
 from edgecomp.cli import main
-from edgecomp.modelfacts import model_facts
-from edgecomp.models import DemoCNN
-from edgecomp.pipeline import DeployRequest, apply_plan
-from edgecomp.plan import make_plan
-from edgecomp.profiles import load_profiles
+from edgecomp.model.facts import model_facts
+from edgecomp.model.demo import DemoCNN
+from edgecomp.pipeline.deploy import DeployRequest, apply_plan
+from edgecomp.hardware.plan import make_plan
+from edgecomp.hardware.profiles import load_profiles
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 
 from edgecomp.remote.base import MeasureOptions
 from edgecomp.remote.ssh import SshTransport
-from edgecomp.targets import get_target
+from edgecomp.hardware.targets import get_target
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from edgecomp.remote.base import MeasureOptions
 from edgecomp.remote.local import LocalTransport
 from edgecomp.remote.ssh import SshTransport
 from edgecomp.results.store import Store
-from edgecomp.targets import get_target, inventory_known_hosts
+from edgecomp.hardware.targets import get_target, inventory_known_hosts
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgecomp.errors import InputError
-from edgecomp.targets import get_target, load_target_file, load_targets, parse_target
+from edgecomp.hardware.targets import get_target, load_target_file, load_targets, parse_target
 
 GOOD = {"name": "pi", "host": "10.0.0.5", "profile": "pi4"}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "targets"

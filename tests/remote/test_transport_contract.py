@@ -22,7 +22,7 @@ def transport(request):
             yield local
         return
     from edgecomp.remote.ssh import SshTransport
-    from edgecomp.targets import get_target
+    from edgecomp.hardware.targets import get_target
 
     board = request.getfixturevalue("board")
     with SshTransport(get_target(board.name)) as ssh:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgecomp.agent.protocol import OpProfile, OpTime
-from edgecomp.profiles import get_profile
+from edgecomp.hardware.profiles import get_profile
 from edgecomp.results.execution import (execution_flags, is_data_movement, summarize_profile,
                                         unplanned_flag)
 

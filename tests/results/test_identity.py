@@ -247,7 +247,7 @@ def test_the_gate_judges_a_new_release_by_name_and_notes_the_new_content():
 
 
 def test_default_names_keep_the_module_of_a_factory():
-    from edgecomp.sources import factory_name
+    from edgecomp.model.source import factory_name
 
     assert factory_name("netdef:make") == "netdef.make"
     assert factory_name("examples.zoo.models:efficientnet_lite0") == "models.efficientnet-lite0"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgecomp.errors import InputError
-from edgecomp.remote.rounds import ROUND_SECONDS, rounds_for
+from edgecomp.pipeline.rounds import ROUND_SECONDS, rounds_for
 from edgecomp.results.gate import GateConfig, instability
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import (Stability, judged, measured, sample_reasons,

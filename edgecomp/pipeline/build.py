@@ -1,0 +1,312 @@
+"""From a model and data to artifacts: prepare the data, compress, export.
+
+The stages of `edgecomp.pipeline.deploy.deploy` that run on the host before anything is
+measured; `edgecomp export` and `edgecomp compress` call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from edgecomp.model.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
+from edgecomp.errors import ExportError, InputError
+from edgecomp.export import get_exporter, unsupported_reason
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
+                                  plain_file_name)
+from edgecomp.model.source import ModelSource, check_data
+from edgecomp.vocab import Format
+
+if TYPE_CHECKING:
+    from edgecomp.export.cache import ArtifactCache
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Which artifacts to build and how: the formats, precisions and quantization options."""
+
+    formats: tuple[str, ...] = ("tflite", "onnx")
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8)
+    io_dtype: str = "float32"
+    per_channel: bool = True
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
+    reduce_range: bool = False
+    activation_symmetric: bool = False
+    activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
+    # Options that a format's own plan sets otherwise (when a deploy builds several
+    # formats): ((format, ((option, value), ...)), ...), read through `for_format`.
+    by_format: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def for_format(self, fmt: str) -> ExportPlan:
+        """The options `fmt`'s artifacts are built with."""
+        return replace(self, by_format=(), **dict(dict(self.by_format).get(fmt, ())))
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """Where calibration and evaluation data come from."""
+
+    calib: str | None = None  # a path, "demo", or "random"; None is an error for int8
+    eval: str | None = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    eval_size: int | None = None
+    seed: int = 0
+    image_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model with its data, checked against each other, ready to export."""
+
+    source: ModelSource
+    calib: Dataset | None
+    eval: Dataset | None
+    technique: str = "none"
+    plan: dict[str, Any] | None = None
+
+
+def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepared:
+    """Load calibration and evaluation data and check that they fit the model."""
+    calib = None
+    if data.calib == "random":
+        calib = random_calibration(source.inputs, data.calib_size, seed=data.seed)
+    elif data.calib is not None:
+        calib = load_data(data.calib, **data.image_options).take(data.calib_size, seed=data.seed)
+    elif needs_calib:
+        raise InputError("int8 export needs calibration data: pass --calib with an .npz file "
+                         "or image folder of real inputs (or --calib random to accept poor "
+                         "int8 ranges).")
+    eval_set = None
+    if data.eval is not None:
+        eval_set = load_data(data.eval, **data.image_options)
+        if data.eval_size is not None:
+            eval_set = eval_set.take(data.eval_size, seed=data.seed)
+    if calib is not None:
+        calib = check_data(source, calib, what="calibration")
+    if eval_set is not None:
+        eval_set = check_data(source, eval_set, what="evaluation")
+    return Prepared(source=source, calib=calib, eval=eval_set)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Accuracy-aware int8: each candidate is checked by `check` (run in the target's
+    runtime against the float model) until one meets `target`."""
+
+    check: Callable[[Artifact], Any]
+    target: Any  # edgecomp.quantize.search.AgreementTarget
+    # Dynamic int8 as the last candidate: only for MatMul-heavy models, because it runs
+    # convolutions slower than fp32 on CPUs (FIELD.md; ConvInteger measured 12x slower).
+    allow_dynamic: bool = False
+
+
+def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
+               progress: ProgressFn | None = None, search: Search | None = None,
+               cache: ArtifactCache | None = None) -> list[Artifact]:
+    """Export every (format, precision) pair the plan asks for; refuse impossible pairs first.
+
+    With `search`, static int8 is chosen among candidates by measured agreement. When
+    one of several artifacts cannot be built (e.g. quantization would change nothing),
+    the others go on and the reason is logged. With `cache`, an artifact exported before
+    with the same key is copied from it instead (one line says so), and each new one is
+    kept there.
+    """
+    from edgecomp.export.cache import announce, model_identity
+
+    source = prepared.source
+    has_module = source.module is not None
+    for fmt in plan.formats:
+        reason = unsupported_reason(fmt, Precision.FP32, has_module=has_module)
+        if reason:
+            raise InputError(f"{source.spec}: {reason}")
+    pairs = []
+    for fmt in plan.formats:
+        for precision in plan.precisions:
+            reason = unsupported_reason(fmt, precision, has_module=has_module)
+            if reason is None:
+                pairs.append((fmt, precision))
+            elif len(plan.precisions) > 1:
+                log.warning("%s", reason)  # the other precisions of this format go on
+            else:
+                raise InputError(reason)
+    exporters = {fmt: get_exporter(fmt) for fmt, _ in pairs}
+    artifacts, reused = [], []
+    for technique, module in exported_modules(prepared):
+        model = model_identity(source, module) if cache is not None else {}
+        for fmt, precision in pairs:
+            options = plan.for_format(fmt)
+            request = ExportRequest(
+                module=module, inputs=source.inputs, model_name=source.name,
+                source_sha256=source.sha256, model_sha256=source.given_sha256,
+                precision=precision, out_dir=out_dir,
+                calib=prepared.calib if precision == Precision.INT8 else None,
+                io_dtype=options.io_dtype, per_channel=options.per_channel,
+                calibration_method=options.calibration_method,
+                reduce_range=options.reduce_range,
+                activation_symmetric=options.activation_symmetric,
+                activation_dtype=options.activation_dtype, onnx_path=source.onnx_path,
+                technique=technique, progress=progress)
+            searched = search is not None and precision == Precision.INT8
+            key = None
+            if cache is not None:
+                key = cache.key(request, fmt, model=model,
+                                search=_search_identity(search, prepared) if searched else None)
+                hit = cache.load(key, out_dir)
+                if hit is not None:
+                    reused.append(hit)
+                    artifacts.append(hit.artifact)
+                    continue
+            log.info("exporting %s %s %s", technique, fmt, precision.value)
+            phase = f"exporting {fmt} {precision.value}" + (
+                f" ({technique})" if technique != "none" else "")
+            if progress is not None:  # a phase of its own: a large model takes minutes
+                progress(phase, 0, 1)
+            try:
+                if searched:
+                    from edgecomp.quantize.search import search_int8
+
+                    artifact, _tried = search_int8(request, exporters[fmt], search.check,
+                                                   search.target, progress=progress,
+                                                   allow_dynamic=search.allow_dynamic)
+                else:
+                    artifact = exporters[fmt].export(request)
+            except ExportError as exc:
+                if len(pairs) == 1 or precision == Precision.FP32:
+                    raise
+                log.warning("%s", exc)  # the other artifacts go on
+                continue
+            if progress is not None:
+                progress(phase, 1, 1)
+            artifacts.append(artifact)
+            if key is not None and _settled(artifact):
+                cache.store(key, artifact)
+    if reused:
+        announce(reused)
+    return artifacts
+
+
+def _search_identity(search: Search, prepared: Prepared) -> dict[str, Any]:
+    """What decides the int8 candidate a search keeps, apart from the board judging it."""
+    return {"target": search.target.to_json(), "allow_dynamic": search.allow_dynamic,
+            "eval": {"sha256": prepared.eval.sha256, "samples": len(prepared.eval)}
+            if prepared.eval is not None else None}
+
+
+def _settled(artifact: Artifact) -> bool:
+    """False for an artifact a search kept without judging every candidate (the board
+    failed mid-search): another run should search again rather than reuse it."""
+    tried = (artifact.manifest.get("search") or {}).get("tried", [])
+    return not any(t.get("error") and t.get("size_bytes") is not None for t in tried)
+
+
+def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:
+    """(technique, module) pairs to export: one per exit for an early-exit model.
+
+    An early-exit network becomes one artifact per exit (`<recipe>.exit1`, ...), so that
+    an application runs exit 1 and continues with the next artifact only while the top
+    probability stays below its threshold; each is measured on the board like any other.
+    """
+    module = prepared.source.module
+    exits = getattr(module, "exit_models", None)
+    if module is None or exits is None:
+        return [(prepared.technique, module)]
+    return [(f"{prepared.technique}.exit{k}", exit_model)
+            for k, exit_model in enumerate(exits(), start=1)]
+
+
+def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
+             progress: ProgressFn | None = None, out_dir: Path | None = None,
+             loss_fn: Callable | None = None,
+             train_fn: Callable | None = None) -> tuple[Prepared, list]:
+    """Run a recipe (a file or name, or a parsed `Recipe`) on the model.
+
+    The result is exported under the recipe's name.
+    """
+    from edgecomp.compress.base import DataContext
+    from edgecomp.compress.recipe import Recipe, load_recipe, run_recipe
+    from edgecomp.hashing import state_dict_sha256
+
+    source = prepared.source
+    if source.module is None:
+        raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
+                         "models (give the model as package.module:function or .pt2).")
+    recipe = recipe_spec if isinstance(recipe_spec, Recipe) else load_recipe(recipe_spec)
+    source.example_input  # noqa: B018  (refuses models with several inputs, in a sentence)
+    if train is not None:
+        train = check_data(source, train, what="training")
+    stem = f"{source.name}.{recipe.name}"
+    if out_dir is not None:
+        plain_file_name(stem, out_dir=out_dir)  # files a pass writes stay inside out_dir
+    context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
+                          calib=prepared.calib, teacher=source.module, progress=progress,
+                          out_dir=out_dir, stem=stem,
+                          loss_fn=loss_fn, train_fn=train_fn)
+    model, reports = run_recipe(recipe, source.module, context)
+    model.eval()
+    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()),
+                         given_sha256=source.given_sha256 or source.sha256)
+    plan = dict(prepared.plan or {})
+    plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
+                      "export": recipe.export.to_json(),
+                      "reports": [{"name": r.name, "params": r.params, "metrics": r.metrics,
+                                  "notes": r.notes, "files": r.files} for r in reports]}
+    return replace(prepared, source=compressed, technique=recipe.name, plan=plan), reports
+
+
+@dataclass(frozen=True)
+class Training:
+    """Training data and the user's own loss or loop, loaded before anything is written."""
+
+    data: Dataset | None = None
+    loss_fn: Callable | None = None
+    train_fn: Callable | None = None
+
+
+def load_training(train: str | None, *, loss: str | None = None,
+                  train_fn: str | None = None) -> Training:
+    """Load the training data and import the user's loss or training loop (`pkg.mod:fn`)."""
+    from edgecomp.model.source import import_callable
+
+    return Training(
+        data=load_data(train) if train else None,
+        loss_fn=import_callable(loss, what="loss") if loss else None,
+        train_fn=import_callable(train_fn, what="training function") if train_fn else None)
+
+
+def plan_recipe(recipe, plan):
+    """The recipe with the plan's decisions filled in where it left them open.
+
+    A generic `prune` pass takes the plan's pruning kind; `prune` and `prune.structured`
+    round channel counts to the plan's channel multiple. A decision the user set with
+    `--set` replaces the recipe's own value.
+    """
+    fills = {"prune": {"kind": ("pruning", plan.pruning.value),
+                       "round_to": ("channel_multiple", plan.channel_multiple)},
+             "prune.structured": {"round_to": ("channel_multiple", plan.channel_multiple)}}
+    passes = []
+    for name, options in recipe.passes:
+        options = dict(options)
+        for option, (decision, value) in fills.get(name, {}).items():
+            if option not in options or decision in plan.overridden:
+                options[option] = value
+        passes.append((name, options))
+    return replace(recipe, passes=tuple(passes))
+
+
+def recipe_export_defaults(recipe) -> tuple[Precision | None, tuple[Format, ...] | None]:
+    """The precision and formats a recipe exports at: its `[export]` table, else the
+    precision its last pass ties the weights to (qat: int8, fp16: fp16)."""
+    from edgecomp.compress.base import PASSES
+
+    precision, formats = recipe.export.precision, recipe.export.formats
+    if precision is None:
+        tied = [getattr(PASSES.get(name), "export_precision", None) for name, _ in recipe.passes]
+        precision = next((p for p in reversed(tied) if p is not None), None)
+    return (Precision(precision) if precision is not None else None,
+            tuple(Format(f) for f in formats) if formats else None)

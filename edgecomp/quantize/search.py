@@ -1,0 +1,275 @@
+"""Accuracy-aware int8: try quantization schemes in order of cost, measured in the runtime.
+
+Static int8 is exported with the plan's scheme first. Each candidate is run on the
+evaluation set in the target's own runtime (the same `run` the final verification uses)
+and compared with the float model; the first candidate that meets the agreement target
+is kept. Otherwise cheaper fixes come before dearer ones: other calibrations (MinMax,
+percentile, entropy), then mixed precision, where the layers that add the most error stay
+in float (ranked with onnxruntime's qdq_loss_debug tools). When no candidate meets the
+target, the one that agrees best is kept and flagged. Every candidate tried is reported
+with its agreement, size and build time.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecomp.errors import DeviceError, ExportError
+from edgecomp.export.base import Artifact, ExportRequest
+from edgecomp.results.agreement import Verification
+from edgecomp.vocab import CalibrationMethod, Format, Precision
+
+log = logging.getLogger(__name__)
+
+CheckFn = Callable[[Artifact], "Verification | None"]
+
+
+@dataclass(frozen=True)
+class AgreementTarget:
+    """What an int8 artifact must reach against the float model on the evaluation set.
+
+    `min_cosine` applies to the mean cosine of the first output; `max_top1_drop` (points)
+    to top-1 accuracy when the data has labels; `min_decision` (percent of samples making
+    the float model's call) when set.
+    """
+
+    min_cosine: float = 0.99
+    max_top1_drop: float = 1.0
+    min_decision: float | None = None
+
+    def met(self, check: Verification | None) -> bool:
+        if check is None or check.agreement is None:
+            return False
+        agreement = check.agreement
+        if agreement.cosine < self.min_cosine:
+            return False
+        if check.accuracy_delta is not None and -check.accuracy_delta > self.max_top1_drop:
+            return False
+        return self.min_decision is None or (agreement.decision or 0.0) >= self.min_decision
+
+    def describe(self) -> str:
+        parts = [f"cosine ≥ {self.min_cosine:g}", f"top-1 drop ≤ {self.max_top1_drop:g} pt"]
+        if self.min_decision is not None:
+            parts.append(f"same call on ≥ {self.min_decision:g} % of samples")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"min_cosine": self.min_cosine, "max_top1_drop": self.max_top1_drop,
+                "min_decision": self.min_decision}
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One candidate: what it changed and what it measured."""
+
+    name: str
+    options: dict[str, Any]
+    cosine: float | None = None
+    cosine_min: float | None = None
+    decision: float | None = None
+    accuracy_delta: float | None = None
+    size_bytes: int | None = None
+    build_s: float | None = None
+    met: bool = False
+    float_layers: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def score(self) -> tuple[float, float]:
+        """Better agreement first: the share of same calls, then cosine."""
+        return (self.decision if self.decision is not None else -1.0,
+                self.cosine if self.cosine is not None else -1.0)
+
+
+def _options(request: ExportRequest) -> dict[str, Any]:
+    return {"precision": request.precision.value, "per_channel": request.per_channel,
+            "calibration_method": request.calibration_method.value,
+            "float_layers": request.float_layers}
+
+
+# Mixed-precision steps: how many of the most error-adding layers stay in float.
+FLOAT_LAYER_STEPS = (1, 3, 6, 12)
+
+
+def calibration_candidates(fmt: Format, request: ExportRequest) -> list[dict[str, Any]]:
+    """The cheap candidates of a format, the plan's own first."""
+    methods = [request.calibration_method] + [m for m in (
+        CalibrationMethod.MINMAX, CalibrationMethod.PERCENTILE, CalibrationMethod.ENTROPY)
+        if m != request.calibration_method]
+    if fmt == Format.TFLITE:
+        # PT2E observers: MinMax, or histogram (percentile and entropy share it).
+        methods = [m for m in methods if m != CalibrationMethod.ENTROPY]
+    return [{"calibration_method": m} for m in methods]
+
+
+def mixed_candidates(fmt: Format, *, allow_dynamic: bool) -> list[dict[str, Any]]:
+    """Mixed precision, where the exporter can rank its layers (ONNX); then, for
+    MatMul-heavy models, dynamic int8 (int8 weights, activations quantized at run time),
+    which keeps activations exact but may run slower than fp32 (the result then says so)."""
+    from edgecomp.export import supported_precisions
+
+    steps: list[dict[str, Any]] = []
+    if fmt == Format.ONNX:
+        steps += [{"float_layers": k} for k in FLOAT_LAYER_STEPS]
+    if allow_dynamic and Precision.DYNAMIC_INT8 in supported_precisions(fmt):
+        steps.append({"precision": Precision.DYNAMIC_INT8, "float_layers": 0})
+    return steps
+
+
+def search_int8(request: ExportRequest, exporter, check: CheckFn, target: AgreementTarget, *,
+                progress: Callable[[str, int, int], None] | None = None,
+                allow_dynamic: bool = False) -> tuple[Artifact, list[Tried]]:
+    """Export static int8 candidates until one meets `target`; return it and all tried.
+
+    The kept artifact ends at the usual artifact path with the search in its manifest;
+    the others are removed.
+    """
+    fmt = exporter.format
+    final_dir = request.out_dir
+    work = final_dir / f".search-{request.model_name}-{fmt.value}"
+    shutil.rmtree(work, ignore_errors=True)
+    tried: list[Tried] = []
+    built: dict[str, Artifact] = {}
+    try:
+        steps = [("calibration", c) for c in calibration_candidates(fmt, request)]
+        best: Tried | None = None
+        index = 0
+        while index < len(steps):
+            phase, changes = steps[index]
+            index += 1
+            base = request if phase == "calibration" or best is None else \
+                replace(request, per_channel=best.options["per_channel"],
+                        calibration_method=CalibrationMethod(best.options["calibration_method"]))
+            candidate = replace(base, **changes, out_dir=work / f"c{len(tried)}")
+            result, artifact = _try(candidate, exporter, check, target, progress=progress)
+            tried.append(result)
+            if artifact is not None:
+                built[result.name] = artifact
+            if result.error is None and (best is None or result.score() > best.score()):
+                best = result
+            if result.met:
+                break
+            if artifact is not None and result.error is not None:
+                # Built but not checked: the board failed. Later candidates could not be
+                # judged either; keep this one, and measuring it reports the board's state.
+                best = best or result
+                break
+            if index == len(steps) and phase == "calibration" and best is not None:
+                steps += [("mixed", c) for c in mixed_candidates(
+                    fmt, allow_dynamic=allow_dynamic)]
+        kept = next((t for t in tried if t.met), best)
+        if kept is None:
+            raise ExportError(f"no int8 candidate of {request.model_name} could be built for "
+                              f"{fmt.value}: {tried[0].error if tried else 'none tried'}")
+        return _keep(built[kept.name], final_dir, tried, kept, target), tried
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _try(request: ExportRequest, exporter, check: CheckFn, target: AgreementTarget, *,
+         progress) -> tuple[Tried, Artifact | None]:
+    options = _options(request)
+    name = (f"{'per-channel' if request.per_channel else 'per-tensor'} "
+            f"{request.calibration_method.value}"
+            + (f", {request.float_layers} layers float" if request.float_layers else ""))
+    if request.precision == Precision.DYNAMIC_INT8:
+        name = "dynamic int8 (int8 weights, activations quantized at run time)"
+    if progress is None:
+        return _export_and_check(request, name, options, exporter, check, target)
+    progress(f"int8 candidate: {name}", 0, 1)
+    try:
+        return _export_and_check(request, name, options, exporter, check, target)
+    finally:
+        progress(f"int8 candidate: {name}", 1, 1)
+
+
+def _export_and_check(request: ExportRequest, name: str, options: dict, exporter,
+                      check: CheckFn, target: AgreementTarget) -> tuple[Tried, Artifact | None]:
+    start = time.perf_counter()
+    try:
+        artifact = exporter.export(request)
+    except ExportError as exc:
+        return Tried(name=name, options=options, error=str(exc)), None
+    build_s = round(time.perf_counter() - start, 2)
+    try:
+        verification = check(artifact)
+    except DeviceError as exc:
+        return Tried(name=name, options=options, size_bytes=artifact.size_bytes,
+                     build_s=round(time.perf_counter() - start, 2),
+                     error=f"not checked: {exc}"), artifact
+    agreement = verification.agreement if verification is not None else None
+    result = Tried(name=name, options=options,
+                   cosine=agreement.cosine if agreement else None,
+                   cosine_min=agreement.cosine_min if agreement else None,
+                   decision=agreement.decision if agreement else None,
+                   accuracy_delta=verification.accuracy_delta if verification else None,
+                   size_bytes=artifact.size_bytes, build_s=build_s,
+                   met=target.met(verification),
+                   float_layers=list(artifact.manifest.get("float_layers") or []))
+    log.info("int8 candidate %s: cosine %s, same calls %s %%, %s", name, result.cosine,
+             result.decision, "meets the target" if result.met else "below the target")
+    return result, artifact
+
+
+def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
+          target: AgreementTarget) -> Artifact:
+    """Move the kept candidate to the artifact's usual path, with the search in its manifest."""
+    from edgecomp.atomic import atomic_write_text
+    from edgecomp.export.base import manifest_json
+
+    path = final_dir / artifact.path.name
+    manifest = dict(artifact.manifest)
+    manifest["search"] = {
+        "target": target.to_json(), "kept": kept.name, "met": kept.met,
+        "tried": [t.__dict__ for t in tried],
+    }
+    artifact.path.replace(path)
+    moved = Artifact(path=path, format=artifact.format, precision=artifact.precision,
+                     manifest=manifest)
+    atomic_write_text(moved.manifest_path, manifest_json(manifest))
+    artifact.manifest_path.unlink(missing_ok=True)
+    return moved
+
+
+def flag_records(records: list, target: AgreementTarget) -> list:
+    """Records with what the user must know in `flags`: an artifact below the agreement
+    target (quantized, or compressed by a recipe), a quantized artifact slower than its
+    fp32 twin (interleaved timing), ops that ran outside the delegate."""
+    import dataclasses
+
+    from edgecomp.results.agreement import Verification
+
+    flagged = []
+    for record in records:
+        flags = list(record.flags)
+        quantized = record.precision != "fp32"
+        # Anything but the plain float export is judged: quantized, or compressed by a
+        # recipe (its outputs are compared with the uncompressed model's).
+        changed = quantized or record.technique not in ("none", "")
+        if changed and record.agreement is not None:
+            check = Verification(record.accuracy, record.float_accuracy, record.accuracy_delta,
+                                 record.agreement, 0)
+            if not target.met(check):
+                measured = f"cosine {record.agreement.cosine:.4f}"
+                if record.accuracy_delta is not None:
+                    measured += f", top-1 {record.accuracy_delta:+.2f} pt"
+                if target.min_decision is not None and record.agreement.decision is not None:
+                    measured += f", same call {record.agreement.decision:.1f} %"
+                flags.append(f"below the agreement target ({measured}; target "
+                             f"{target.describe()})")
+        fallback = (record.device or {}).get("fallback_ops")
+        if fallback:
+            ops = ", ".join(f"{op}×{n}" for op, n in sorted(fallback.items(),
+                                                            key=lambda kv: -kv[1])[:6])
+            flags.append(f"no delegate took any node: all {sum(fallback.values())} ops ran "
+                         f"on the reference CPU kernels (read from the loaded model): {ops}")
+        if quantized and record.p50_ratio is not None and record.p50_ratio > 1.0:
+            flags.append(f"slower than fp32 in {record.runtime or 'its runtime'}: p50 "
+                         f"×{record.p50_ratio:.2f} timed interleaved; keep the fp32 artifact "
+                         "on this target")
+        flagged.append(dataclasses.replace(record, flags=flags))
+    return flagged

@@ -1,0 +1,165 @@
+"""Every data file is read with limits: regular files only, headers checked before memory
+is allocated, PIL's decompression-bomb guard as a sentence. A bad file ends in one
+sentence, exit status 1, and nothing written."""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import textwrap
+import threading
+import time
+import zipfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.lib import format as npy
+
+from edgecomp.cli import main
+from edgecomp.model.data import load_data, read_npz
+from edgecomp.errors import InputError
+
+FACTORY = textwrap.dedent("""
+    from torch import nn
+
+    def small_cnn():
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(8 * 8 * 8, 10))
+""")
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    (tmp_path / "limitmodels.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "results.db"))
+    sys.path.insert(0, str(tmp_path))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("limitmodels", None)
+
+
+def export_with(capsys, calib: str) -> tuple[int, str]:
+    code = main(["export", "limitmodels:small_cnn", "--input-shape", "1,1,8,8",
+                 "--calib", calib, "--format", "onnx", "--precision", "int8", "-o", "out"])
+    captured = capsys.readouterr()
+    return code, " ".join((captured.err + captured.out).split())
+
+
+def assert_refused(code: int, text: str, project: Path, *, match: str) -> None:
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert match in text, text
+    assert not (project / "out").exists()
+
+
+def npz_claiming(path: Path, shape: tuple[int, ...]) -> Path:
+    """An .npz whose `x` header declares `shape` but holds no data."""
+    header = npy.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = shape
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("x.npy", "w") as member:
+            npy.write_array_header_1_0(member, header)
+    return path
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares width x height grayscale pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+                     chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+@contextmanager
+def unblocked(fifo: Path):
+    """Opens the FIFO for writing once a reader waits on it, so that code which reads a
+    FIFO fails the test instead of hanging it."""
+    done = threading.Event()
+
+    def writer():
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader yet
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
+def test_an_npz_header_claiming_a_trillion_elements_is_refused(project, capsys):
+    npz_claiming(project / "huge.npz", (10**12,))
+    code, text = export_with(capsys, "huge.npz")
+    assert_refused(code, text, project, match="huge.npz: its arrays take 3725.3 GiB")
+
+
+def test_a_decompression_bomb_image_is_refused(project, capsys):
+    png_claiming(project / "images" / "cat" / "big.png", 20000, 20000)
+    code, text = export_with(capsys, "images")
+    assert_refused(code, text, project, match="big.png: too many pixels to decode safely")
+
+
+def test_a_fifo_named_like_an_image_is_refused(project, capsys):
+    (project / "images" / "cat").mkdir(parents=True)
+    fifo = project / "images" / "cat" / "x.png"
+    os.mkfifo(fifo)
+    with unblocked(fifo):
+        code, text = export_with(capsys, "images")
+    assert_refused(code, text, project, match="x.png is a FIFO, not a regular file")
+
+
+def test_a_fifo_named_like_an_npz_is_refused(project, capsys):
+    os.mkfifo(project / "x.npz")
+    with unblocked(project / "x.npz"):
+        code, text = export_with(capsys, "x.npz")
+    assert_refused(code, text, project, match="x.npz is a FIFO, not a regular file")
+
+
+def test_an_npy_named_npz_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bare.npz"
+    with open(path, "wb") as handle:
+        header = npy.header_data_from_array_1_0(np.zeros(1, np.float32))
+        header["shape"] = (10**12,)
+        npy.write_array_header_1_0(handle, header)
+    with pytest.raises(InputError, match="not an .npz file"):
+        read_npz(path)
+
+
+def test_a_member_that_is_not_an_array_is_refused(tmp_path):
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", b"\0" * 4096)
+    with pytest.raises(InputError, match="not a readable .npz file"):
+        read_npz(path)
+
+
+def test_the_budget_counts_every_array(tmp_path):
+    np.savez(tmp_path / "two.npz", a=np.zeros((64, 64), np.float32), b=np.zeros(10, np.int64))
+    assert set(read_npz(tmp_path / "two.npz")) == {"a", "b"}
+    with pytest.raises(InputError, match="more than edgecomp loads"):
+        read_npz(tmp_path / "two.npz", max_bytes=16000)
+
+
+def test_ordinary_images_still_load(tmp_path):
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        Image.new("L", (8, 8), 128).save(tmp_path / label / "0.png")
+    data = load_data(str(tmp_path), grayscale=True)
+    assert data.x.shape == (2, 1, 8, 8) and list(data.y) == [0, 1]
