@@ -46,3 +46,10 @@ class ExportError(EdgecompError):
 
 class DeviceError(EdgecompError):
     """A board or the local agent could not be reached or failed to measure."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-sentence errors about another
+    tool's failure (its own message may run over many lines)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300].rstrip(".") if text else type(exc).__name__

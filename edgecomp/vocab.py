@@ -8,6 +8,9 @@ naming the file and field, instead of silently meaning "not accelerated".
 from __future__ import annotations
 
 import enum
+import re
+
+from edgecomp.agent.runtimes import delegate_names, runtime_formats, runtime_names
 
 
 class Vocabulary(str, enum.Enum):
@@ -57,24 +60,26 @@ class IoDtype(Vocabulary):
     INT8 = "int8"
 
 
-class RuntimeName(Vocabulary):
-    """Runtimes a board can load artifacts with (the agent's `--runtime`)."""
+def _derived(name: str, values: tuple[str, ...], doc: str) -> type[Vocabulary]:
+    """A vocabulary whose words are declared elsewhere. A member's name is its value
+    upper-cased, other characters than letters, digits and "_" made "_" ("ai_edge_litert"
+    -> AI_EDGE_LITERT)."""
+    members = [(re.sub(r"\W", "_", value.upper()), value) for value in values]
+    vocabulary = Vocabulary(name, members, module=__name__, qualname=name)
+    vocabulary.__doc__ = doc
+    return vocabulary
 
-    AI_EDGE_LITERT = "ai_edge_litert"
-    TFLITE_RUNTIME = "tflite_runtime"
-    TENSORFLOW = "tensorflow"
-    ONNXRUNTIME = "onnxruntime"
-    TENSORRT = "tensorrt"
 
-
-class DelegateName(Vocabulary):
-    """Where a runtime executes the model: its delegate or execution provider."""
-
-    XNNPACK = "xnnpack"
-    CPU = "cpu"  # the runtime's own CPU kernels (LiteRT without XNNPACK, ORT's CPU EP)
-    GPU = "gpu"
-    NNAPI = "nnapi"
-    TENSORRT = "tensorrt"
+# Both declared once per runtime, by the agent's runtime modules (edgecomp/agent/runtimes/),
+# in their preference order: adding a runtime there adds it here.
+RuntimeName = _derived(
+    "RuntimeName", runtime_names(),
+    "Runtimes a board can measure artifacts with: the agent's `--runtime` choices, and the "
+    "ones it measures through another (tensorrt through onnxruntime).")
+DelegateName = _derived(
+    "DelegateName", delegate_names(),
+    "Where a runtime executes the model: its delegate or execution provider (cpu: the "
+    "runtime's own CPU kernels, LiteRT without XNNPACK or ORT's CPU EP).")
 
 
 class Unit(Vocabulary):
@@ -173,7 +178,4 @@ def choices(enum_cls: type[enum.Enum]) -> list[str]:
 
 # The format each runtime loads (TensorRT builds its engines from ONNX files).
 RUNTIME_FORMATS: dict[RuntimeName, Format] = {
-    RuntimeName.AI_EDGE_LITERT: Format.TFLITE, RuntimeName.TFLITE_RUNTIME: Format.TFLITE,
-    RuntimeName.TENSORFLOW: Format.TFLITE, RuntimeName.ONNXRUNTIME: Format.ONNX,
-    RuntimeName.TENSORRT: Format.ONNX,
-}
+    RuntimeName(name): Format(fmt) for name, fmt in runtime_formats().items()}

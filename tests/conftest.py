@@ -63,7 +63,7 @@ def artifact_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def demo_source():
     """The built-in demo CNN, trained once per session (or taken from EDGECOMP_TEST_CACHE)."""
-    from edgecomp.model.source import demo_model
+    from edgecomp.model.demo import demo_model
 
     return demo_model()
 

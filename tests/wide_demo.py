@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from edgecomp.model.demo import DemoCNN
-from edgecomp.model.source import DEMO_INPUT_SHAPE
+from edgecomp.model.demo import DEMO_INPUT_SHAPE
 
 WIDTHS = (64, 128, 256)  # the demo's (32, 64, 128), doubled: about 4x the multiply-adds
 

@@ -18,7 +18,7 @@ import sys
 from .failure import AgentError
 from .measure import COMMANDS
 from .protocol import failure
-from .runtimes import DELEGATES, ON_MISSING
+from .runtimes import ON_MISSING, delegate_choices
 
 
 class QuietParser(argparse.ArgumentParser):
@@ -30,8 +30,9 @@ class QuietParser(argparse.ArgumentParser):
 
 def add_runtime_options(parser):
     parser.add_argument("model")
+    # No argparse choices: open_runtime names the runtimes an artifact's format can use.
     parser.add_argument("--runtime", default="auto")
-    parser.add_argument("--delegate", default="auto", choices=DELEGATES)
+    parser.add_argument("--delegate", default="auto", choices=delegate_choices())
     parser.add_argument("--threads", type=int)
     # When the --delegate's accelerator is not on the board: fail, or measure on the CPU
     # and say so in the report's `fallback`.

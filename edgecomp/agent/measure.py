@@ -11,21 +11,21 @@ from .lock import BoardLock, default_lock_path
 from .opprofile import profile_ops
 from .power import make_probe
 from .protocol import AGENT_VERSION, AgentInfo, MeasureReport, RunReport, Warmup
-from .runtimes import (FORMAT_RUNTIMES, RUNTIME_PACKAGES, import_runtime, load_model,
+from .runtimes import (agent_runtimes, format_runtimes, import_runtime, load_model,
                        open_runtime, ort_available_providers, runtime_available,
-                       runtime_version)
+                       runtime_facts, runtime_version)
 from .stats import latency_stats
 from .tensors import from_model_dtype, make_inputs, sample_inputs, stored_inputs
 
 
 def command_info(args):
-    runtimes = dict((name, runtime_version(name) if runtime_available(name) else None)
-                    for name in RUNTIME_PACKAGES)
+    runtimes = dict((facts.name, runtime_version(facts.name)
+                     if runtime_available(facts.name) else None) for facts in agent_runtimes())
     missing = []
-    for suffix, names in sorted(FORMAT_RUNTIMES.items()):
+    for suffix, names in sorted(format_runtimes().items()):
         if not any(runtimes[n] for n in names):
             missing.append("no runtime for %s models: pip install %s"
-                           % (suffix, RUNTIME_PACKAGES[names[0]][1]))
+                           % (suffix, runtime_facts(names[0]).package))
     return AgentInfo(agent_version=AGENT_VERSION, python=platform.python_version(),
                      arch=platform.machine() or None, cpu_model=device.cpu_model(),
                      online_cores=device.usable_cores(), runtimes=runtimes,

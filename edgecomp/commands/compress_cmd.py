@@ -50,7 +50,7 @@ def add_training_args(parser) -> None:
 
 def training_functions(args) -> dict:
     """The user's loss and training function, imported, as keyword arguments for compress."""
-    from edgecomp.model.source import import_callable
+    from edgecomp.model.factory import import_callable
 
     return {"loss_fn": import_callable(args.loss, what="loss") if args.loss else None,
             "train_fn": import_callable(args.train_fn, what="training function")
@@ -91,7 +91,10 @@ def run_compress(args) -> int:
     from edgecomp.compress.recipe import load_all_passes, parse_recipe
     from edgecomp.model.data import load_data
     from edgecomp.pipeline.build import DataPlan, compress, exported_modules, prepare
-    from edgecomp.model.source import check_model_name, demo_model, load_model, parse_input_shapes
+    from edgecomp.model.demo import demo_model
+    from edgecomp.model.load import load_model
+    from edgecomp.model.signature import parse_input_shapes
+    from edgecomp.model.source import check_model_name
 
     if args.list:
         from edgecomp.compress.base import PASSES

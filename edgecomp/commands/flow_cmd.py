@@ -208,7 +208,7 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 def _data_plan(args):
     from edgecomp.pipeline.build import DataPlan
-    from edgecomp.model.source import parse_shape
+    from edgecomp.model.signature import parse_shape
 
     if args.calib_size <= 0:
         raise InputError("--calib-size must be a positive number of samples.")
@@ -250,7 +250,7 @@ def _measure_choices(args):
 
 def _model_spec(args):
     from edgecomp.pipeline.deploy import ModelSpec
-    from edgecomp.model.source import parse_input_shapes
+    from edgecomp.model.signature import parse_input_shapes
 
     return ModelSpec(spec=getattr(args, "model", None), weights=args.weights,
                      input_shape=parse_input_shapes(args.input_shape),
@@ -404,7 +404,7 @@ def run_export(args) -> int:
 def run_bench(args) -> int:
     from edgecomp.commands.ui import progress_bars
     from edgecomp.pipeline.deploy import bench
-    from edgecomp.model.source import parse_input_shapes
+    from edgecomp.model.signature import parse_input_shapes
 
     with progress_bars() as progress:
         records = bench(args.artifacts, targets=_targets(args), measure=_measure_choices(args),

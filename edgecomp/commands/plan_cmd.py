@@ -61,7 +61,7 @@ def run_plan(args) -> int:
     from edgecomp.pipeline.build import DataPlan
     from edgecomp.pipeline.deploy import ModelSpec, load_source, plan_stage
     from edgecomp.hardware.plan import parse_overrides
-    from edgecomp.model.source import parse_input_shapes
+    from edgecomp.model.signature import parse_input_shapes
 
     overrides = parse_overrides(args.overrides)
     if args.format:

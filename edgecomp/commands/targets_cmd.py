@@ -43,7 +43,8 @@ def run_list(args) -> int:
 
 def run_check(args) -> int:
     from edgecomp.agent.protocol import PROTOCOL_VERSION
-    from edgecomp.hardware.board import facts_from_info, profile_mismatches, remember_info, resolve_board
+    from edgecomp.hardware.board import remember_info, resolve_board
+    from edgecomp.hardware.facts import facts_from_info, profile_mismatches
     from edgecomp.commands.ui import console
     from edgecomp.paths import board_facts_file
     from edgecomp.remote.connect import open_transport

@@ -46,7 +46,7 @@ class Distillation:
         teacher = ctx.teacher if ctx.teacher is not None else model
         torch.manual_seed(ctx.seed)  # the student's initial weights follow the seed too
         if self.student:
-            from edgecomp.model.source import import_callable
+            from edgecomp.model.factory import import_callable
 
             student = import_callable(self.student, what="distill student")()
             if not isinstance(student, nn.Module):

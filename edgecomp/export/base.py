@@ -175,12 +175,6 @@ def manifest_json(manifest: dict[str, Any]) -> str:
     return strict_json(manifest, indent=2)
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, for one-sentence export errors."""
-    text = str(exc).strip().splitlines()
-    return text[0][:300].rstrip(".") if text else type(exc).__name__
-
-
 def needs_calibration(request: ExportRequest) -> None:
     """Refuse full-integer export without calibration data, saying how to provide it."""
     if request.precision == Precision.INT8 and request.calib is None:

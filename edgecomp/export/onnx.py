@@ -18,13 +18,14 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgecomp.errors import ExportError, InputError
+from edgecomp.errors import ExportError, InputError, first_line
 from edgecomp.export import register_exporter
 from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
-                                  artifact_path, check_request, finish_artifact, first_line,
+                                  artifact_path, check_request, finish_artifact,
                                   tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
+from edgecomp.model.onnx import external_data_locations
 from edgecomp.model.signature import flat_outputs
 
 if TYPE_CHECKING:
@@ -118,39 +119,6 @@ class OnnxExporter:
                 "opset": [{"domain": o.domain or "ai.onnx", "version": o.version}
                           for o in model.opset_import],
                 **integer_share(weight_bytes)}
-
-
-def external_data_locations(model) -> list[str]:
-    """The files, relative to the model's folder, that hold weights outside the .onnx
-    (`onnx.save_model(..., save_as_external_data=True)`), each named once.
-
-    Written here because onnx keeps its walk over every tensor (initializers, sparse
-    initializers, node attributes, subgraphs) private.
-    """
-    import onnx
-
-    locations: list[str] = []
-
-    def visit(tensor) -> None:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            location = onnx.external_data_helper.ExternalDataInfo(tensor).location
-            if location not in locations:
-                locations.append(location)
-
-    graphs = [model.graph]
-    while graphs:
-        graph = graphs.pop()
-        for tensor in graph.initializer:
-            visit(tensor)
-        for sparse in graph.sparse_initializer:
-            visit(sparse.values)
-            visit(sparse.indices)
-        for node in graph.node:
-            for attribute in node.attribute:
-                for tensor in (attribute.t, *attribute.tensors):
-                    visit(tensor)
-                graphs.extend([attribute.g, *attribute.graphs])
-    return locations
 
 
 def _self_contained_copy(src: Path, dst: Path) -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecomp.atomic import atomic_path
-from edgecomp.errors import ExportError
+from edgecomp.errors import ExportError, first_line
 from edgecomp.export import register_exporter
 from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
-                                  artifact_path, check_request, finish_artifact, first_line,
+                                  artifact_path, check_request, finish_artifact,
                                   tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share, tensor_entry
 from edgecomp.export.quiet import native_output_captured

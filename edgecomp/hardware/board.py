@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import Callable
 
 from edgecomp import paths
-from edgecomp.agent.device import emulation, isa_features
 from edgecomp.agent.protocol import AgentInfo, ProtocolError
 from edgecomp.atomic import atomic_write_json
 from edgecomp.errors import InputError
-from edgecomp.hardware.plan import REPORTED_ISA, BoardFacts, board_arch
+from edgecomp.hardware.facts import BoardFacts, facts_from_info, local_board_facts
 from edgecomp.hardware.profiles import Profile, get_profile, load_profiles
-from edgecomp.remote.base import Transport
 from edgecomp.hardware.targets import Target, load_targets
 
 log = logging.getLogger(__name__)
@@ -64,40 +61,17 @@ def resolve_board(name: str) -> Board:
                      "and `edgecomp profiles list`.")
 
 
-def local_board_facts(cpuinfo: Path = Path("/proc/cpuinfo"),
-                      meminfo: Path = Path("/proc/meminfo")) -> BoardFacts:
-    """What this machine says about itself: online cores, ISA features and RAM."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        text = ""
-    ram_mb = None
-    try:
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_mb = int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    # An empty feature list is what an unreadable /proc/cpuinfo gives: the profile stands.
-    return BoardFacts(online_cores=cores, isa=frozenset(isa_features(text)) or None,
-                      ram_mb=ram_mb, arch=platform.machine() or None,
-                      emulated=emulation(text) if text else None, source="this machine")
-
-
-def board_facts(board: Board, transport: Transport | None = None) -> BoardFacts:
+def board_facts(board: Board, ask: Callable[[], AgentInfo] | None = None) -> BoardFacts:
     """What the board says about itself: this machine's own facts for `local`; for a
-    target, its agent's `info` when connected (and kept for later), else what it said at
-    the last connection; nothing for a bare profile."""
+    target, its agent's `info` when connected (`ask`, e.g. a transport's `info`; the answer
+    is kept for later), else what it said at the last connection; nothing for a bare
+    profile."""
     if board.name == "local" and board.target is None:
         return local_board_facts()
     if board.target is None:
         return BoardFacts()
-    if transport is not None:
-        info = transport.info()
+    if ask is not None:
+        info = ask()
         remember_info(board.target, info)
         return facts_from_info(info, source=f"the agent on {board.name}")
     cached = cached_info(board.target)
@@ -106,32 +80,6 @@ def board_facts(board: Board, transport: Transport | None = None) -> BoardFacts:
     info, read_at = cached
     return facts_from_info(info, source=f"{board.name}'s agent on "
                                         f"{read_at.astimezone():%Y-%m-%d %H:%M}")
-
-
-def facts_from_info(info: AgentInfo, *, source: str) -> BoardFacts:
-    """The planner's view of an agent's `info`."""
-    device = info.device
-    # An empty feature list is what an unreadable /proc/cpuinfo gives: the profile stands.
-    return BoardFacts(online_cores=info.online_cores, isa=frozenset(device.isa) or None,
-                      ram_mb=None if device.mem_total_mb is None else int(device.mem_total_mb),
-                      arch=info.arch, runtimes=dict(info.runtimes), emulated=device.emulated,
-                      source=source)
-
-
-def profile_mismatches(profile: Profile, facts: BoardFacts) -> list[str]:
-    """Where the board differs from its profile, one phrase each; empty when it matches."""
-    found = []
-    if board_arch(profile, facts) != profile.cpu.arch:
-        found.append(f"CPU {facts.arch}, not {profile.cpu.arch}")
-    if facts.online_cores is not None and facts.online_cores != profile.cpu.cores:
-        found.append(f"{facts.online_cores} usable cores, not {profile.cpu.cores}")
-    if facts.isa is not None and not facts.emulated:
-        claimed = frozenset(profile.cpu.isa) & REPORTED_ISA
-        if claimed - facts.isa:
-            found.append(f"no {', '.join(sorted(claimed - facts.isa))}")
-        if facts.isa - claimed:
-            found.append(f"{', '.join(sorted(facts.isa - claimed))} beyond the profile's ISA")
-    return found
 
 
 # ---------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def facts_from_onnx(path: Path, *, name: str) -> ModelFacts:
     import onnx
     from onnx import numpy_helper
 
-    from edgecomp.model.source import onnx_inputs
+    from edgecomp.model.onnx import onnx_inputs
 
     model = onnx.load(str(path))
     graphs = list(_graphs(model.graph))

@@ -273,3 +273,43 @@ def flat_outputs(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return [t for v in value.values() for t in flat_outputs(v)]
     return [value] if value is not None else []
+
+
+def parse_input_shapes(values: list[str] | str | None) -> ShapeChoice | None:
+    """--input-shape values (repeatable): '1,3,224,224' for a one-input model, or
+    NAME=DIMS ('input=1,16000') for each input whose open dimensions are chosen."""
+    if not values:
+        return None
+    values = [values] if isinstance(values, str) else list(values)
+    named = [v for v in values if "=" in v]
+    if not named:
+        if len(values) > 1:
+            raise InputError("--input-shape without a name describes a model's only input; "
+                             "name each input instead: --input-shape NAME=1,16000.")
+        return parse_shape(values[0])
+    if len(named) != len(values):
+        raise InputError("--input-shape: name every input (NAME=DIMS) once one is named.")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, _, dims = value.partition("=")
+        name = name.strip()
+        if not name:
+            raise InputError(f"--input-shape {value!r}: write it as NAME=DIMS, e.g. input=1,16000.")
+        if name in shapes:
+            raise InputError(f"--input-shape names {name!r} twice; give each input once.")
+        shapes[name] = parse_shape(dims, flag=f"--input-shape {name}=")
+    return shapes
+
+
+def parse_shape(text: str, *, flag: str = "--input-shape ") -> tuple[int, ...]:
+    """'1,3,224,224' or '1x3x224x224' to a tuple of positive ints."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        shape = tuple(int(p) for p in parts if p.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        given = f"{flag}{text}" if flag.endswith("=") else f"{flag}{text!r}"
+        raise InputError(f"{given} is not a shape of positive sizes; write it like "
+                         "1,3,224,224.")
+    return shape

@@ -271,7 +271,7 @@ class Training:
 def load_training(train: str | None, *, loss: str | None = None,
                   train_fn: str | None = None) -> Training:
     """Load the training data and import the user's loss or training loop (`pkg.mod:fn`)."""
-    from edgecomp.model.source import import_callable
+    from edgecomp.model.factory import import_callable
 
     return Training(
         data=load_data(train) if train else None,

@@ -23,7 +23,9 @@ from edgecomp.errors import InputError
 from edgecomp.export import formats_for, supported_precisions
 from edgecomp.export.base import Artifact
 from edgecomp.model.facts import ModelFacts
-from edgecomp.hardware.plan import BoardFacts, Plan, make_plan
+from edgecomp.hardware.facts import BoardFacts
+from edgecomp.hardware.plan import Plan
+from edgecomp.hardware.planner import make_plan
 from edgecomp.remote.base import MeasureOptions, transport_errors
 from edgecomp.pipeline.measure import (failed_record, measure_all, measured_inputs,
                                      reference_outputs, verify)
@@ -179,7 +181,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         model = source_facts(source)  # read once: the plans and the int8 search use them
         planned = []
         for member in members:
-            facts = board_facts(member.board, member.transport)
+            facts = board_facts(member.board, member.transport.info if member.transport else None)
             plan = plan_stage(source, member.board, request.overrides, facts, model=model)
             if plan is not None and on_plan is not None:
                 on_plan(plan, member.name)
@@ -370,7 +372,8 @@ def _load_recipe(spec: str | None):
 def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None = None
                 ) -> ModelSource:
     """Load the model; the data's sample shape helps find a factory's input shape."""
-    from edgecomp.model.source import demo_model, load_model
+    from edgecomp.model.demo import demo_model
+    from edgecomp.model.load import load_model
 
     if model.is_demo:
         return _named(demo_model(progress=progress), model.name)
@@ -649,7 +652,7 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
     settings = apply_plan(request, None, member.board)
     transport = member.transport
     try:
-        board_facts(member.board, transport)  # keeps what the board says for later plans
+        board_facts(member.board, transport.info)  # keeps what the board says for later plans
     except transport_errors() as exc:  # the measurements below say what went wrong
         log.warning("could not read what %s reports about itself: %s", member.name, exc)
     outputs = None

@@ -22,6 +22,7 @@ from edgecomp.errors import DeviceError
 from edgecomp.paths import cache_dir
 
 AGENT_DIR = Path(edgecomp.agent.__file__).resolve().parent
+REGISTRY = AGENT_DIR.parent / "registry.py"  # stdlib-only, shared with the host
 SHEBANG = b"#!/usr/bin/env python3\n"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 # The zip's root: run the package's entry point; `edgecomp` is a stub package inside.
@@ -31,8 +32,10 @@ STUB_INIT = b'"""Only the on-device agent of edgecomp, bundled."""\n'
 
 
 def agent_sources() -> dict[str, bytes]:
-    """Archive name -> bytes of every file the zipapp holds, the package's .py files."""
-    files = {"__main__.py": ROOT_MAIN, "edgecomp/__init__.py": STUB_INIT}
+    """Archive name -> bytes of every file the zipapp holds: the agent package's .py files
+    and the registry module it finds its runtimes and power probes with."""
+    files = {"__main__.py": ROOT_MAIN, "edgecomp/__init__.py": STUB_INIT,
+             "edgecomp/registry.py": REGISTRY.read_bytes()}
     for path in sorted(AGENT_DIR.rglob("*.py")):
         relative = path.relative_to(AGENT_DIR)
         if "__pycache__" not in relative.parts:

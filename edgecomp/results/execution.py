@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from edgecomp.agent.protocol import OpProfile
+from edgecomp.agent.runtimes import cpu_executors
 
-# What the agent reports as executing on the CPU: LiteRT's delegates and onnxruntime's
-# providers that run on the CPU.
-CPU_EXECUTORS = frozenset({"xnnpack", "cpu", "CPUExecutionProvider",
-                           "XnnpackExecutionProvider"})
+# What the agent reports as executing on the CPU (LiteRT's delegates and onnxruntime's
+# providers that run on it), as each runtime module declares it.
+CPU_EXECUTORS = cpu_executors()
 # Ops that move or convert data rather than compute: quantize/dequantize, layout changes.
 DATA_MOVEMENT = ("quantize", "dequantize", "transpose", "reshape", "convert", "squeeze",
                  "copy", "pack", "unpack", "concat", "slice", "pad", "cast")

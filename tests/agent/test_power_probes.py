@@ -10,8 +10,10 @@ import stat
 
 import pytest
 
+from edgecomp.agent.energy import measure_power
 from edgecomp.agent.failure import AgentError
-from edgecomp.agent.power import PROBES, load_probe_module, make_probe
+from edgecomp.agent.power import PROBES, make_probe, probe_names, probe_prefixes
+from edgecomp.agent.power.base import PowerProbe
 from edgecomp.agent.power.android_power_supply import normalize_power_supply
 from edgecomp.agent.power.rpi5_pmic import parse_pmic_read_adc
 from edgecomp.agent.power.tegrastats import parse_input_power
@@ -104,8 +106,9 @@ RECORDED = {
 
 
 def test_every_probe_kind_has_a_module_and_recorded_output():
-    assert set(PROBES) == set(choices(PowerProbeKind))
-    assert set(RECORDED) == set(PROBES) - {"none"}
+    assert set(probe_names()) == set(choices(PowerProbeKind))
+    assert set(RECORDED) == set(probe_names()) - {"none"}
+    assert probe_prefixes() == ["file:"]
 
 
 @pytest.fixture()
@@ -119,15 +122,47 @@ def bare_board(tmp_path, monkeypatch):
     return root, bin_dir
 
 
-@pytest.mark.parametrize("spec", sorted(PROBES))
+@pytest.mark.parametrize("spec", probe_names())
 def test_probe_contract_on_a_bare_board(spec, bare_board):
-    module, _ = PROBES[spec]
-    assert hasattr(load_probe_module(module), "Probe")
+    assert issubclass(PROBES.get(spec), PowerProbe)
     probe = make_probe(spec)
     assert probe.name == spec
     assert isinstance(probe.available(), bool) and probe.available() is False
     assert isinstance(probe.reason, str) and probe.reason
     probe.close()
+
+
+class IdleRuntime:
+    """Stands in for a runtime in the power pass: invoking it does nothing."""
+
+    def set_inputs(self, arrays):
+        pass
+
+    def invoke(self):
+        pass
+
+
+@pytest.mark.parametrize("name", PROBES.names())
+def test_every_registered_probe_keeps_the_contract(name, bare_board, tmp_path, monkeypatch):
+    """Each registration (file: with a path) constructs on a bare board; unavailable, it
+    says why in a sentence, and the power pass reports that without reading it."""
+    probe_class = PROBES.get(name)
+    assert issubclass(probe_class, PowerProbe)
+    reads = []
+    monkeypatch.setattr(probe_class, "read_watts", lambda self: reads.append(self) or 1.0)
+    probe = make_probe(name + str(tmp_path / "watts") if name.endswith(":") else name)
+    assert type(probe) is probe_class
+    assert isinstance(probe.available(), bool) and probe.available() is False
+    assert isinstance(probe.reason, str) and len(probe.reason.split()) >= 3
+    report = measure_power(IdleRuntime(), [], probe, 0.05, 50.0, 0.05)
+    assert report.energy_mj is None and report.reason == probe.reason and reads == []
+
+
+def test_the_power_pass_reads_an_available_probe(tmp_path):
+    path = tmp_path / "power_w"
+    path.write_text("3.25\n")
+    report = measure_power(IdleRuntime(), [], make_probe(f"file:{path}"), 0.1, 100.0, 0.05)
+    assert report.probe == "file" and report.idle_w == 3.25 and report.idle_samples >= 1
 
 
 @pytest.mark.parametrize("spec", sorted(RECORDED))

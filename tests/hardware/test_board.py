@@ -8,7 +8,8 @@ import platform
 
 import pytest
 
-from edgecomp.hardware.board import local_board_facts, resolve_board
+from edgecomp.hardware.board import resolve_board
+from edgecomp.hardware.facts import local_board_facts
 from edgecomp.cli import main
 from edgecomp.errors import InputError
 

@@ -13,12 +13,13 @@ import torch
 
 from edgecomp import paths
 from edgecomp.agent.protocol import AgentInfo, DeviceState
-from edgecomp.hardware.board import (Board, board_facts, cached_info, facts_from_info,
-                            profile_mismatches, remember_info)
+from edgecomp.hardware.board import Board, board_facts, cached_info, remember_info
+from edgecomp.hardware.facts import facts_from_info, profile_mismatches
 from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
-from edgecomp.hardware.plan import BoardFacts, make_plan
+from edgecomp.hardware.facts import BoardFacts
+from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 from edgecomp.hardware.targets import parse_target
 from edgecomp.vocab import ActivationDtype, Format, Precision, RuntimeName
@@ -87,7 +88,7 @@ def test_a_connection_refreshes_the_kept_facts(target, profiles):
             return agent_info(cores=3)
 
     board = Board(name="bench-pi", target=target, profile=profiles["pi4"])
-    live = board_facts(board, Connected())
+    live = board_facts(board, Connected().info)
     assert live.online_cores == 3 and live.source == "the agent on bench-pi"
     info, read_at = cached_info(target)
     assert info.online_cores == 3 and read_at > READ_AT

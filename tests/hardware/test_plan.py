@@ -13,7 +13,9 @@ from edgecomp.cli import main
 from edgecomp.errors import InputError
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
-from edgecomp.hardware.plan import DECISIONS, BoardFacts, make_plan, parse_overrides
+from edgecomp.hardware.facts import BoardFacts
+from edgecomp.hardware.plan import DECISIONS, parse_overrides
+from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 from edgecomp.vocab import Format, Precision, PruningKind
 

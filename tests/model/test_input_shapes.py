@@ -16,7 +16,8 @@ from onnx import TensorProto, helper
 
 from edgecomp.errors import InputError
 from edgecomp.model.signature import InputSpec, fix_shapes
-from edgecomp.model.source import load_model, parse_input_shapes
+from edgecomp.model.load import load_model
+from edgecomp.model.signature import parse_input_shapes
 from tests.user_cli import cli, error_line
 
 QUICK = ["--runs", "5", "--seconds", "0.05", "--warmup-runs", "1", "--warmup-seconds", "0"]

@@ -102,7 +102,8 @@ def test_a_factory_without_declared_inputs_takes_them_from_named_arrays(project)
     rng = np.random.default_rng(1)
     np.savez(project / "pair.npz", left=rng.random((5, 4), dtype=np.float32),
              right=rng.random((5, 2), dtype=np.float32))
-    from edgecomp.model.source import check_data, load_model
+    from edgecomp.model.load import load_model
+    from edgecomp.model.source import check_data
 
     data = load_npz(project / "pair.npz")
     source = load_model("multimodels:two_arrays", data=data)
@@ -113,7 +114,7 @@ def test_a_factory_without_declared_inputs_takes_them_from_named_arrays(project)
 
 
 def test_data_that_does_not_fit_the_inputs_is_one_sentence(project):
-    from edgecomp.model.source import load_model
+    from edgecomp.model.load import load_model
 
     source = load_model("multimodels:tagger")
     rng = np.random.default_rng(2)
@@ -155,7 +156,7 @@ def test_an_onnx_model_with_three_inputs_runs_in_the_agent(tmp_path):
 
     from edgecomp.remote.local import LocalTransport
     from edgecomp.model.signature import stacked
-    from edgecomp.model.source import load_model
+    from edgecomp.model.load import load_model
 
     class Step(nn.Module):
         def forward(self, audio, state, sr):

@@ -149,7 +149,7 @@ def test_a_pt2_whose_readers_disagree_is_refused(project, legit_pt2):
 
 
 def test_a_legitimate_pt2_still_loads(legit_pt2):
-    from edgecomp.model.source import load_model
+    from edgecomp.model.load import load_model
 
     source = load_model(str(legit_pt2))
     assert source.kind == "exported" and source.inputs[0].shape == (1, 1, 8, 8)

@@ -24,7 +24,8 @@ from edgecomp.pipeline.deploy import (
     apply_plan,
     deploy,
 )
-from edgecomp.hardware.plan import DECISIONS, make_plan
+from edgecomp.hardware.plan import DECISIONS
+from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 from edgecomp.pipeline.measure import measure_all
 
@@ -140,7 +141,7 @@ def test_a_board_failure_is_a_failed_record_and_the_others_are_kept(tmp_path):
     from edgecomp.pipeline.build import DataPlan, ExportPlan, export_all, prepare
     from edgecomp.remote.base import MeasureOptions
     from edgecomp.remote.local import LocalTransport
-    from edgecomp.model.source import demo_model
+    from edgecomp.model.demo import demo_model
     from edgecomp.vocab import Precision
 
     source = demo_model()

@@ -100,8 +100,8 @@ def test_boards_share_a_build_only_when_their_plans_export_the_same_artifacts():
     from edgecomp.model.demo import DemoCNN
     from edgecomp.pipeline.deploy import (DeployRequest, ModelSpec, _build_dir, _builds, apply_plan,
                                    plan_stage)
-    from edgecomp.hardware.plan import BoardFacts
-    from edgecomp.model.source import demo_model
+    from edgecomp.hardware.facts import BoardFacts
+    from edgecomp.model.demo import demo_model
 
     source = demo_model()
     facts = model_facts(DemoCNN().eval(), (torch.zeros(1, 1, 8, 8),), name="demo-cnn")

@@ -11,7 +11,8 @@ from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
 from edgecomp.pipeline.deploy import DeployRequest, apply_plan
-from edgecomp.hardware.plan import BoardFacts, make_plan
+from edgecomp.hardware.facts import BoardFacts
+from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 from edgecomp.vocab import ActivationDtype, Format
 

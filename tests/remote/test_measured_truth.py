@@ -14,7 +14,7 @@ from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
 from edgecomp.pipeline.deploy import DeployRequest, apply_plan
-from edgecomp.hardware.plan import make_plan
+from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 
 pytestmark = pytest.mark.slow

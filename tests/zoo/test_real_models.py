@@ -50,7 +50,7 @@ def minilm_run(tmp_path_factory):
 
 def test_minilm_is_planned_as_matmul_heavy():
     from edgecomp.model.facts import model_facts
-    from edgecomp.model.source import load_model
+    from edgecomp.model.load import load_model
 
     source = load_model("examples.zoo.models:minilm")
     facts = model_facts(source.module, source.example_inputs, name=source.name)
@@ -133,7 +133,7 @@ def test_an_int8_that_would_quantize_nothing_is_refused_with_a_sentence(speech, 
 def test_efficientnet_lite0_is_planned_as_a_conv_network_and_int8_meets_the_target(
         tmp_path):
     from edgecomp.model.facts import model_facts
-    from edgecomp.model.source import load_model
+    from edgecomp.model.load import load_model
 
     source = load_model("examples.zoo.models:efficientnet_lite0")
     facts = model_facts(source.module, source.example_inputs, name=source.name)

@@ -90,7 +90,7 @@ def onnx_feeds(path: Path, data: Data) -> list[dict[str, np.ndarray]]:
     """One input dict per sample, shaped and typed as the ONNX model wants."""
     import onnx
 
-    from edgecomp.model.source import onnx_inputs
+    from edgecomp.model.onnx import onnx_inputs
 
     model = onnx.load(str(path), load_external_data=False)
     specs = [(spec.name, list(spec.shape), np.dtype(spec.dtype)) for spec in onnx_inputs(model)]

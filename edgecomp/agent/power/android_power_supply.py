@@ -3,6 +3,7 @@
 import os
 
 from ..device import read_number, sysroot_path
+from . import PROBES
 from .base import PowerProbe
 
 
@@ -20,6 +21,7 @@ def normalize_power_supply(current_now, voltage_now):
     return amps * volts
 
 
+@PROBES.register()
 class Probe(PowerProbe):
     name = "android-power-supply"
 

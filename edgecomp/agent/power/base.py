@@ -2,7 +2,11 @@
 
 
 class PowerProbe(object):
-    """A power sensor; read_watts() returns the board's power now, in watts."""
+    """A power sensor; read_watts() returns the board's power now, in watts.
+
+    Constructed with one argument: the name it was asked by ("ina219"), or, registered
+    under a name ending in ":", what follows it (the PATH of file:PATH).
+    """
 
     name = "none"
     reason = None

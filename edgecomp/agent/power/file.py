@@ -2,9 +2,11 @@
 
 import os
 
+from . import PROBES
 from .base import PowerProbe
 
 
+@PROBES.register("file:")
 class Probe(PowerProbe):
     name = "file"
 

@@ -3,9 +3,11 @@
 import os
 
 from ..device import read_number, read_text, sysroot_path
+from . import PROBES
 from .base import PowerProbe
 
 
+@PROBES.register("ina219", "ina260")
 class Probe(PowerProbe):
     def __init__(self, chip):
         self.name = chip

@@ -3,6 +3,7 @@
 import os
 
 from ..device import read_number, sysroot_path
+from . import PROBES
 from .base import PowerProbe
 
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -28,6 +29,7 @@ def find_input_rail(root):
     return None
 
 
+@PROBES.register()
 class Probe(PowerProbe):
     name = "jetson-ina3221"
 

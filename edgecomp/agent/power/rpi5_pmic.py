@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 
+from . import PROBES
 from .base import PowerProbe
 
 COMMAND = ["vcgencmd", "pmic_read_adc"]
@@ -30,6 +31,7 @@ def parse_pmic_read_adc(text):
     return sum(currents[name] * volts[name] for name in rails)
 
 
+@PROBES.register()
 class Probe(PowerProbe):
     name = "rpi5-pmic"
 

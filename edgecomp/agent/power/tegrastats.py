@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 
+from . import PROBES
 from .base import PowerProbe
 
 INTERVAL_MS = 20
@@ -28,6 +29,7 @@ def parse_input_power(line):
     return None
 
 
+@PROBES.register()
 class Probe(PowerProbe):
     """Runs tegrastats once, in the background, and reads one line per reading."""
 

@@ -1,0 +1,111 @@
+"""The one registry mechanism, on a package made for each test."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+from edgecomp.registry import Registry, UnknownName
+
+PACKAGE = "edgecomp_registry_demo"
+INIT = '''
+from edgecomp.registry import Registry
+
+WIDGETS = Registry("widget", __name__)
+'''
+WIDGET = '''
+from . import WIDGETS
+
+
+@WIDGETS.register()
+class Widget:
+    name = "{name}"
+'''
+HIDDEN = '''
+from . import WIDGETS
+
+IMPORTED = True
+
+
+@WIDGETS.register("hidden")
+class Hidden:
+    pass
+'''
+
+
+@pytest.fixture()
+def demo(tmp_path, monkeypatch):
+    """A package on sys.path with widgets alpha and beta and a module `_hidden`; its
+    registry, and the package's modules forgotten afterwards."""
+    package = tmp_path / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent(INIT))
+    for name in ("beta", "alpha"):
+        (package / f"{name}.py").write_text(textwrap.dedent(WIDGET.format(name=name)))
+    (package / "_hidden.py").write_text(textwrap.dedent(HIDDEN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        yield importlib.import_module(PACKAGE).WIDGETS
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == PACKAGE]:
+            del sys.modules[name]
+
+
+def test_every_module_of_the_package_is_found(demo):
+    assert demo.names() == ["alpha", "beta"] and len(demo) == 2 and "alpha" in demo
+    assert demo.get("beta").__module__ == f"{PACKAGE}.beta"
+    assert [name for name, _ in demo.items()] == ["alpha", "beta"] == list(demo)
+
+
+def test_modules_starting_with_an_underscore_are_not_imported(demo):
+    demo.load()
+    assert "hidden" not in demo and f"{PACKAGE}._hidden" not in sys.modules
+    assert f"{PACKAGE}.alpha" in sys.modules
+
+
+def test_an_unknown_name_lists_the_known_ones(demo):
+    with pytest.raises(UnknownName) as raised:
+        demo.get("gamma")
+    assert str(raised.value) == "unknown widget 'gamma'; choose one of alpha, beta"
+    assert isinstance(raised.value, LookupError)
+
+
+def test_a_second_implementation_under_a_name_is_refused(demo):
+    original = demo.get("alpha")
+
+    class Impostor:
+        name = "alpha"
+
+    with pytest.raises(RuntimeError, match="two widgets registered as 'alpha'"):
+        demo.register()(Impostor)
+    assert demo.get("alpha") is original
+    assert demo.register("alpha", "first")(original) is original  # the same one: fine
+    assert demo.get("first") is original
+
+
+def test_the_check_refuses_an_implementation_before_it_is_registered(demo):
+    def check(implementation):
+        if not hasattr(implementation, "load"):
+            raise TypeError("%s declares no load()" % implementation.name)
+
+    registry = Registry("runtime", PACKAGE, check=check)
+
+    class Broken:
+        name = "broken"
+
+    with pytest.raises(TypeError, match="broken declares no load"):
+        registry.register()(Broken)
+    assert "broken" not in registry and registry.names() == []
+
+
+def test_a_failed_load_is_tried_again(demo, tmp_path):
+    broken = tmp_path / PACKAGE / "aardvark.py"  # imported before alpha and beta
+    broken.write_text("raise ImportError('aardvark is broken')\n")
+    with pytest.raises(ImportError, match="aardvark is broken"):
+        demo.load()
+    broken.unlink()
+    importlib.invalidate_caches()
+    assert demo.names() == ["alpha", "beta"]  # imports again instead of keeping a half load
