@@ -18,7 +18,8 @@ RUNTIME_PACKAGES = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantize
 
 # Subcommand groups living beside their concept: every `edgecomp/commands/*_cmd.py` module
 # has add_parser(subparsers); the flow commands come first in --help, the rest by name.
-FIRST_COMMANDS = ["flow_cmd", "compress_cmd", "targets_cmd", "plan_cmd"]
+FIRST_COMMANDS = ["deploy_cmd", "bench_cmd", "compare_cmd", "compress_cmd", "targets_cmd",
+                  "plan_cmd"]
 
 
 def command_modules() -> list[str]:

@@ -90,6 +90,16 @@ def parse_toml(text: str, *, source: str) -> dict[str, Any]:
         raise InputError(f"{source}: not valid TOML ({exc}).") from exc
 
 
+def key_value(text: str, *, flag: str, example: str) -> tuple[str, str]:
+    """A `KEY=VALUE` given to a flag (`--set`, `--input-shape NAME=DIMS`, `--input-value`,
+    a `--pass` option), split at its first `=`, the key stripped; one sentence naming the
+    flag and how to write it when it is not such a pair."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"{flag} {text!r}: write it as {example}.")
+    return key.strip(), value
+
+
 def find_tomls(*directories: Path | Traversable) -> dict[str, Path | Traversable]:
     """Every `<name>.toml` in the directories by name; a later directory wins a name.
 

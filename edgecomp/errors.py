@@ -53,3 +53,10 @@ def first_line(exc: BaseException) -> str:
     tool's failure (its own message may run over many lines)."""
     text = str(exc).strip().splitlines()
     return text[0][:300].rstrip(".") if text else type(exc).__name__
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of another program's output, for a one-sentence error (what
+    a failing command says last is usually why)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"

@@ -40,7 +40,7 @@ def test_a_failed_record_stores_a_plain_error(tmp_path):
     from edgecomp.pipeline.build import Prepared
     from edgecomp.export.base import Artifact
     from edgecomp.remote.local import LocalTransport
-    from edgecomp.pipeline.measure import failed_record
+    from edgecomp.pipeline.record import failed_record
     from edgecomp.vocab import Precision
 
     path = tmp_path / "m.fp32.tflite"

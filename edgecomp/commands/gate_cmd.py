@@ -1,14 +1,14 @@
 """`edgecomp gate`: judge a run against a baseline for CI, exit 0 pass, 1 regression, 2
-could not judge; JUnit, Markdown and JSON reports beside the terminal table."""
+could not judge; the terminal table here, the JUnit, Markdown and JSON reports written by
+`results.ci`."""
 
 from __future__ import annotations
 
 import argparse
-import re
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
-from edgecomp.errors import EdgecompError, InputError
+from edgecomp.errors import EdgecompError
 from edgecomp.results.select import SPECS
 
 EPILOG = SPECS + """
@@ -68,7 +68,9 @@ def run_gate(args) -> int:
     from contextlib import nullcontext
 
     from edgecomp.commands.ui import err_console
-    from edgecomp.results.gate import GateConfig, GateReport, judge, load_config
+    from edgecomp.results.ci import write_reports
+    from edgecomp.results.gate import GateReport, judge
+    from edgecomp.results.verdicts import GateConfig, load_config
     from edgecomp.results.select import choose, needs_store, only
     from edgecomp.results.store import Store
 
@@ -96,7 +98,7 @@ def run_gate(args) -> int:
                           markup=True, highlight=False)
     _print(report)
     try:
-        _write_reports(args, report)
+        write_reports(report, junit=args.junit, summary=args.summary, json=args.json)
     except EdgecompError as exc:
         err_console.print(f"[bold red]error:[/bold red] {_escape(str(exc))}", markup=True,
                           highlight=False)
@@ -114,15 +116,13 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-# ---------------------------------------------------------------------------------------
-# Reports
-
-
 def _print(report) -> None:
+    """The verdicts as a table on the terminal, then every check that did not pass."""
     from rich.table import Table
     from rich.text import Text
 
     from edgecomp.commands.ui import console
+    from edgecomp.results.ci import verdict_counts
 
     if report.problem is not None:
         return
@@ -143,107 +143,5 @@ def _print(report) -> None:
         if check.verdict.value != "pass":
             console.print(Text(f"{check.verdict.value}: {check.artifact} {check.name}: "
                                f"{check.message}"))
-    console.print(Text(f"gate: {report.outcome} ({_counts(report)})",
+    console.print(Text(f"gate: {report.outcome} ({verdict_counts(report)})",
                        style="bold " + ("green", "red", "yellow")[report.status]))
-
-
-def _counts(report) -> str:
-    from collections import Counter
-
-    counts = Counter(check.verdict.value for check in report.checks)
-    return ", ".join(f"{n} {verdict}" for verdict, n in counts.most_common()) or "no checks"
-
-
-def _write_reports(args, report) -> None:
-    from edgecomp.atomic import atomic_write_json, atomic_write_text
-
-    for path, write in ((args.junit, lambda p: atomic_write_text(p, junit_xml(report))),
-                        (args.summary, lambda p: atomic_write_text(p, markdown(report))),
-                        (args.json, lambda p: atomic_write_json(p, as_json(report)))):
-        if path is None:
-            continue
-        try:
-            write(path)
-        except OSError as exc:
-            raise InputError(f"cannot write {path} ({exc.strerror or exc}); choose a "
-                             "writable place.") from exc
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def junit_xml(report) -> str:
-    """One test case per artifact and check: a regression is a <failure>, could not
-    judge (unstable, inconclusive, missing) an <error>, new and not measured <skipped>; a
-    `changed` note passes with its sentence."""
-    import xml.etree.ElementTree as ET
-
-    def text(value: str) -> str:
-        return _CONTROL.sub("?", value)  # XML 1.0 cannot hold control characters
-
-    suites = ET.Element("testsuites", name="edgecomp gate")
-    suite = ET.SubElement(suites, "testsuite", name=text(
-        f"edgecomp gate: {report.candidate or 'candidate'} against {report.baseline}"))
-    properties = ET.SubElement(suite, "properties")
-    for name, value in (("baseline", report.baseline), ("candidate", report.candidate),
-                        ("outcome", report.outcome), ("exit_status", str(report.status))):
-        ET.SubElement(properties, "property", name=name, value=text(value))
-    cases = [(c.artifact, c.name, c.verdict.value, c.message) for c in report.checks]
-    if report.problem is not None:
-        cases = [("edgecomp gate", "inputs", "could not judge", report.problem)]
-    counts = {"failures": 0, "errors": 0, "skipped": 0}
-    for artifact, name, verdict, message in cases:
-        case = ET.SubElement(suite, "testcase", classname=text(artifact), name=name, time="0")
-        if verdict == "fail":
-            element, counts["failures"] = "failure", counts["failures"] + 1
-        elif verdict in ("unstable", "inconclusive", "missing", "could not judge"):
-            element, counts["errors"] = "error", counts["errors"] + 1
-        elif verdict in ("new", "not measured"):
-            element, counts["skipped"] = "skipped", counts["skipped"] + 1
-        else:
-            case.set("status", "pass")
-            ET.SubElement(case, "system-out").text = text(message)
-            continue
-        ET.SubElement(case, element, message=text(message), type=verdict).text = text(message)
-    for element in (suites, suite):
-        element.set("tests", str(len(cases)))
-        for key, count in counts.items():
-            element.set(key, str(count))
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>|#~])")
-_ICONS = {"pass": "✅", "fail": "❌", "unstable": "⚠️", "inconclusive": "⚠️", "missing": "⚠️",
-          "new": "🆕", "not measured": "➖", "changed": "🔄"}
-
-
-def markdown(report) -> str:
-    """A summary for $GITHUB_STEP_SUMMARY: the outcome, then one table row per check."""
-    def md(value: str) -> str:
-        return _MARKDOWN.sub(r"\\\1", _CONTROL.sub("?", value)).replace("\n", " ")
-
-    lines = [f"### edgecomp gate: {report.outcome}", ""]
-    if report.problem is not None:
-        return "\n".join(lines + [f"Could not judge: {md(report.problem)}", ""])
-    lines += [f"Candidate {md(report.candidate)} against baseline {md(report.baseline)}: "
-              f"{md(_counts(report))}.", "",
-              "| artifact | check | baseline | candidate | change | verdict |",
-              "|---|---|---:|---:|---:|---|"]
-    for c in report.checks:
-        lines.append(f"| {md(c.artifact)} | {c.name} | {c.shown(c.baseline)} | "
-                     f"{c.shown(c.candidate)} | {c.shown_change()} | "
-                     f"{_ICONS[c.verdict.value]} {c.verdict.value} |")
-    notes = [c for c in report.checks if c.verdict.value != "pass"]
-    if notes:
-        lines += ["", *[f"- **{md(c.artifact)} {c.name}** ({c.verdict.value}): "
-                        f"{md(c.message)}" for c in notes]]
-    return "\n".join(lines) + "\n"
-
-
-def as_json(report) -> dict:
-    """The report for machines: outcome, exit status, thresholds and every check."""
-    return {"outcome": report.outcome, "status": report.status, "problem": report.problem,
-            "baseline": report.baseline, "candidate": report.candidate,
-            "config": asdict(report.config),
-            "checks": [{**asdict(check), "verdict": check.verdict.value}
-                       for check in report.checks]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgecomp.commands import args as shared
 from edgecomp.errors import InputError
 
 
@@ -15,9 +16,7 @@ def add_parser(subparsers) -> None:
                                               "for a target or profile, with reasons")
     plan.add_argument("model", nargs="?", metavar="MODEL", help="default: the built-in demo")
     plan.add_argument("--weights", type=Path)
-    from edgecomp.commands.flow_cmd import add_input_shape_arg
-
-    add_input_shape_arg(plan)
+    shared.add_input_shape_arg(plan)
     plan.add_argument("--target", required=True,
                       help="a target name, or a profile name (no board needed)")
     plan.add_argument("--format", choices=format_names(),
@@ -36,30 +35,14 @@ def add_parser(subparsers) -> None:
     profiles.set_defaults(func=run_profiles_list)
 
 
-def print_plan(plan) -> None:
-    from rich.table import Table
-
-    from edgecomp.commands.ui import console
-
-    table = Table(title=f"plan for {plan.model} on {plan.profile}", title_justify="left")
-    table.add_column("decision")
-    table.add_column("value")
-    table.add_column("reason")
-    for key, entry in plan.to_json()["decisions"].items():
-        value = str(entry["value"]).lower() if isinstance(entry["value"], bool) else \
-            str(entry["value"])
-        table.add_row(key, value + (" (set)" if entry["overridden"] else ""), entry["reason"])
-    table.add_row("memory", plan.memory_fit.value, plan.memory_reason)
-    console.print(table)
-    for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
-
-
 def run_plan(args) -> int:
     from edgecomp.atomic import atomic_write_json
+    from edgecomp.commands.ui import print_plan
     from edgecomp.hardware.board import board_facts, resolve_board
-    from edgecomp.pipeline.build import DataPlan
-    from edgecomp.pipeline.deploy import ModelSpec, load_source, plan_stage
+    from edgecomp.pipeline.request import DataPlan
+    from edgecomp.pipeline.apply import plan_stage
+    from edgecomp.pipeline.load import load_source
+    from edgecomp.pipeline.request import ModelSpec
     from edgecomp.hardware.plan import parse_overrides
     from edgecomp.model.signature import parse_input_shapes
 

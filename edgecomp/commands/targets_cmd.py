@@ -47,10 +47,11 @@ def run_check(args) -> int:
     from edgecomp.hardware.facts import facts_from_info, profile_mismatches
     from edgecomp.commands.ui import console
     from edgecomp.paths import board_facts_file
+    from edgecomp.pipeline import agent
     from edgecomp.remote.connect import open_transport
 
     with open_transport(args.name) as transport:
-        info = transport.info()
+        info = agent.info(transport)
     board = resolve_board(args.name)
     if board.target is not None:
         remember_info(board.target, info)
@@ -93,7 +94,7 @@ def _mb(value) -> str:
 
 def run_trust(args) -> int:
     from edgecomp.commands.ui import console
-    from edgecomp.remote.ssh import fetch_host_key, host_key_name, key_fingerprint
+    from edgecomp.remote.host_keys import fetch_host_key, host_key_name, key_fingerprint
     from edgecomp.hardware.targets import get_target, inventory_known_hosts
 
     if args.name == "local":

@@ -216,3 +216,19 @@ def write_json(path: Path, records: list[ResultRecord]) -> None:
     from edgecomp.atomic import atomic_write_json
 
     atomic_write_json(path, [r.to_json() for r in records])
+
+
+def print_plan(plan) -> None:
+    """A plan's decisions with their reasons, its memory fit and its warnings."""
+    table = Table(title=f"plan for {plan.model} on {plan.profile}", title_justify="left")
+    table.add_column("decision")
+    table.add_column("value")
+    table.add_column("reason")
+    for key, entry in plan.to_json()["decisions"].items():
+        value = str(entry["value"]).lower() if isinstance(entry["value"], bool) else \
+            str(entry["value"])
+        table.add_row(key, value + (" (set)" if entry["overridden"] else ""), entry["reason"])
+    table.add_row("memory", plan.memory_fit.value, plan.memory_reason)
+    console.print(table)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")

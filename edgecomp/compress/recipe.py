@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import pkgutil
+import tomllib
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +31,7 @@ from torch import nn
 import edgecomp.compress
 from edgecomp import paths
 from edgecomp.compress.base import PASSES, DataContext, PassReport, make_pass
-from edgecomp.config import SCHEMA, field_error, find_tomls, load_toml
+from edgecomp.config import SCHEMA, field_error, find_tomls, key_value, load_toml
 from edgecomp.errors import InputError
 from edgecomp.hardware.targets import SAFE_NAME
 from edgecomp.vocab import Format, Precision
@@ -160,6 +162,38 @@ def parse_recipe(text: str, *, source: str, default_name: str) -> Recipe:
                   passes=tuple(passes), export=layout.export, text=text, source=source)
 
 
+def parse_pass(text: str) -> tuple[str, dict]:
+    """'prune.magnitude sparsity=0.9 scope="global"' to (name, options); values are TOML."""
+    if not text.split():
+        raise InputError("--pass needs a pass name, e.g. --pass 'prune.magnitude sparsity=0.9'.")
+    name, *pairs = text.split()
+    options = {}
+    for pair in pairs:
+        key, value = key_value(pair, flag=f"--pass {text!r}: option",
+                               example="key=value (options are key=value pairs)")
+        try:
+            options[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = value  # a bare word such as scope=global
+    return name, options
+
+
+def passes_recipe_text(passes: list[str]) -> str:
+    """A recipe equivalent to --pass flags, so CLI runs are stored like recipe runs."""
+    lines = ['name = "cli"']
+    for text in passes:
+        name, options = parse_pass(text)
+        lines += ["", "[[pass]]", f"name = {json.dumps(name)}"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def recipe_from_passes(passes: list[str]) -> Recipe:
+    """The recipe that --pass options spell out, in order ("cli" unless named)."""
+    return parse_recipe(passes_recipe_text(passes), source="--pass options (in order)",
+                        default_name="cli")
+
+
 def run_recipe(recipe: Recipe, model: nn.Module,
                ctx: DataContext) -> tuple[nn.Module, list[PassReport]]:
     """Apply the recipe's passes in order; the original model stays the teacher."""
@@ -176,4 +210,5 @@ def run_recipe(recipe: Recipe, model: nn.Module,
 
 
 __all__ = ["PASSES", "ExportDefaults", "Recipe", "known_recipes", "load_all_passes",
-           "load_recipe", "parse_recipe", "resolve", "run_recipe"]
+           "load_recipe", "parse_pass", "parse_recipe", "recipe_from_passes", "resolve",
+           "run_recipe"]

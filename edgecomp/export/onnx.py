@@ -1,4 +1,4 @@
-"""ONNX export via torch.onnx, quantized with onnxruntime's own tools.
+"""ONNX export via torch.onnx, quantized with onnxruntime's own tools (`edgecomp.quantize`).
 
 fp32: torch.onnx (dynamo exporter). int8: static QDQ with calibration (per-channel
 weights; MinMax, Entropy or Percentile activation ranges). dynamic-int8: weights int8,
@@ -16,20 +16,17 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from edgecomp.errors import ExportError, InputError, first_line
 from edgecomp.export import register_exporter
-from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
-                                  artifact_path, check_request, finish_artifact,
-                                  tool_versions)
+from edgecomp.export.base import (Artifact, ExportRequest, Format, Precision, artifact_path,
+                                  check_request, finish_artifact, tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
 from edgecomp.model.onnx import external_data_locations
 from edgecomp.model.signature import flat_outputs
-
-if TYPE_CHECKING:
-    import numpy as np
+from edgecomp.quantize.onnx_int8 import check_quantized, quantize_dynamic, quantize_static
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -67,9 +64,9 @@ class OnnxExporter:
                     _preprocess(float_path, prepared)
                     try:
                         if request.precision == Precision.INT8:
-                            kept_float = _quantize_static(prepared, result, request)
+                            kept_float = quantize_static(prepared, result, request)
                         else:
-                            _quantize_dynamic(prepared, result, request)
+                            quantize_dynamic(prepared, result, request)
                     except (InputError, ExportError):
                         raise
                     except Exception as exc:  # the quantizer raises many types for one cause
@@ -83,7 +80,7 @@ class OnnxExporter:
                 details["float_layers"] = kept_float
                 details["activation_dtype"] = request.activation_dtype
             if request.precision != Precision.FP32:
-                _check_quantized(result, request)
+                check_quantized(result, request)
             details.update(self.inspect(result))  # read back before it takes the final name
             result.replace(path)  # same directory: an atomic rename, never a partial file
         return finish_artifact(request, path=path, fmt=self.format,
@@ -192,307 +189,4 @@ def _preprocess(src: Path, dst: Path) -> None:
                     exc)
         shutil.copyfile(src, dst)
 
-
-class _CalibrationReader:
-    """onnxruntime's CalibrationDataReader protocol over a chunk of calibration samples."""
-
-    def __init__(self, names: list[str], samples: list[tuple[np.ndarray, ...]]):
-        self.names = names
-        self.samples = samples
-        self.index = 0
-
-    def get_next(self):
-        if self.index >= len(self.samples):
-            return None
-        sample = dict(zip(self.names, self.samples[self.index]))
-        self.index += 1
-        return sample
-
-    def rewind(self):
-        self.index = 0
-
-    def __iter__(self):
-        return (dict(zip(self.names, sample)) for sample in self.samples)
-
-
-def _fed_samples(path: Path, request: ExportRequest, *, limit: int | None = None
-                 ) -> tuple[list[str], list[tuple[np.ndarray, ...]]]:
-    """The calibration samples (the first `limit`) as the graph at `path` is fed: only the
-    inputs it reads, since an exporter may drop one the graph never uses."""
-    names = [spec.name for spec in request.inputs]
-    fed = _graph_input_names(path)
-    unknown = [n for n in fed if n not in names]
-    if unknown:
-        raise InputError(f"the ONNX graph takes inputs {', '.join(fed)} but the model was "
-                         f"given {', '.join(names)}.")
-    count = len(request.calib) if limit is None else min(limit, len(request.calib))
-    samples = [tuple(a for n, a in zip(names, sample) if n in fed)
-               for _, sample in zip(range(count), request.calibration_samples())]
-    return [n for n in names if n in fed], samples
-
-
-def _graph_input_names(path: Path) -> list[str]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    initializers = {init.name for init in model.graph.initializer}
-    return [v.name for v in model.graph.input if v.name not in initializers]
-
-
-# Histogram settings. onnxruntime's entropy default (128 bins, equal to the quantized bins)
-# leaves no threshold to search, so Entropy would equal MinMax. Its threshold search is
-# pure Python and costs O(bins²) per tensor: 2048 bins (TensorRT's documented choice) took
-# 55 s on EfficientNet-Lite0 where MinMax took 7 s; 512 bins keep the search meaningful at
-# a sixteenth of the cost. Percentile has no search, so it keeps the finer histogram.
-ENTROPY_BINS = 512
-HISTOGRAM_BINS = 2048
-CALIBRATION_CHUNK = 32
-
-
-def _calibrate(src: Path, work: Path, request: ExportRequest) -> Path:
-    """Activation ranges, streamed in chunks so memory stays bounded (onnxruntime#10503).
-
-    Returns a calibration cache file that quantize_static reads instead of calibrating.
-    """
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-
-    method, options = {
-        CalibrationMethod.MINMAX: (OrtMethod.MinMax, {}),
-        CalibrationMethod.ENTROPY: (OrtMethod.Entropy, {"num_bins": ENTROPY_BINS,
-                                                        "num_quantized_bins": 128}),
-        CalibrationMethod.PERCENTILE: (OrtMethod.Percentile, {"num_bins": HISTOGRAM_BINS,
-                                                              "percentile": 99.999}),
-    }[request.calibration_method]
-    calibrator = create_calibrator(src, augmented_model_path=str(work / "augmented.onnx"),
-                                   calibrate_method=method, extra_options=options)
-    names, samples = _fed_samples(src, request)
-    for start in range(0, len(samples), CALIBRATION_CHUNK):
-        chunk = samples[start:start + CALIBRATION_CHUNK]
-        calibrator.collect_data(_CalibrationReader(names, chunk))
-        if request.progress is not None:
-            request.progress("calibrating (ONNX int8)", start + len(chunk), len(samples))
-    cache = work / "calibration.json"
-    save_tensors_data(calibrator.compute_data(), cache)
-    return cache
-
-
-def _quantize_static(src: Path, dst: Path, request: ExportRequest) -> list[str]:
-    """Static QDQ int8; with `float_layers`, the layers that add the most error stay float.
-
-    Returns the names of the nodes kept in float.
-    """
-    cache = _calibrate(src, dst.parent, request)
-    _qdq(src, dst, request, cache, exclude=[])
-    if request.float_layers <= 0:
-        return []
-    weighted = sum(1 for op in _op_types(src).values() if op in WEIGHTED_OPS)
-    if request.float_layers > max(1, weighted // MAX_FLOAT_SHARE):
-        raise ExportError(f"keeping {request.float_layers} of {weighted} layers in float "
-                          f"would leave less than {100 - 100 // MAX_FLOAT_SHARE} % of "
-                          f"{request.model_name} in int8; that is not an int8 model.")
-    ranked = sensitive_nodes(src, dst, request, cache)
-    kept = with_feeding_chain(src, ranked[:request.float_layers])
-    _qdq(src, dst, request, cache, exclude=kept)
-    return kept
-
-
-# Ops that only move or reshape data: quantizing them costs nothing by itself, but one
-# feeding a float layer would still quantize that layer's input.
-DATA_MOVEMENT_OPS = {"Pad", "Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze",
-                     "Flatten", "Identity", "Cast", "Split", "Expand", "Gather", "Concat"}
-
-
-def with_feeding_chain(path: Path, names: list[str]) -> list[str]:
-    """The nodes to keep float plus the data-movement nodes that feed them: otherwise the
-    quantizer would still round a float layer's input (e.g. raw audio through a Pad)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    chosen = list(names)
-    queue = [node for node in graph.node if node.name in set(names)]
-    while queue:
-        node = queue.pop()
-        for name in node.input:
-            feeder = producer.get(name)
-            if feeder is not None and feeder.op_type in DATA_MOVEMENT_OPS and \
-                    feeder.name not in chosen:
-                chosen.append(feeder.name)
-                queue.append(feeder)
-    return chosen
-
-
-def _qdq(src: Path, dst: Path, request: ExportRequest, cache: Path, *,
-         exclude: list[str]) -> None:
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    methods = {CalibrationMethod.MINMAX: OrtMethod.MinMax,
-               CalibrationMethod.ENTROPY: OrtMethod.Entropy,
-               CalibrationMethod.PERCENTILE: OrtMethod.Percentile}
-    quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ,
-                    per_channel=request.per_channel, reduce_range=request.reduce_range,
-                    activation_type=QuantType.QUInt8 if request.activation_dtype == "uint8"
-                    else QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=methods[request.calibration_method],
-                    calibration_cache_path=str(cache), nodes_to_exclude=exclude,
-                    extra_options={"ActivationSymmetric": request.activation_symmetric,
-                                   "WeightSymmetric": True})
-
-
-SENSITIVITY_SAMPLES = 16
-QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "ConvTranspose", "Add", "Mul", "AveragePool",
-                 "GlobalAveragePool", "Concat", "Softmax", "Gather")
-
-
-# Per-layer sensitivity: the layers with the largest SQNR drop are the candidates (at most
-# this many); each is then kept in float alone and the model's output error measured.
-SENSITIVITY_CANDIDATES = 24
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-MAX_FLOAT_SHARE = 4  # mixed precision keeps at most a quarter of the layers (at least one)
-FUSED_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish")
-_RANKINGS: dict[tuple, list[str]] = {}  # per float model, data and scheme, within a run
-
-
-def sensitive_nodes(float_path: Path, qdq_path: Path, request: ExportRequest,
-                    cache: Path) -> list[str]:
-    """Nodes ranked by how much keeping each alone in float reduces the output error.
-
-    A proxy picks the candidates: the drop in signal-to-quantization-noise ratio (dB,
-    against the float model on calibration samples) from a node's worst input to its
-    output, measured with onnxruntime's qdq_loss_debug tools. The proxy alone misleads
-    (on silero-vad it ranks the STFT first, whose float copy changes nothing, while the
-    encoder convolutions decide the speech call), so each candidate is then measured:
-    quantized with only it kept float, run on the same samples, its relative output error
-    compared. Ranked most helpful first; the rest follow in proxy order.
-    """
-    from edgecomp.hashing import file_sha256
-
-    key = (file_sha256(float_path), request.calib.sha256, request.calibration_method,
-           request.per_channel, request.reduce_range, request.activation_symmetric)
-    if key in _RANKINGS:
-        return _RANKINGS[key]
-    names, samples = _fed_samples(float_path, request, limit=SENSITIVITY_SAMPLES)
-    proxy = _sqnr_drop_ranking(float_path, qdq_path, names, samples)
-    ops = _op_types(float_path)
-    candidates = [n for n in proxy if ops.get(n) in WEIGHTED_OPS][:SENSITIVITY_CANDIDATES]
-    reference = _outputs(float_path, names, samples)
-    baseline = _relative_error(reference, _outputs(qdq_path, names, samples))
-    trial = qdq_path.parent / "trial.onnx"
-    gains = []
-    for index, node in enumerate(candidates):
-        if request.progress is not None:
-            request.progress("ranking layers for float", index, len(candidates))
-        _qdq(float_path, trial, request, cache, exclude=with_feeding_chain(float_path, [node]))
-        gains.append((baseline - _relative_error(reference, _outputs(trial, names, samples)),
-                      node))
-    trial.unlink(missing_ok=True)
-    measured = [node for _, node in sorted(gains, key=lambda g: -g[0])]
-    ranked = measured + [n for n in proxy if n not in measured]
-    _RANKINGS[key] = ranked
-    return ranked
-
-
-def _op_types(path: Path) -> dict[str, str]:
-    import onnx
-
-    return {n.name: n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
-
-
-def _outputs(path: Path, names: list[str], samples) -> list[np.ndarray]:
-    """Every output of every sample, flattened and concatenated per sample."""
-    import numpy as np
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options,
-                                   providers=["CPUExecutionProvider"])
-    return [np.concatenate([np.asarray(v, dtype=np.float64).ravel()
-                            for v in session.run(None, dict(zip(names, sample)))])
-            for sample in samples]
-
-
-def _relative_error(reference: list[np.ndarray], outputs: list[np.ndarray]) -> float:
-    """Squared error over squared reference, summed over samples."""
-    import numpy as np
-
-    num = sum(float(np.sum((r - o) ** 2)) for r, o in zip(reference, outputs))
-    den = sum(float(np.sum(r ** 2)) for r in reference)
-    return num / den if den else num
-
-
-def _sqnr_drop_ranking(float_path: Path, qdq_path: Path, names: list[str], samples
-                       ) -> list[str]:
-    """Quantized nodes ordered by SQNR drop (qdq_loss_debug), largest first."""
-    import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (collect_activations,
-                                                         compute_activation_error,
-                                                         create_activation_matching,
-                                                         modify_model_output_intermediate_tensors)
-
-    work = qdq_path.parent
-    activations = {}
-    for kind, path in (("float", float_path), ("qdq", qdq_path)):
-        augmented = work / f"{kind}.debug.onnx"
-        modify_model_output_intermediate_tensors(str(path), str(augmented))
-        activations[kind] = collect_activations(str(augmented),
-                                                _CalibrationReader(names, samples))
-        augmented.unlink(missing_ok=True)
-    errors = compute_activation_error(create_activation_matching(activations["qdq"],
-                                                                 activations["float"]))
-    sqnr = {name: e["xmodel_err"] for name, e in errors.items() if "xmodel_err" in e}
-    graph = onnx.load(str(float_path)).graph
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def effective_output(tensor: str) -> str | None:
-        """The tensor itself, or for a layer fused with its activation (Conv+Relu keeps no
-        QDQ in between) the activation's output."""
-        while tensor not in sqnr:
-            users = consumers.get(tensor, [])
-            if len(users) != 1 or users[0].op_type not in FUSED_ACTIVATIONS:
-                return None
-            tensor = users[0].output[0]
-        return tensor
-
-    drops = []
-    for node in graph.node:
-        if node.op_type not in QUANTIZED_OPS or not node.output:
-            continue
-        output = effective_output(node.output[0])
-        if output is None:
-            continue
-        before = [sqnr[i] for i in node.input if i in sqnr]
-        drop = (min(before) if before else 100.0) - sqnr[output]
-        drops.append((drop, node.name))
-    return [name for _, name in sorted(drops, key=lambda d: -d[0])]
-
-
-def _check_quantized(path: Path, request: ExportRequest) -> None:
-    """Refuse an "int8" artifact in which nothing was quantized."""
-    import onnx
-
-    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-              "ConvInteger", "QLinearConv", "QLinearMatMul"}:
-        return
-    control = ops & {"If", "Loop", "Scan"}
-    where = (f"its layers sit inside {', '.join(sorted(control))} subgraphs, which "
-             "onnxruntime's quantizer does not reach" if control else
-             "it has no layer onnxruntime quantizes")
-    raise ExportError(f"{request.model_name}: {request.precision.value} quantization changed "
-                      f"nothing because {where}; the artifact would be the float model under "
-                      "an int8 name, so none was written. Export a graph without control flow "
-                      "around its layers (e.g. one fixed to a single sample rate), or keep fp32.")
-
-
-def _quantize_dynamic(src: Path, dst: Path, request: ExportRequest) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), per_channel=request.per_channel,
-                     reduce_range=request.reduce_range, weight_type=QuantType.QInt8)
 

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from edgecomp.config import key_value
 from edgecomp.errors import InputError
 from edgecomp.vocab import (ActivationDtype, DelegateName, Format, IoDtype, Precision,
                             PruningKind, RuntimeName, Vocabulary)
@@ -132,9 +133,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     """['precision=fp16', 'threads=1'] to typed values, refusing unknown keys and values."""
     overrides: dict[str, Any] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"--set {item!r}: write it as key=value.")
+        key, value = key_value(item, flag="--set", example="key=value")
         overrides[key] = parse_decision(key, value)
     return overrides
 

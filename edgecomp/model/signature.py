@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
+from edgecomp.config import key_value
 from edgecomp.errors import InputError
 
 if TYPE_CHECKING:
@@ -291,10 +292,8 @@ def parse_input_shapes(values: list[str] | str | None) -> ShapeChoice | None:
         raise InputError("--input-shape: name every input (NAME=DIMS) once one is named.")
     shapes: dict[str, tuple[int, ...]] = {}
     for value in values:
-        name, _, dims = value.partition("=")
-        name = name.strip()
-        if not name:
-            raise InputError(f"--input-shape {value!r}: write it as NAME=DIMS, e.g. input=1,16000.")
+        name, dims = key_value(value, flag="--input-shape",
+                               example="NAME=DIMS, e.g. input=1,16000")
         if name in shapes:
             raise InputError(f"--input-shape names {name!r} twice; give each input once.")
         shapes[name] = parse_shape(dims, flag=f"--input-shape {name}=")

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from edgecomp.errors import InputError
 from edgecomp.model.signature import InputSpec, bind, describe
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch stays out of `edgecomp --help` (the ONNX loader imports this)
+    import torch
+    from torch import nn
+
     from edgecomp.model.data import Dataset
 
 # A model's name reaches file names (<name>.int8.tflite) and tables: letters, digits and
@@ -85,6 +86,8 @@ def check_data(source: ModelSource, dataset: Dataset, *, what: str) -> Dataset:
     its names, shapes or values do not fit, or when the model cannot run on it."""
     bound = bind(dataset, source.inputs, what=what)
     if source.module is not None:
+        import torch
+
         from edgecomp.model.signature import sample
 
         try:

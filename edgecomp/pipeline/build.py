@@ -7,17 +7,16 @@ measured; `edgecomp export` and `edgecomp compress` call them directly.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from edgecomp.model.data import DEFAULT_CALIB_SIZE, Dataset, load_data, random_calibration
+from edgecomp.model.data import Dataset, load_data, random_calibration
 from edgecomp.errors import ExportError, InputError
 from edgecomp.export import get_exporter, unsupported_reason
-from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Precision,
-                                  plain_file_name)
+from edgecomp.export.base import Artifact, CalibrationMethod, ExportRequest, Precision
 from edgecomp.model.source import ModelSource, check_data
-from edgecomp.vocab import Format
+from edgecomp.pipeline.request import DataPlan
 
 if TYPE_CHECKING:
     from edgecomp.export.cache import ArtifactCache
@@ -46,18 +45,6 @@ class ExportPlan:
     def for_format(self, fmt: str) -> ExportPlan:
         """The options `fmt`'s artifacts are built with."""
         return replace(self, by_format=(), **dict(dict(self.by_format).get(fmt, ())))
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """Where calibration and evaluation data come from."""
-
-    calib: str | None = None  # a path, "demo", or "random"; None is an error for int8
-    eval: str | None = None
-    calib_size: int = DEFAULT_CALIB_SIZE
-    eval_size: int | None = None
-    seed: int = 0
-    image_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,7 +87,7 @@ class Search:
     runtime against the float model) until one meets `target`."""
 
     check: Callable[[Artifact], Any]
-    target: Any  # edgecomp.quantize.search.AgreementTarget
+    target: Any  # edgecomp.quantize.target.AgreementTarget
     # Dynamic int8 as the last candidate: only for MatMul-heavy models, because it runs
     # convolutions slower than fp32 on CPUs (FIELD.md; ConvInteger measured 12x slower).
     allow_dynamic: bool = False
@@ -218,95 +205,3 @@ def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:
         return [(prepared.technique, module)]
     return [(f"{prepared.technique}.exit{k}", exit_model)
             for k, exit_model in enumerate(exits(), start=1)]
-
-
-def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
-             progress: ProgressFn | None = None, out_dir: Path | None = None,
-             loss_fn: Callable | None = None,
-             train_fn: Callable | None = None) -> tuple[Prepared, list]:
-    """Run a recipe (a file or name, or a parsed `Recipe`) on the model.
-
-    The result is exported under the recipe's name.
-    """
-    from edgecomp.compress.base import DataContext
-    from edgecomp.compress.recipe import Recipe, load_recipe, run_recipe
-    from edgecomp.hashing import state_dict_sha256
-
-    source = prepared.source
-    if source.module is None:
-        raise InputError(f"{source.spec} is an ONNX file; compression passes work on PyTorch "
-                         "models (give the model as package.module:function or .pt2).")
-    recipe = recipe_spec if isinstance(recipe_spec, Recipe) else load_recipe(recipe_spec)
-    source.example_input  # noqa: B018  (refuses models with several inputs, in a sentence)
-    if train is not None:
-        train = check_data(source, train, what="training")
-    stem = f"{source.name}.{recipe.name}"
-    if out_dir is not None:
-        plain_file_name(stem, out_dir=out_dir)  # files a pass writes stay inside out_dir
-    context = DataContext(example_input=source.example_input, train=train, val=prepared.eval,
-                          calib=prepared.calib, teacher=source.module, progress=progress,
-                          out_dir=out_dir, stem=stem,
-                          loss_fn=loss_fn, train_fn=train_fn)
-    model, reports = run_recipe(recipe, source.module, context)
-    model.eval()
-    compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()),
-                         given_sha256=source.given_sha256 or source.sha256)
-    plan = dict(prepared.plan or {})
-    plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
-                      "export": recipe.export.to_json(),
-                      "reports": [{"name": r.name, "params": r.params, "metrics": r.metrics,
-                                  "notes": r.notes, "files": r.files} for r in reports]}
-    return replace(prepared, source=compressed, technique=recipe.name, plan=plan), reports
-
-
-@dataclass(frozen=True)
-class Training:
-    """Training data and the user's own loss or loop, loaded before anything is written."""
-
-    data: Dataset | None = None
-    loss_fn: Callable | None = None
-    train_fn: Callable | None = None
-
-
-def load_training(train: str | None, *, loss: str | None = None,
-                  train_fn: str | None = None) -> Training:
-    """Load the training data and import the user's loss or training loop (`pkg.mod:fn`)."""
-    from edgecomp.model.factory import import_callable
-
-    return Training(
-        data=load_data(train) if train else None,
-        loss_fn=import_callable(loss, what="loss") if loss else None,
-        train_fn=import_callable(train_fn, what="training function") if train_fn else None)
-
-
-def plan_recipe(recipe, plan):
-    """The recipe with the plan's decisions filled in where it left them open.
-
-    A generic `prune` pass takes the plan's pruning kind; `prune` and `prune.structured`
-    round channel counts to the plan's channel multiple. A decision the user set with
-    `--set` replaces the recipe's own value.
-    """
-    fills = {"prune": {"kind": ("pruning", plan.pruning.value),
-                       "round_to": ("channel_multiple", plan.channel_multiple)},
-             "prune.structured": {"round_to": ("channel_multiple", plan.channel_multiple)}}
-    passes = []
-    for name, options in recipe.passes:
-        options = dict(options)
-        for option, (decision, value) in fills.get(name, {}).items():
-            if option not in options or decision in plan.overridden:
-                options[option] = value
-        passes.append((name, options))
-    return replace(recipe, passes=tuple(passes))
-
-
-def recipe_export_defaults(recipe) -> tuple[Precision | None, tuple[Format, ...] | None]:
-    """The precision and formats a recipe exports at: its `[export]` table, else the
-    precision its last pass ties the weights to (qat: int8, fp16: fp16)."""
-    from edgecomp.compress.base import PASSES
-
-    precision, formats = recipe.export.precision, recipe.export.formats
-    if precision is None:
-        tied = [getattr(PASSES.get(name), "export_precision", None) for name, _ in recipe.passes]
-        precision = next((p for p in reversed(tied) if p is not None), None)
-    return (Precision(precision) if precision is not None else None,
-            tuple(Format(f) for f in formats) if formats else None)

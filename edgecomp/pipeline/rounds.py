@@ -22,7 +22,9 @@ import numpy as np
 
 from edgecomp.errors import InputError
 from edgecomp.export.base import Artifact
-from edgecomp.remote.base import MeasureOptions, Transport, transport_errors
+from edgecomp.pipeline import agent
+from edgecomp.pipeline.agent import MeasureOptions
+from edgecomp.remote.base import Transport, transport_errors
 from edgecomp.results.compare import model_identity
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import judged
@@ -101,7 +103,7 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
                 options = dataclasses.replace(options_for(artifact), runs=ROUND_RUNS,
                                               seconds=rounds.seconds, warmup_runs=3,
                                               warmup_seconds=0.1, profile_ops=False)
-                report = transport.measure(artifact.path, options, inputs_for(artifact))
+                report = agent.measure(transport, artifact.path, options, inputs_for(artifact))
                 p50s[artifact.path].append(report.latency_ms.p50)
                 p90s[artifact.path].append(report.latency_ms.p90)
                 seconds[artifact.path] += sum(report.samples_ms) / 1000.0

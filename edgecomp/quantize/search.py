@@ -21,46 +21,13 @@ from typing import Any, Callable
 
 from edgecomp.errors import DeviceError, ExportError
 from edgecomp.export.base import Artifact, ExportRequest
+from edgecomp.quantize.target import AgreementTarget
 from edgecomp.results.agreement import Verification
 from edgecomp.vocab import CalibrationMethod, Format, Precision
 
 log = logging.getLogger(__name__)
 
 CheckFn = Callable[[Artifact], "Verification | None"]
-
-
-@dataclass(frozen=True)
-class AgreementTarget:
-    """What an int8 artifact must reach against the float model on the evaluation set.
-
-    `min_cosine` applies to the mean cosine of the first output; `max_top1_drop` (points)
-    to top-1 accuracy when the data has labels; `min_decision` (percent of samples making
-    the float model's call) when set.
-    """
-
-    min_cosine: float = 0.99
-    max_top1_drop: float = 1.0
-    min_decision: float | None = None
-
-    def met(self, check: Verification | None) -> bool:
-        if check is None or check.agreement is None:
-            return False
-        agreement = check.agreement
-        if agreement.cosine < self.min_cosine:
-            return False
-        if check.accuracy_delta is not None and -check.accuracy_delta > self.max_top1_drop:
-            return False
-        return self.min_decision is None or (agreement.decision or 0.0) >= self.min_decision
-
-    def describe(self) -> str:
-        parts = [f"cosine ≥ {self.min_cosine:g}", f"top-1 drop ≤ {self.max_top1_drop:g} pt"]
-        if self.min_decision is not None:
-            parts.append(f"same call on ≥ {self.min_decision:g} % of samples")
-        return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"min_cosine": self.min_cosine, "max_top1_drop": self.max_top1_drop,
-                "min_decision": self.min_decision}
 
 
 @dataclass(frozen=True)
@@ -106,16 +73,16 @@ def calibration_candidates(fmt: Format, request: ExportRequest) -> list[dict[str
     return [{"calibration_method": m} for m in methods]
 
 
-def mixed_candidates(fmt: Format, *, allow_dynamic: bool) -> list[dict[str, Any]]:
+def mixed_candidates(fmt: Format, *, allow_dynamic: bool,
+                     precisions: frozenset[Precision]) -> list[dict[str, Any]]:
     """Mixed precision, where the exporter can rank its layers (ONNX); then, for
-    MatMul-heavy models, dynamic int8 (int8 weights, activations quantized at run time),
-    which keeps activations exact but may run slower than fp32 (the result then says so)."""
-    from edgecomp.export import supported_precisions
-
+    MatMul-heavy models where the format offers it (`precisions`), dynamic int8 (int8
+    weights, activations quantized at run time), which keeps activations exact but may run
+    slower than fp32 (the result then says so)."""
     steps: list[dict[str, Any]] = []
     if fmt == Format.ONNX:
         steps += [{"float_layers": k} for k in FLOAT_LAYER_STEPS]
-    if allow_dynamic and Precision.DYNAMIC_INT8 in supported_precisions(fmt):
+    if allow_dynamic and Precision.DYNAMIC_INT8 in precisions:
         steps.append({"precision": Precision.DYNAMIC_INT8, "float_layers": 0})
     return steps
 
@@ -160,7 +127,7 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
                 break
             if index == len(steps) and phase == "calibration" and best is not None:
                 steps += [("mixed", c) for c in mixed_candidates(
-                    fmt, allow_dynamic=allow_dynamic)]
+                    fmt, allow_dynamic=allow_dynamic, precisions=exporter.precisions)]
         kept = next((t for t in tried if t.met), best)
         if kept is None:
             raise ExportError(f"no int8 candidate of {request.model_name} could be built for "
@@ -235,41 +202,3 @@ def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
     return moved
 
 
-def flag_records(records: list, target: AgreementTarget) -> list:
-    """Records with what the user must know in `flags`: an artifact below the agreement
-    target (quantized, or compressed by a recipe), a quantized artifact slower than its
-    fp32 twin (interleaved timing), ops that ran outside the delegate."""
-    import dataclasses
-
-    from edgecomp.results.agreement import Verification
-
-    flagged = []
-    for record in records:
-        flags = list(record.flags)
-        quantized = record.precision != "fp32"
-        # Anything but the plain float export is judged: quantized, or compressed by a
-        # recipe (its outputs are compared with the uncompressed model's).
-        changed = quantized or record.technique not in ("none", "")
-        if changed and record.agreement is not None:
-            check = Verification(record.accuracy, record.float_accuracy, record.accuracy_delta,
-                                 record.agreement, 0)
-            if not target.met(check):
-                measured = f"cosine {record.agreement.cosine:.4f}"
-                if record.accuracy_delta is not None:
-                    measured += f", top-1 {record.accuracy_delta:+.2f} pt"
-                if target.min_decision is not None and record.agreement.decision is not None:
-                    measured += f", same call {record.agreement.decision:.1f} %"
-                flags.append(f"below the agreement target ({measured}; target "
-                             f"{target.describe()})")
-        fallback = (record.device or {}).get("fallback_ops")
-        if fallback:
-            ops = ", ".join(f"{op}×{n}" for op, n in sorted(fallback.items(),
-                                                            key=lambda kv: -kv[1])[:6])
-            flags.append(f"no delegate took any node: all {sum(fallback.values())} ops ran "
-                         f"on the reference CPU kernels (read from the loaded model): {ops}")
-        if quantized and record.p50_ratio is not None and record.p50_ratio > 1.0:
-            flags.append(f"slower than fp32 in {record.runtime or 'its runtime'}: p50 "
-                         f"×{record.p50_ratio:.2f} timed interleaved; keep the fp32 artifact "
-                         "on this target")
-        flagged.append(dataclasses.replace(record, flags=flags))
-    return flagged

@@ -1,90 +1,109 @@
-"""The transport interface: measure an artifact with the on-device agent, somewhere.
+"""The transport interface: the few primitives that reach a board, and the registry of transports.
 
-A transport returns the agent's typed reports (`edgecomp.agent.protocol`). A failed
-measurement raises `DeviceError` with a sentence; it is never returned as a success.
+A transport moves files to and from somewhere the on-device agent runs (this machine, a
+board over SSH, a board held through a labgrid place) and runs the agent there. It knows
+nothing of artifacts, plans or measurements: `edgecomp.pipeline.measure` puts the
+measuring steps together from these primitives. A failure raises `DeviceError` with a
+sentence, or the OS's or SSH library's own error (`transport_errors`), never returns a
+half-done result.
+
+Transports register themselves in `TRANSPORTS` under their kind; a target's `transport`
+names the kind that reaches it (`edgecomp.remote.connect`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
-from edgecomp.agent.protocol import PROTOCOL_VERSION, AgentInfo, MeasureReport, ProtocolError
+from edgecomp.agent.protocol import PROTOCOL_VERSION, TargetFacts
 from edgecomp.errors import DeviceError
+from edgecomp.registry import Registry
 
 if TYPE_CHECKING:
-    import numpy as np
-
-R = TypeVar("R")
+    from edgecomp.hardware.targets import Target
 
 
-@dataclass(frozen=True)
-class MeasureOptions:
-    """How the agent times an artifact; mirrors the agent's `measure` flags."""
+class Transport(Protocol):
+    """Somewhere the agent runs: this machine (`local`) or a board over SSH.
 
-    runs: int = 50
-    seconds: float = 1.0
-    warmup_runs: int = 5
-    warmup_seconds: float = 0.5
-    threads: int | None = None
-    runtime: str = "auto"
-    delegate: str = "auto"  # auto, xnnpack, cpu, gpu, nnapi, tensorrt (the agent's --delegate)
-    seed: int = 0
-    lock_timeout: float = 600.0
-    throttle_c: float | None = None  # the profile's throttle temperature; None: agent's 80 °C
-    power_seconds: float | None = None  # the separate power pass; default: `seconds`
-    power_hz: float = 50.0
-    power_idle_seconds: float = 1.0
-    # The delegate's accelerator missing on the board: "fail", or "cpu" (measure on the CPU;
-    # the report's `fallback` says so and the record is flagged).
-    on_missing_delegate: str = "fail"
-    profile_ops: bool = False  # per-op times from the runtime's profiler, a pass apart
+    A transport is a context manager: leaving it removes what this run put on the board
+    (its run folder; the content-addressed cache of artifacts stays) and releases the
+    connection.
+    """
 
-    def agent_args(self) -> list[str]:
-        """The agent's command-line flags for these options."""
-        args = ["--runs", str(self.runs), "--seconds", str(self.seconds),
-                "--warmup-runs", str(self.warmup_runs),
-                "--warmup-seconds", str(self.warmup_seconds),
-                "--runtime", self.runtime, "--delegate", self.delegate,
-                "--seed", str(self.seed), "--lock-timeout", str(self.lock_timeout)]
-        args += ["--power-hz", str(self.power_hz),
-                 "--power-idle-seconds", str(self.power_idle_seconds)]
-        if self.power_seconds is not None:
-            args += ["--power-seconds", str(self.power_seconds)]
-        if self.threads is not None:
-            args += ["--threads", str(self.threads)]
-        if self.throttle_c is not None:
-            args += ["--throttle-c", str(self.throttle_c)]
-        if self.on_missing_delegate != "fail":
-            args += ["--on-missing-delegate", self.on_missing_delegate]
-        if self.profile_ops:
-            args += ["--profile-ops"]
-        return args
+    name: str  # "local" or "ssh": the record's `transport` field
+    target: str  # the target's name, as the user gave it
+    power_probe: str  # the board's power probe, given to the agent's `measure`
 
+    def facts(self) -> TargetFacts:
+        """What a measurement record says about where it ran."""
+        ...
 
-def write_inputs(path: Path, inputs: Mapping[str, np.ndarray]) -> Path:
-    """The agent's input file: `in0`, `in1`, ... (see `edgecomp.model.signature.stacked`)."""
-    import numpy as np
+    def push(self, local: Path) -> str:
+        """Put a file on the board (once per content); its path there."""
+        ...
 
-    np.savez(path, **inputs)
-    return path
+    def scratch(self, name: str) -> str:
+        """A new path in this run's folder on the board, for a file the agent writes."""
+        ...
+
+    def run_agent(self, args: Sequence[str], *, what: str) -> dict[str, Any]:
+        """Run the agent with `args` on the board; its one JSON report (`what` names the
+        work in error sentences). An agent that failed raises DeviceError."""
+        ...
+
+    def fetch(self, remote: str, local: Path) -> None:
+        """Copy a file of this run from the board to `local`."""
+        ...
+
+    def clean(self, remote: Iterable[str]) -> None:
+        """Remove files of this run's folder from the board now; never raises (what is
+        left is removed with the run folder)."""
+        ...
+
+    def close(self) -> None:
+        """Remove what this run put on the board and release the connection."""
+        ...
+
+    def __enter__(self) -> Transport:
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        ...
 
 
-def read_outputs(path: Path) -> list[np.ndarray]:
-    """The agent's `run` output file: one stacked array per model output, in order."""
-    from edgecomp.model.data import read_npz
-    from edgecomp.errors import InputError
+def _declares_a_transport(cls: type) -> None:
+    problems = [f"{name} is missing" for name in ("name", "open") if not hasattr(cls, name)]
+    problems += [f"{method}() is missing" for method in
+                 ("facts", "push", "scratch", "run_agent", "fetch", "clean", "close",
+                  "__enter__", "__exit__") if not callable(getattr(cls, method, None))]
+    if problems:
+        raise TypeError(f"transport {cls.__name__}: {'; '.join(problems)}")
 
+
+# Kind -> transport class; each has `open(target)` (None for `local`) returning it connected.
+TRANSPORTS = Registry("transport", "edgecomp.remote", check=_declares_a_transport)
+
+
+def transport_kind(target: Target | None) -> str:
+    """The kind of transport that reaches a target (`local` for this machine)."""
+    if target is None:
+        return "local"
+    return "labgrid" if target.labgrid is not None else "ssh"
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What talking to a board can raise: edgecomp's sentence, the OS's, paramiko's."""
+    errors: list[type[BaseException]] = [DeviceError, OSError, EOFError]
     try:
-        arrays = read_npz(path)  # the board's file, read with the same limits as data
-    except InputError as exc:
-        raise DeviceError(f"the agent's outputs could not be read: {exc}") from exc
-    count = len([k for k in arrays if k.startswith("out")])
-    if any(f"out{k}" not in arrays for k in range(count)):
-        raise DeviceError(f"the agent's outputs are incomplete: {sorted(arrays)}.")
-    return [arrays[f"out{k}"] for k in range(count)]
+        from paramiko import SSHException
+
+        errors.append(SSHException)
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str, Any]:
@@ -107,51 +126,3 @@ def parse_agent_output(stdout: str, *, where: str, stderr: str = "") -> dict[str
                               "edgecomp ship its own agent, or update the agent there.")
         raise DeviceError(f"{where}: {error or 'the agent failed'}.")
     return report
-
-
-def parse_report(kind: type[R], data: dict[str, Any], *, where: str) -> R:
-    """A typed report from the agent's JSON; a protocol mismatch becomes one sentence."""
-    try:
-        return kind.from_dict(data)  # type: ignore[attr-defined]
-    except ProtocolError as exc:
-        raise DeviceError(f"the agent on {where} sent a report this edgecomp cannot read "
-                          f"({exc}); update edgecomp on this machine so both sides match.") \
-            from exc
-
-
-def transport_errors() -> tuple[type[BaseException], ...]:
-    """What talking to a board can raise: edgecomp's sentence, the OS's, paramiko's."""
-    errors: list[type[BaseException]] = [DeviceError, OSError, EOFError]
-    try:
-        from paramiko import SSHException
-
-        errors.append(SSHException)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-class Transport(Protocol):
-    """Somewhere the agent runs: this machine (`local`) or a board over SSH."""
-
-    name: str  # "local" or "ssh": the record's `transport` field
-    target: str  # the target's name, as the user gave it
-
-    def info(self) -> AgentInfo:
-        """Run the agent's `info`: runtimes, cores and the board's state."""
-        ...
-
-    def measure(self, artifact: Path, options: MeasureOptions,
-                inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
-        """Run the agent's `measure` on `artifact` (fed the first sample of `inputs`, else
-        seeded data) and return its report."""
-        ...
-
-    def run_batch(self, artifact: Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run every sample of `inputs` (`in0`, ... stacked) through the artifact in the
-        board's runtime; one stacked array per output."""
-        ...
-
-    def close(self) -> None:
-        """Release connections and remove what this run put on the device."""
-        ...

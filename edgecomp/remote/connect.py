@@ -3,22 +3,14 @@ held through a labgrid place (reserved and acquired here, released when it close
 
 from __future__ import annotations
 
-from edgecomp.remote.base import Transport
+from edgecomp.remote.base import TRANSPORTS, Transport, transport_kind
 
 
 def open_transport(name: str) -> Transport:
     """A connected transport for `name`; an unknown name is one sentence listing known ones."""
     if name == "local":
-        from edgecomp.remote.local import LocalTransport
-
-        return LocalTransport()
+        return TRANSPORTS.get("local").open(None)
     from edgecomp.hardware.targets import get_target
 
     target = get_target(name)
-    if target.labgrid is not None:
-        from edgecomp.remote.labgrid import open_place_transport
-
-        return open_place_transport(target)
-    from edgecomp.remote.ssh import SshTransport
-
-    return SshTransport(target)
+    return TRANSPORTS.get(transport_kind(target)).open(target)

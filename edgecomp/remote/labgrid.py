@@ -16,15 +16,6 @@ held. A process killed outright (SIGKILL, power loss) cannot release; the coordi
 then shows the place acquired until someone runs `labgrid-client -p PLACE release` (a
 reservation whose token never reached edgecomp expires by itself within a minute).
 
-Why `labgrid-client` in a subprocess rather than labgrid's Python client: the command
-line is labgrid's documented interface (its man page, and the commands lab users
-already type); `labgrid.remote.client.ClientSession` is internal, runs its own asyncio
-gRPC loop inside the caller, and was rewritten when the coordinator moved from crossbar
-to gRPC (labgrid 24). Of the client's outputs, `reserve --shell` (shell assignments) and
-`env` (a labgrid environment file, YAML) are made to be read by programs; only the
-place listing used for fail-fast checks and messages (`-v places`) is read as text, and
-the tests run it against a real coordinator.
-
 The address is used as the NetworkService gives it: edgecomp does not tunnel through
 the exporter, so the board must be reachable from this machine.
 """
@@ -33,57 +24,35 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
-import shutil
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-from edgecomp.errors import DeviceError, InputError
-from edgecomp.remote.ssh import SshTransport
+from edgecomp.errors import DeviceError, InputError, last_line
 from edgecomp.hardware.targets import LabgridPlace, Target
+from edgecomp.remote.base import TRANSPORTS
+from edgecomp.remote.labgrid_client import ClientError, LabgridClient, PlaceState, parse_places
+from edgecomp.remote.ssh import SshTransport
 
 log = logging.getLogger(__name__)
 
-CLIENT_S = 30.0  # one labgrid-client call that does not wait for anything
-# labgrid-client reads these to pick places or an environment file of its own; edgecomp
-# names the place itself, so a user's shell settings must not redirect it.
-CLIENT_ENV_DROPPED = ("LG_ENV", "LG_PLACE", "LG_TOKEN", "LG_STATE", "LG_INITIAL_STATE")
 TOKEN_LINE = re.compile(r"^export LG_TOKEN=([A-Za-z0-9]+)$", re.MULTILINE)
-PLACE_LINE = re.compile(r"^Place '(.+)':$")
 STATE_LINE = re.compile(r"^\s*state: (\w+)$", re.MULTILINE)
-UNREACHABLE = "Could not connect to coordinator"
 
 
-class ClientError(Exception):
-    """labgrid-client exited with an error; the message is its last line, cleaned."""
+@TRANSPORTS.register("labgrid")
+class LabgridTransport(SshTransport):
+    """SSH to a board held through its labgrid place for this run; closing releases it."""
 
-
-@dataclasses.dataclass(frozen=True)
-class PlaceState:
-    """What the coordinator says about one place: its tags and who holds it."""
-
-    name: str
-    tags: dict[str, str]
-    acquired: str | None  # "host/user", or None when free
-    reserved: bool  # allocated to a reservation (someone's, maybe ours)
-
-    def has(self, tags: dict[str, str]) -> bool:
-        own = {**self.tags, "name": self.name}  # the coordinator matches `name` too
-        return all(own.get(key) == value for key, value in tags.items())
-
-
-def open_place_transport(target: Target) -> SshTransport:
-    """Hold the target's labgrid place and connect to its board; closing releases it."""
-    hold = PlaceHold(target)
-    try:
-        board = hold.take()
-    except BaseException:
-        hold.release()
-        raise
-    return SshTransport(board, place=hold.place, on_close=hold.release)
+    @classmethod
+    def open(cls, target: Target) -> LabgridTransport:
+        """Hold the target's labgrid place and connect to its board."""
+        hold = PlaceHold(target)
+        try:
+            board = hold.take()
+        except BaseException:
+            hold.release()
+            raise
+        return cls(board, place=hold.place, on_close=hold.release)
 
 
 class PlaceHold:
@@ -95,7 +64,7 @@ class PlaceHold:
             raise ValueError(f"{target.name} is not a labgrid target")
         self.target = target
         self.config: LabgridPlace = target.labgrid
-        self.program = _client_program(target.name)
+        self.client = LabgridClient(target.name, target.labgrid)
         self.token: str | None = None
         self.place: str | None = None
 
@@ -109,7 +78,7 @@ class PlaceHold:
                  self.config.describe(), self.token)
         self._wait()
         try:
-            self._client("-p", "+" + self.token, "acquire")
+            self.client.run("-p", "+" + self.token, "acquire")
         except ClientError as exc:
             raise DeviceError(f"{self.target.name}: labgrid could not acquire "
                               f"{self.config.describe()} ({exc}).") from exc
@@ -119,10 +88,10 @@ class PlaceHold:
 
     def _places(self) -> dict[str, PlaceState]:
         try:
-            return parse_places(self._client("-v", "places"))
+            return parse_places(self.client.run("-v", "places"))
         except ClientError as exc:
             raise DeviceError(f"{self.target.name}: labgrid could not list the places on "
-                              f"{self._coordinator()} ({exc}).") from exc
+                              f"{self.client.coordinator} ({exc}).") from exc
 
     def _check_exists(self, places: dict[str, PlaceState]) -> None:
         """Fail at once for a place (or tags) the coordinator does not know."""
@@ -130,13 +99,13 @@ class PlaceHold:
         if config.place is not None and config.place not in places:
             known = ", ".join(sorted(places)) or "none"
             raise InputError(f"{self.target.name}: the labgrid coordinator at "
-                             f"{self._coordinator()} has no place named {config.place!r} "
+                             f"{self.client.coordinator} has no place named {config.place!r} "
                              f"(its places: {known}); check target.labgrid.place.")
         if config.place is None and not any(p.has(config.tags) for p in places.values()):
             tagged = ", ".join(f"{p.name} ({_tags_text(p.tags) or 'no tags'})"
                                for p in places.values()) or "none"
             raise InputError(f"{self.target.name}: no place on the labgrid coordinator at "
-                             f"{self._coordinator()} has the tags {_tags_text(config.tags)} "
+                             f"{self.client.coordinator} has the tags {_tags_text(config.tags)} "
                              f"(its places: {tagged}); check target.labgrid.tags.")
 
     def _wanted(self) -> dict[str, str]:
@@ -145,7 +114,7 @@ class PlaceHold:
 
     def _reserve(self) -> str:
         try:
-            out = self._client("reserve", "--shell",
+            out = self.client.run("reserve", "--shell",
                                *(f"{k}={v}" for k, v in self._wanted().items()))
         except ClientError as exc:
             raise DeviceError(f"{self.target.name}: labgrid refused to reserve "
@@ -153,17 +122,17 @@ class PlaceHold:
         found = TOKEN_LINE.search(out)
         if found is None:
             raise DeviceError(f"{self.target.name}: labgrid-client reserve printed no "
-                              f"reservation token ({_last_line(out)}).")
+                              f"reservation token ({last_line(out)}).")
         return found.group(1)
 
     def _wait(self) -> None:
         """Wait (labgrid-client wait) until the reservation is allocated a place."""
         timeout = self.config.timeout
         try:
-            out = self._client("wait", self.token, timeout=timeout, quiet_timeout=True)
+            out = self.client.run("wait", self.token, timeout=timeout, quiet_timeout=True)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"{self.target.name}: {self.config.describe()} on "
-                              f"{self._coordinator()} did not become free within "
+                              f"{self.client.coordinator} did not become free within "
                               f"{timeout:g} s ({self._holders()}); try again later or raise "
                               "target.labgrid.timeout.") from None
         except ClientError as exc:
@@ -179,7 +148,7 @@ class PlaceHold:
     def _holders(self) -> str:
         """Who keeps the wanted places, for the sentence after a timeout."""
         try:
-            places = parse_places(self._client("-v", "places"))
+            places = parse_places(self.client.run("-v", "places"))
         except (ClientError, DeviceError):
             return "the coordinator did not say who holds it"
         said = []
@@ -195,7 +164,7 @@ class PlaceHold:
         import yaml
 
         try:
-            out = self._client("-p", "+" + self.token, "env")
+            out = self.client.run("-p", "+" + self.token, "env")
         except ClientError as exc:
             raise DeviceError(f"{self.target.name}: labgrid could not list the resources of "
                               f"{self.config.describe()} ({exc}).") from exc
@@ -205,7 +174,7 @@ class PlaceHold:
             resources = config.get("resources") or []
         except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DeviceError(f"{self.target.name}: labgrid-client env printed something "
-                              f"edgecomp cannot read ({_last_line(out)}).") from exc
+                              f"edgecomp cannot read ({last_line(out)}).") from exc
         self.place = str(place)  # known now, so a failure below still releases it by name
         return [r for r in resources if isinstance(r, dict)]
 
@@ -252,124 +221,22 @@ class PlaceHold:
                  ("cancel-reservation", ["cancel-reservation", token])]
         for what, args in steps:
             try:
-                self._client(*args, shielded=True)
+                self.client.run(*args, shielded=True)
             except KeyboardInterrupt:
                 interrupted = True
             except ClientError as exc:
                 if not _nothing_to_give_back(str(exc)):
                     log.warning("%s: labgrid %s failed (%s); run `labgrid-client -x %s %s` "
-                                "by hand", self.target.name, what, exc, self._coordinator(),
+                                "by hand", self.target.name, what, exc, self.client.coordinator,
                                 " ".join(args))
             except DeviceError as exc:
                 log.warning("%s: labgrid %s failed (%s); run `labgrid-client -x %s %s` by "
-                            "hand", self.target.name, what, exc, self._coordinator(),
+                            "hand", self.target.name, what, exc, self.client.coordinator,
                             " ".join(args))
             else:
                 log.info("%s: labgrid %s %s done", self.target.name, what, place or token)
         if interrupted:
             raise KeyboardInterrupt
-
-    # -- running labgrid-client ---------------------------------------------------------
-
-    def _coordinator(self) -> str:
-        return self.config.coordinator or os.environ.get("LG_COORDINATOR") or \
-            "127.0.0.1:20408 (labgrid's default)"
-
-    def _client(self, *args: str, timeout: float = CLIENT_S, quiet_timeout: bool = False,
-                shielded: bool = False) -> str:
-        """Run labgrid-client; its stdout. ClientError for a refusal, DeviceError when the
-        coordinator cannot be reached. `quiet_timeout` lets subprocess.TimeoutExpired out
-        (a wait that may run out); `shielded` runs a cleanup step to its end through Ctrl-C."""
-        command = [self.program]
-        if self.config.coordinator:
-            command += ["-x", self.config.coordinator]
-        command += list(args)
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_DROPPED}
-        try:
-            if shielded:
-                code, out, err = _run_to_end(command, env=env, timeout=timeout)
-            else:
-                done = subprocess.run(command, capture_output=True, text=True, env=env,
-                                      stdin=subprocess.DEVNULL, timeout=timeout)
-                code, out, err = done.returncode, done.stdout, done.stderr
-        except subprocess.TimeoutExpired:
-            if quiet_timeout:
-                raise
-            raise DeviceError(f"{self.target.name}: the labgrid coordinator at "
-                              f"{self._coordinator()} did not answer `labgrid-client "
-                              f"{' '.join(args)}` within {timeout:g} s.") from None
-        except OSError as exc:
-            raise InputError(f"{self.target.name}: {self.program} could not run ({exc}); "
-                             "reinstall labgrid: pip install 'edgecomp[labgrid]'.") from exc
-        if code == 0:
-            return out
-        message = _client_message(err or out)
-        if UNREACHABLE in err:
-            raise DeviceError(f"{self.target.name}: the labgrid coordinator at "
-                              f"{self._coordinator()} cannot be reached ({_reason(err)}); "
-                              "start labgrid-coordinator there, or set "
-                              "target.labgrid.coordinator or LG_COORDINATOR.")
-        raise ClientError(message)
-
-
-def parse_places(text: str) -> dict[str, PlaceState]:
-    """`labgrid-client -v places`: a `Place 'NAME':` line, then its `  key: value` lines."""
-    fields: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for line in text.splitlines():
-        found = PLACE_LINE.match(line)
-        if found:
-            current = fields.setdefault(found.group(1), {})
-        elif current is not None and line.startswith("  ") and not line.startswith("   "):
-            key, sep, value = line.strip().partition(": ")
-            if sep:
-                current[key] = value
-    places = {}
-    for name, values in fields.items():
-        tags = dict(pair.split("=", 1) for pair in values.get("tags", "").split(", ")
-                    if "=" in pair)
-        acquired = values.get("acquired")
-        places[name] = PlaceState(name=name, tags=tags,
-                                  acquired=None if acquired in (None, "None") else acquired,
-                                  reserved="reservation" in values)
-    return places
-
-
-def _client_program(target: str) -> str:
-    """labgrid-client beside this python (a virtualenv's bin/), else on PATH."""
-    beside = Path(sys.executable).with_name("labgrid-client")
-    found = str(beside) if beside.is_file() else shutil.which("labgrid-client")
-    if found is None:
-        raise InputError(f"{target} is a board in a labgrid lab, but labgrid-client is not "
-                         "installed here; install it with: pip install 'edgecomp[labgrid]'.")
-    return found
-
-
-def _run_to_end(command: list[str], *, env: dict[str, str],
-                timeout: float) -> tuple[int, str, str]:
-    """Run a cleanup command in its own session (a Ctrl-C at the terminal does not reach
-    it) and wait for it even through Ctrl-C here; the interrupt is raised afterwards."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, text=True, env=env,
-                               start_new_session=True)
-    deadline = time.monotonic() + timeout
-    interrupted = timed_out = False
-    while True:
-        try:
-            out, err = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
-            break
-        except KeyboardInterrupt:
-            interrupted = True
-        except subprocess.TimeoutExpired:
-            process.kill()
-            out, err = process.communicate()
-            timed_out = True
-            break
-    if interrupted:
-        raise KeyboardInterrupt
-    if timed_out:
-        return 1, out, f"no answer within {timeout:g} s"
-    return process.returncode, out, err
 
 
 def _nothing_to_give_back(message: str) -> bool:
@@ -378,26 +245,7 @@ def _nothing_to_give_back(message: str) -> bool:
                                             "does not exist"))
 
 
-def _client_message(text: str) -> str:
-    line = _last_line(text)
-    for prefix in ("labgrid-client: ", "Server error: ", "Error: "):
-        line = line.removeprefix(prefix)
-    return line
-
-
-def _reason(err: str) -> str:
-    """The gRPC reason labgrid logs before 'Could not connect to coordinator'."""
-    for line in err.splitlines():
-        if "coordinator is unavailable:" in line:
-            reason = line.split("coordinator is unavailable:", 1)[1].strip()
-            return reason.rsplit(": ", 1)[-1][:200] if ": " in reason else reason[:200]
-    return "no answer"
-
-
 def _tags_text(tags: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no message"

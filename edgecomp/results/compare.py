@@ -210,3 +210,63 @@ def across_boards(records: list[ResultRecord]) -> tuple[list[str], list[AcrossBo
             for key, found in by_artifact.items() if len(found) > 1]
     rows.sort(key=lambda row: (row.model, row.technique, row.format, row.precision))
     return targets, rows
+
+
+def run_rows(records: list[ResultRecord], *, stored: bool) -> list[ComparisonRow]:
+    """The table a run prints: its records and, where they were `stored`, what earlier
+    runs of the store measured of the same models (name and content) on the same targets
+    and this run did not (those rows are `earlier`)."""
+    if not stored:
+        return compare_rows(records)
+    from edgecomp.results.store import Store
+
+    run = next((r.run_id for r in records if r.run_id), None)
+    keys = {(model_identity(r), r.target) for r in records}
+    with Store() as store:
+        found = [r for r in store.records(include_failed=True)
+                 if (model_identity(r), r.target) in keys]
+    return compare_rows(found, history=False, current_run=run)
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """`compare_stored`'s answer: the rows, the records they were chosen from, where the
+    store is, and the baseline's name (None without one)."""
+
+    rows: list[ComparisonRow]
+    records: list[ResultRecord]
+    location: str
+    baseline: str | None
+
+
+def compare_stored(*, model: str | None = None, target: str | None = None,
+                   technique: str | None = None, tag: str | None = None,
+                   since: str | None = None, failed: bool = False,
+                   baseline: str | None = None, history: bool = False,
+                   with_samples: bool = False) -> StoredComparison:
+    """The comparison of the results in the store (`edgecomp compare`): filtered by model,
+    target, technique, the run's tag and `since` (an ISO time), against the `baseline`
+    SPEC's records where one is named (the baseline's own runs are left out of the rows).
+    Raw samples only `with_samples` (--json lists them; tables need none)."""
+    from edgecomp.errors import InputError
+    from edgecomp.results.select import only, resolve
+    from edgecomp.results.store import Store
+
+    filters = {"model": model, "target": target, "technique": technique}
+    against = before = None
+    with Store() as store:
+        records = store.records(**filters, tag=tag, since=since, include_failed=failed,
+                                with_samples=with_samples)
+        if baseline:
+            against = resolve(store, baseline, with_samples=False)
+            before = [r for r in only(against.records, **filters) if r.ok]
+            if not before:
+                raise InputError(f"the baseline {against.name} holds no successful result"
+                                 + (" for these filters; check --model, --target and "
+                                    "--technique." if any(filters.values()) else
+                                    "; name another with --baseline."))
+            records = [record for record in records if record.run_id not in against.runs]
+        location = str(store.location)
+    return StoredComparison(rows=compare_rows(records, history=history, baseline=before),
+                            records=records, location=location,
+                            baseline=against.name if against else None)

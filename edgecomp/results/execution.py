@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgecomp.agent.protocol import OpProfile
+from edgecomp.results.record import Flag, FlagKind
 from edgecomp.agent.runtimes import cpu_executors
 
 # What the agent reports as executing on the CPU (LiteRT's delegates and onnxruntime's
@@ -26,7 +27,7 @@ def on_cpu(executed: str | None) -> bool:
 
 
 def execution_flags(device: dict[str, Any], plan: dict[str, Any] | None, *, fmt: str,
-                    runtime: str | None) -> list[str]:
+                    runtime: str | None) -> list[Flag]:
     """What the user must know about what executed: an accelerator that was asked for and
     did not run, or a plan naming an accelerator while this artifact ran on the CPU."""
     executed = device.get("delegate")
@@ -37,15 +38,17 @@ def execution_flags(device: dict[str, Any], plan: dict[str, Any] | None, *, fmt:
     if fallback:
         named = f"the plan's {planned}" if planned and not on_cpu(planned) else \
             f"the requested {device.get('delegate_requested')}"
-        return [f"{named} did not run: {fallback}; the latency is the CPU's"]
+        return [Flag(FlagKind.NOT_AS_PLANNED,
+                     f"{named} did not run: {fallback}; the latency is the CPU's")]
     if on_cpu(executed) and planned is not None and not on_cpu(planned):
         scope = "" if planned_format in (None, fmt) else f" for {planned_format}"
-        return [f"the plan names the {planned} delegate{scope}, but this {fmt} artifact ran "
-                f"on the CPU ({_where(device, runtime)}): the latency is the CPU's"]
+        return [Flag(FlagKind.NOT_AS_PLANNED,
+                     f"the plan names the {planned} delegate{scope}, but this {fmt} artifact "
+                     f"ran on the CPU ({_where(device, runtime)}): the latency is the CPU's")]
     return []
 
 
-def unplanned_flag(device: dict[str, Any], profile, *, runtime: str | None) -> str | None:
+def unplanned_flag(device: dict[str, Any], profile, *, runtime: str | None) -> Flag | None:
     """For a measurement without a plan (bench): it ran on the CPU of a board whose
     hardware profile has an accelerator."""
     if profile is None or not on_cpu(device.get("delegate")):
@@ -54,8 +57,10 @@ def unplanned_flag(device: dict[str, Any], profile, *, runtime: str | None) -> s
                     if str(getattr(d.unit, "value", d.unit)) != "cpu"]
     if not accelerators:
         return None
-    return (f"ran on the CPU ({_where(device, runtime)}); the {profile.name} profile's "
-            f"{', '.join(accelerators)} was not used (bench measures each runtime's default)")
+    return Flag(FlagKind.UNPLANNED_CPU,
+                f"ran on the CPU ({_where(device, runtime)}); the {profile.name} profile's "
+                f"{', '.join(accelerators)} was not used (bench measures each runtime's "
+                "default)")
 
 
 def _where(device: dict[str, Any], runtime: str | None) -> str:

@@ -11,8 +11,50 @@ from typing import Any
 # so the host stores exactly what the board reported.
 from edgecomp.agent.protocol import LatencyStats as Latency  # noqa: F401  (re-exported)
 from edgecomp.results.stability import Stability
+from edgecomp.vocab import Vocabulary
 
 RECORD_VERSION = 1
+
+
+class FlagKind(Vocabulary):
+    """What a flag on a record is about (`edgecomp.results.flags` and `.execution` set them)."""
+
+    BELOW_TARGET = "below-target"  # below the agreement target against the float model
+    SLOWER_THAN_FP32 = "slower-than-fp32"  # quantized, yet slower than its fp32 twin
+    NO_DELEGATE = "no-delegate"  # no delegate took any node: every op on reference kernels
+    NOT_AS_PLANNED = "not-as-planned"  # the plan's (or requested) accelerator did not run
+    UNPLANNED_CPU = "unplanned-cpu"  # bench: ran on the CPU of a board with an accelerator
+    NOTE = "note"  # stored before flags had kinds
+
+
+# The start of each kind's sentence, for flags stored as plain text before they had kinds.
+_OLD_FLAG_STARTS = (("below the agreement target", FlagKind.BELOW_TARGET),
+                    ("slower than fp32", FlagKind.SLOWER_THAN_FP32),
+                    ("no delegate took any node", FlagKind.NO_DELEGATE),
+                    ("the plan", FlagKind.NOT_AS_PLANNED),
+                    ("the requested", FlagKind.NOT_AS_PLANNED),
+                    ("ran on the CPU", FlagKind.UNPLANNED_CPU))
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One thing the user must know about a record, beside its numbers: its kind and the
+    sentence that says it."""
+
+    kind: FlagKind
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def from_json(cls, value: Any) -> Flag:
+        """A stored flag: {"kind", "text"}, or the plain sentence older records kept."""
+        if isinstance(value, str):
+            kind = next((k for start, k in _OLD_FLAG_STARTS if value.startswith(start)),
+                        FlagKind.NOTE)
+            return cls(kind, value)
+        return cls(FlagKind(value["kind"]), str(value["text"]))
 
 
 @dataclass(frozen=True)
@@ -79,7 +121,7 @@ class ResultRecord:
     # How it was timed and how stable the timing was (spread, load, throttling, rounds);
     # None in records from before it was kept.
     stability: Stability | None = None
-    flags: list[str] = field(default_factory=list)  # what the user must know: below target...
+    flags: list[Flag] = field(default_factory=list)  # what the user must know: below target...
     tag: str | None = None  # the run's name (`--tag`), for baselines and filters
     # The git commit, branch and dirty state of the working directory the run started in
     # (CI variables where the checkout is detached); None outside a repository.
@@ -131,5 +173,6 @@ class ResultRecord:
             values["agreement"] = Agreement(**values["agreement"])
         if values.get("stability") is not None:
             values["stability"] = Stability.from_json(values["stability"])
+        values["flags"] = [Flag.from_json(flag) for flag in values.get("flags") or []]
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})

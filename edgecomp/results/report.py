@@ -1,83 +1,28 @@
 """The HTML report: stored results as one self-contained page people can open anywhere.
 
-Latency distributions from the raw samples, accuracy against p50 latency and against size
-with each Pareto front marked, energy per inference, every artifact with the plan's
-reasons and the int8 candidates tried, and the conditions of every run. plotly.js is
-embedded once and a Content-Security-Policy forbids every fetch, so the file opens offline
-and cannot reach the network. Names come from users: the template escapes every value
-(Jinja2 autoescape), and text handed to plotly is escaped as well, since plotly renders a
-subset of HTML (<b>, <a href>, ...) in labels.
+The page: every artifact with its numbers, the plan's reasons and the int8 candidates tried,
+the same artifacts across boards, and the conditions of every run, around the charts of
+`results.charts` (latency distributions, quality against latency and size with the Pareto
+fronts, energy per inference). plotly.js is embedded once and a Content-Security-Policy
+forbids every fetch, so the file opens offline and cannot reach the network. Names come
+from users: the template escapes every value (Jinja2 autoescape), and text handed to plotly
+is escaped as well, since plotly renders a subset of HTML (<b>, <a href>, ...) in labels.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, chart_html,
+                                     energy_chart, latency_box, latency_ecdf, plotly_text,
+                                     quality_chart, quality_of)
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import spread_text
-
-
-@dataclass(frozen=True)
-class Quality:
-    """One way to say how good an artifact's outputs are, best first in `QUALITIES`."""
-
-    key: str
-    title: str
-    value: Callable[[ResultRecord], float | None]
-
-
-QUALITIES = (
-    Quality("accuracy", "top-1 accuracy (%)", lambda r: r.accuracy),
-    Quality("decision", "same call as the float model (% of samples)",
-            lambda r: r.decision),
-    Quality("cosine", "output cosine to the float model",
-            lambda r: r.agreement.cosine if r.agreement else None),
-)
-
-# Marker colours, one per artifact (model, format, precision, technique, target), so the
-# same artifact keeps its colour across runs.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173")
-
-# Line styles of the runs of one artifact (first, second, ...) and of the Pareto fronts.
-DASHES = ("solid", "dot", "dash", "dashdot", "longdash", "longdashdot")
-
-# plotly's modebar without the logo; the page makes no requests, so nothing to send.
-PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: none has an x as low (faster, smaller)
-    and a y as high (more accurate) with one of them strictly better. Equal points are
-    both on the front."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front: list[int] = []
-    best = float("-inf")  # the highest y among points with a lower x
-    index = 0
-    while index < len(order):
-        x = points[order[index]][0]
-        same_x = [i for i in order[index:] if points[i][0] == x]
-        top = points[same_x[0]][1]
-        if top > best:
-            front += [i for i in same_x if points[i][1] == top]
-            best = top
-        index += len(same_x)
-    return sorted(front)
-
-
-def quality_of(records: Sequence[ResultRecord]) -> Quality | None:
-    """The measure to plot a model's artifacts by: the first of `QUALITIES` that most of
-    them have (all of them where one does)."""
-    counts = [(sum(q.value(r) is not None for r in records), -n, q)
-              for n, q in enumerate(QUALITIES)]
-    count, _, quality = max(counts, key=lambda c: c[:2])
-    return quality if count else None
 
 
 def throttled(record: ResultRecord) -> bool:
@@ -119,11 +64,6 @@ def number(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
-def _plotly_text(text: str) -> str:
-    """`text` shown literally by plotly (which reads <b>, <br>, <a> ... as markup)."""
-    return html.escape(text, quote=False)
-
-
 @dataclass(frozen=True)
 class Entry:
     """One record as the page shows it: its anchor, labels and colour."""
@@ -143,7 +83,7 @@ class Entry:
     @property
     def plot_label(self) -> str:
         """Two lines for plotly, each escaped."""
-        return f"{_plotly_text(self.name)}<br>{_plotly_text(self.when)}"
+        return f"{plotly_text(self.name)}<br>{plotly_text(self.when)}"
 
 
 def entries(records: Sequence[ResultRecord]) -> list[Entry]:
@@ -168,154 +108,6 @@ def entries(records: Sequence[ResultRecord]) -> list[Entry]:
                          DASHES[runs[name] % len(DASHES)]))
         runs[name] += 1
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# Charts: each a plotly figure of its own, drawn into a div with a fixed id.
-
-
-def _layout(fig, *, title: str, x_title: str, y_title: str | None = None,
-            height: int = 460, x_log: bool = False) -> Any:
-    fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left"), template="plotly_white", height=height,
-        margin=dict(l=20, r=20, t=50, b=40), font=dict(size=12),
-        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0), hoverlabel=dict(align="left"))
-    fig.update_xaxes(title_text=x_title, type="log" if x_log else "linear", automargin=True)
-    fig.update_yaxes(title_text=y_title, automargin=True)
-    return fig
-
-
-def _wide(values: Sequence[float]) -> bool:
-    """Whether values span enough (20x) that a log axis reads better."""
-    positive = [v for v in values if v > 0]
-    return bool(positive) and max(positive) / min(positive) > 20
-
-
-def latency_box(measured: Sequence[Entry]) -> Any:
-    """One box per artifact from its raw samples: quartiles, Tukey whiskers, mean, and p99
-    marked."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    every = []
-    for entry in reversed(measured):  # plotly draws categories bottom-up
-        s = np.asarray(entry.record.samples_ms, dtype=float)
-        q1, median, q3, p99 = np.percentile(s, [25, 50, 75, 99])
-        reach = 1.5 * (q3 - q1)
-        low, high = s[s >= q1 - reach].min(), s[s <= q3 + reach].max()
-        every += [low, p99]
-        fig.add_trace(go.Box(
-            y=[entry.plot_label], q1=[q1], median=[median], q3=[q3], lowerfence=[low],
-            upperfence=[high], mean=[s.mean()], orientation="h", name=entry.plot_label,
-            marker_color=entry.colour, showlegend=False))
-        fig.add_trace(go.Scatter(
-            x=[p99], y=[entry.plot_label], mode="markers", showlegend=False,
-            marker=dict(symbol="x-thin-open", size=10, color=entry.colour, line=dict(width=2)),
-            hovertemplate=f"p99 %{{x:.4g}} ms of {s.size} samples<extra></extra>"))
-    return _layout(fig, title="Latency per inference (box: quartiles, whiskers 1.5 IQR, "
-                   "× p99)", x_title="ms", height=140 + 48 * len(measured), x_log=_wide(every))
-
-
-def latency_ecdf(measured: Sequence[Entry], *, points: int = 400) -> Any:
-    """The share of inferences at or below each latency, one line per artifact (at most
-    `points` exact points of each ECDF, the first and last sample included)."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    every = []
-    for entry in measured:
-        s = np.sort(np.asarray(entry.record.samples_ms, dtype=float))
-        at = np.unique(np.linspace(0, s.size - 1, min(points, s.size)).round().astype(int))
-        every += [s[0], s[-1]]
-        fig.add_trace(go.Scatter(
-            x=s[at], y=(at + 1) / s.size * 100, mode="lines", line=dict(shape="hv", width=2,
-                                                                        color=entry.colour,
-                                                                        dash=entry.dash),
-            name=entry.plot_label,
-            hovertemplate="%{y:.1f} % of inferences ≤ %{x:.4g} ms<extra></extra>"))
-    return _layout(fig, title="Latency distribution (ECDF of every timed run)", x_title="ms",
-                   y_title="% of inferences", height=440 + 34 * len(measured),
-                   x_log=_wide(every))
-
-
-@dataclass(frozen=True)
-class Axis:
-    """What a quality chart puts on x, and which artifacts share a Pareto front."""
-
-    key: str
-    title: str
-    value: Callable[[ResultRecord], float]
-    group: Callable[[Entry], tuple[str, ...]]
-    front_name: str
-
-
-AXES = (
-    # Latency is comparable only on one target; size is the artifact's own.
-    Axis("latency", "p50 latency (ms)", lambda r: r.latency_ms.p50,
-         lambda e: (e.model, e.record.target), "fast and accurate"),
-    Axis("size", "size (KiB)", lambda r: r.size_bytes / 1024, lambda e: (e.model,),
-         "small and accurate"),
-)
-
-
-def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tuple[Any, list]:
-    """Quality against `axis`: one marker trace per artifact (its runs together), each
-    group's Pareto front as diamonds joined by a step line. Also returns the fronts as
-    (group, [entries]) for the page's text."""
-    import plotly.graph_objects as go
-
-    groups: dict[tuple[str, ...], list[Entry]] = {}
-    for entry in plotted:
-        groups.setdefault(axis.group(entry), []).append(entry)
-    fig, fronts = go.Figure(), []
-    hover = (f"%{{customdata}}<br>{axis.title} %{{x:.4g}}<br>{quality.title} %{{y:.4g}}"
-             "<extra></extra>")
-    for index, (group, members) in enumerate(groups.items()):
-        xs = [axis.value(e.record) for e in members]
-        ys = [quality.value(e.record) for e in members]
-        front = pareto_front(list(zip(xs, ys)))
-        by_artifact: dict[str, list[int]] = {}
-        for i, entry in enumerate(members):
-            by_artifact.setdefault(entry.name, []).append(i)
-        for name, points in by_artifact.items():
-            fig.add_trace(go.Scatter(
-                x=[xs[i] for i in points], y=[ys[i] for i in points], mode="markers",
-                name=_plotly_text(name), customdata=[members[i].plot_label for i in points],
-                marker=dict(color=members[points[0]].colour,
-                            size=[16 if i in front else 10 for i in points],
-                            symbol=["diamond" if i in front else "circle" for i in points],
-                            line=dict(width=1, color="#222")), hovertemplate=hover))
-        steps = sorted(front, key=lambda i: (xs[i], ys[i]))
-        fig.add_trace(go.Scatter(
-            x=[xs[i] for i in steps], y=[ys[i] for i in steps], mode="lines",
-            line=dict(shape="hv", dash=DASHES[(index + 1) % len(DASHES)], color="#333",
-                      width=1.5),
-            name=f"Pareto front ({axis.front_name}): {_plotly_text(' @ '.join(group))}",
-            hoverinfo="skip"))
-        fronts.append((" @ ".join(group), [members[i] for i in steps]))
-    _layout(fig, title=f"{quality.title[0].upper() + quality.title[1:]} against "
-            f"{axis.title.split(' (')[0]}", x_title=axis.title, y_title=quality.title,
-            x_log=_wide([axis.value(e.record) for e in plotted]))
-    return fig, fronts
-
-
-def energy_chart(measured: Sequence[Entry]) -> Any:
-    """Energy per inference of the artifacts a power probe measured."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for entry in reversed(measured):
-        power = entry.record.device.get("power") or {}
-        fig.add_trace(go.Bar(
-            x=[entry.record.energy_mj], y=[entry.plot_label], orientation="h",
-            marker_color=entry.colour, showlegend=False,
-            customdata=[[_plotly_text(str(power.get("probe") or "?")), power.get("avg_w")]],
-            hovertemplate="%{x:.4g} mJ per inference<br>probe %{customdata[0]}, "
-                          "average %{customdata[1]:.3g} W<extra></extra>"))
-    return _layout(fig, title="Energy per inference", x_title="mJ",
-                   height=140 + 48 * len(measured))
 
 
 # ---------------------------------------------------------------------------------------
@@ -471,13 +263,6 @@ def _energy_reasons(entries_: Sequence[Entry]) -> list[str]:
             for why, count in reasons.most_common()]
 
 
-def _chart(fig, chart_id: str) -> str:
-    import plotly.io as pio
-
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=chart_id,
-                       config=PLOT_CONFIG)
-
-
 def build_report(records: Sequence[ResultRecord], *, source: str = "",
                  filters: Sequence[str] = (), title: str = "edgecomp report",
                  generated_at: str | None = None) -> str:
@@ -494,8 +279,8 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
     sampled = [e for e in ok if e.record.samples_ms]
     charts: dict[str, Any] = {"latency": [], "quality": [], "energy": None}
     if sampled:
-        charts["latency"] = [Markup(_chart(latency_box(sampled), "chart-latency-box")),
-                             Markup(_chart(latency_ecdf(sampled), "chart-latency-ecdf"))]
+        charts["latency"] = [Markup(chart_html(latency_box(sampled), "chart-latency-box")),
+                             Markup(chart_html(latency_ecdf(sampled), "chart-latency-ecdf"))]
     by_quality: dict[str, list[Entry]] = {}
     models = sorted({e.model for e in ok})
     no_quality = []
@@ -510,13 +295,13 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
         for axis in AXES if plotted else ():
             fig, fronts = quality_chart(plotted, quality, axis)
             charts["quality"].append({
-                "html": Markup(_chart(fig, f"chart-{quality.key}-{axis.key}")),
+                "html": Markup(chart_html(fig, f"chart-{quality.key}-{axis.key}")),
                 "front_name": axis.front_name,
                 "fronts": [(group, [f"{e.name} · {e.when}" for e in front])
                            for group, front in fronts]})
     energy = [e for e in ok if e.record.energy_mj is not None]
     if energy:
-        charts["energy"] = Markup(_chart(energy_chart(energy), "chart-energy"))
+        charts["energy"] = Markup(chart_html(energy_chart(energy), "chart-energy"))
     rows = [_row(e) for e in all_entries]
     board_names, boards = _across_boards(all_entries)
     page = _template().render(

@@ -11,7 +11,7 @@ from edgecomp.agent import device
 from edgecomp.agent.protocol import (PROTOCOL_VERSION, AgentInfo, LatencyStats, MeasureReport,
                                      PowerReport, ProtocolError, TargetFacts, TensorSpec, Warmup)
 from edgecomp.errors import DeviceError
-from edgecomp.remote.base import parse_report
+from edgecomp.pipeline.agent import parse_report
 
 
 def a_report() -> MeasureReport:

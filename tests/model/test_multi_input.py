@@ -15,6 +15,8 @@ from edgecomp.cli import main
 from edgecomp.model.data import load_npz, make_dataset
 from edgecomp.errors import InputError
 from edgecomp.model.signature import InputSpec, bind, resolve, sample
+from edgecomp.pipeline import agent
+from edgecomp.pipeline.agent import MeasureOptions
 
 QUICK = ["--runs", "10", "--seconds", "0.05", "--warmup-seconds", "0", "--no-record"]
 
@@ -178,7 +180,8 @@ def test_an_onnx_model_with_three_inputs_runs_in_the_agent(tmp_path):
 
     bound = check_data(source, data, what="evaluation")
     with LocalTransport() as transport:
-        prob, state = transport.run_batch(path, stacked(bound, source.inputs))
+        prob, state = agent.outputs(transport, path, stacked(bound, source.inputs),
+                                    MeasureOptions())[0]
     session = ort.InferenceSession(str(path))
     for index in range(6):
         feed = dict(zip(["audio", "state", "sr"], sample(bound, source.inputs, index)))

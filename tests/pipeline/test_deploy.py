@@ -11,25 +11,21 @@ import pytest
 import torch
 
 from edgecomp.hardware.board import Board, resolve_board
-from edgecomp.pipeline.build import plan_recipe
+from edgecomp.pipeline.compress import plan_recipe
 from edgecomp.cli import main
 from edgecomp.compress.recipe import parse_recipe
 from edgecomp.errors import DeviceError
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
-from edgecomp.pipeline.deploy import (
-    DeployRequest,
-    MeasureChoices,
-    ModelSpec,
-    apply_plan,
-    deploy,
-)
+from edgecomp.pipeline.apply import apply_plan
+from edgecomp.pipeline.deploy import deploy
+from edgecomp.pipeline.request import DeployRequest, MeasureChoices, ModelSpec
 from edgecomp.hardware.plan import DECISIONS
 from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
-from edgecomp.pipeline.measure import measure_all
+from edgecomp.pipeline.measure import MeasureData, measure_all
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--runs", "5", "--seconds", "0.05", "--warmup-runs", "1", "--warmup-seconds", "0"]
 
 # For each decision: a profile, the overrides it needs to be consistent, and a value the
@@ -138,8 +134,9 @@ def test_a_board_failure_is_a_failed_record_and_the_others_are_kept(tmp_path):
     """An SFTP/SSH error while verifying one artifact does not abort the sweep."""
     import paramiko
 
-    from edgecomp.pipeline.build import DataPlan, ExportPlan, export_all, prepare
-    from edgecomp.remote.base import MeasureOptions
+    from edgecomp.pipeline.build import ExportPlan, export_all, prepare
+    from edgecomp.pipeline.request import DataPlan
+    from edgecomp.pipeline.agent import MeasureOptions
     from edgecomp.remote.local import LocalTransport
     from edgecomp.model.demo import demo_model
     from edgecomp.vocab import Precision
@@ -156,16 +153,17 @@ def test_a_board_failure_is_a_failed_record_and_the_others_are_kept(tmp_path):
 
         calls = 0
 
-        def run_batch(self, artifact, x):
-            FlakyLink.calls += 1
-            if FlakyLink.calls == 2:
-                raise paramiko.SSHException("SFTP channel closed")
-            return super().run_batch(artifact, x)
+        def run_agent(self, args, *, what):
+            if args[0] == "run":
+                FlakyLink.calls += 1
+                if FlakyLink.calls == 2:
+                    raise paramiko.SSHException("SFTP channel closed")
+            return super().run_agent(args, what=what)
 
     options = MeasureOptions(runs=5, seconds=0.05, warmup_runs=1, warmup_seconds=0.0)
     with FlakyLink() as transport:
-        records = measure_all(artifacts, prepared, transport, lambda artifact: options,
-                              reference=None)
+        records = measure_all(artifacts, transport, lambda artifact: options,
+                              MeasureData(prepared))
     assert [r.ok for r in records] == [True, False]
     assert "SFTP channel closed" in records[1].error and records[1].latency_ms is None
     assert records[0].accuracy is not None and records[0].latency_ms.count >= 5

@@ -98,8 +98,9 @@ def test_boards_share_a_build_only_when_their_plans_export_the_same_artifacts():
     from edgecomp.pipeline.fleet import Member
     from edgecomp.model.facts import model_facts
     from edgecomp.model.demo import DemoCNN
-    from edgecomp.pipeline.deploy import (DeployRequest, ModelSpec, _build_dir, _builds, apply_plan,
-                                   plan_stage)
+    from edgecomp.pipeline.apply import apply_plan, plan_stage
+    from edgecomp.pipeline.deploy import _build_dir, _builds
+    from edgecomp.pipeline.request import DeployRequest, ModelSpec
     from edgecomp.hardware.facts import BoardFacts
     from edgecomp.model.demo import demo_model
 

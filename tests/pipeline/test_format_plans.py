@@ -10,7 +10,8 @@ from edgecomp.hardware.board import Board
 from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
-from edgecomp.pipeline.deploy import DeployRequest, apply_plan
+from edgecomp.pipeline.apply import apply_plan
+from edgecomp.pipeline.request import DeployRequest
 from edgecomp.hardware.facts import BoardFacts
 from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles

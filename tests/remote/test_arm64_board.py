@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIM_BOARD = ROOT / "tools" / "sim-board"
 sys.path.insert(0, str(ROOT / "tools"))
 import sim_board_arm64  # noqa: E402
+from edgecomp.pipeline import agent
 
 QUICK = ["--runs", "20", "--seconds", "0.2", "--warmup-seconds", "0.05"]
 
@@ -50,7 +51,7 @@ def test_board_python_is_arm64_without_torch(arm64_board):
 @pytest.mark.slow
 def test_agent_reports_the_emulated_cpu(arm64_board):
     with SshTransport(get_target(arm64_board.name)) as ssh:
-        info = ssh.info()
+        info = agent.info(ssh)
     assert info.arch == "aarch64"
     assert "neon" in info.device.isa and "avx2" not in info.device.isa  # not the host's
     assert "dotprod" not in info.device.isa  # a cortex-a72 has none, like a Pi 4

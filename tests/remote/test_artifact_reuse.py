@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from edgecomp.pipeline.deploy import DeployRequest, MeasureChoices, deploy
+from edgecomp.pipeline.deploy import deploy
+from edgecomp.pipeline.request import DeployRequest, MeasureChoices
 
 pytestmark = pytest.mark.slow
 

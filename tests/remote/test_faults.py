@@ -26,6 +26,8 @@ from edgecomp.remote.local import LocalTransport
 from edgecomp.remote.ssh import SshTransport
 from edgecomp.results.store import Store
 from edgecomp.hardware.targets import get_target, inventory_dir, inventory_known_hosts
+from edgecomp.pipeline import agent
+from edgecomp.pipeline.agent import MeasureOptions
 from tests.remote.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -208,17 +210,18 @@ def test_link_cut_once_while_uploading_the_evaluation_set_reconnects(
 def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeypatch,
                                                            tmp_path, capsys):
     """The demo's four artifacts: the board disappears after the first is measured."""
-    original = SshTransport.measure
+    original = SshTransport.run_agent
     calls = []
 
-    def measure(self, artifact, options, inputs=None):
-        calls.append(artifact.name)
-        if len(calls) == 2:  # the first artifact's record is finished
-            proxy.refuse()
-            proxy.cut()
-        return original(self, artifact, options, inputs)
+    def run_agent(self, args, *, what):
+        if args[0] == "measure":
+            calls.append(args[1])
+            if len(calls) == 2:  # the first artifact's record is finished
+                proxy.refuse()
+                proxy.cut()
+        return original(self, args, what=what)
 
-    monkeypatch.setattr(SshTransport, "measure", measure)
+    monkeypatch.setattr(SshTransport, "run_agent", run_agent)
     before = leftovers(board)
     with board_target(board, "sim-gone", port=proxy.port, connect_timeout=3.0):
         code = main(["deploy", "--target", "sim-gone", *QUICK, "-o", str(tmp_path / "a"),
@@ -236,7 +239,7 @@ def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeyp
         assert [r.ok for r in store.records(target="sim-gone", include_failed=True)] == \
             [True, False, False, False]
         proxy.heal()
-        monkeypatch.setattr(SshTransport, "measure", original)
+        monkeypatch.setattr(SshTransport, "run_agent", original)
         code = main(["deploy", "--target", "sim-gone", *QUICK, "-o", str(tmp_path / "b"),
                      "--no-record", "--no-search"])
     assert code == 0
@@ -246,16 +249,17 @@ def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeyp
 def test_frozen_link_with_default_settings_fails_within_a_minute(
         board, proxy, artifacts, monkeypatch, tmp_path, capsys):
     (first, second), _, _ = artifacts
-    original = SshTransport.measure
+    original = SshTransport.run_agent
     calls = []
 
-    def measure(self, artifact, options, inputs=None):
-        calls.append(artifact.name)
-        if len(calls) == 2:
-            proxy.freeze()
-        return original(self, artifact, options, inputs)
+    def run_agent(self, args, *, what):
+        if args[0] == "measure":
+            calls.append(args[1])
+            if len(calls) == 2:
+                proxy.freeze()
+        return original(self, args, what=what)
 
-    monkeypatch.setattr(SshTransport, "measure", measure)
+    monkeypatch.setattr(SshTransport, "run_agent", run_agent)
     before = leftovers(board)
     with board_target(board, "sim-frozen", port=proxy.port):  # default timeouts
         start = time.monotonic()
@@ -271,7 +275,7 @@ def test_frozen_link_with_default_settings_fails_within_a_minute(
         assert "sim-frozen" in failed["error"] and failed["latency_ms"] is None
         proxy.cut()
         proxy.heal()
-        monkeypatch.setattr(SshTransport, "measure", original)
+        monkeypatch.setattr(SshTransport, "run_agent", original)
         assert main(["bench", str(second), "--target", "sim-frozen", *QUICK,
                      "--no-record"]) == 0
     assert leftovers(board) == before
@@ -302,11 +306,11 @@ def test_damaged_cached_artifact_is_uploaded_again_not_measured(board, artifacts
     damaged[len(damaged) // 2:len(damaged) // 2 + 64] = bytes(64)  # same size, other bytes
     inputs = {"in0": np.load(evaluation)["x"][:8, None]}  # 8 samples of shape (1, 64)
     with LocalTransport() as here:
-        expected = here.run_batch(first, inputs)[0]
+        expected = agent.outputs(here, first, inputs, MeasureOptions())[0][0]
     for replacement in (bytes(damaged), os.urandom(len(good))):
         remote.write_bytes(replacement)
         with SshTransport(target) as ssh:
-            outputs = ssh.run_batch(first, inputs)
+            outputs = agent.outputs(ssh, first, inputs, MeasureOptions())[0]
             assert ssh.files_sent >= 1  # the artifact went up again
         assert remote.read_bytes() == good
         np.testing.assert_allclose(outputs[0], expected, rtol=1e-5, atol=1e-6)
@@ -448,7 +452,8 @@ def test_a_slow_link_is_not_a_dead_one(board, proxy, artifacts, tmp_path, capsys
 
 def test_measure_options_carry_the_target_lock_timeout(board):
     from edgecomp.hardware.board import resolve_board
-    from edgecomp.pipeline.deploy import DeployRequest, apply_plan
+    from edgecomp.pipeline.apply import apply_plan
+    from edgecomp.pipeline.request import DeployRequest
 
     with board_target(board, "sim-lock-opt", lock_timeout=42.0):
         settings = apply_plan(DeployRequest(target="sim-lock-opt"), None,

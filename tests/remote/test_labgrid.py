@@ -22,9 +22,10 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.errors import DeviceError, InputError
-from edgecomp.remote.labgrid import CLIENT_S
+from edgecomp.remote.labgrid_client import CLIENT_S
 from edgecomp.remote.connect import open_transport
 from edgecomp.hardware.targets import load_target_file, parse_target
+from edgecomp.pipeline import agent
 
 pytestmark = pytest.mark.slow
 
@@ -187,7 +188,7 @@ def test_a_place_freed_while_waiting_is_taken(lab, lab_target, colleague_holds):
             waited = time.monotonic() - start
             assert transport.place == "pi4-a"
             assert lab.holder("pi4-a") == f"{lab_host()}/{me()}"
-            assert transport.info().device.cores >= 1
+            assert agent.info(transport).device.cores >= 1
     finally:
         finish.cancel()
         finish.join()
@@ -390,7 +391,7 @@ def test_an_unknown_host_key_gives_the_line_that_trusts_it(lab, lab_target, boar
         with open(known, "a") as handle:
             handle.write(line + "\n")
         with open_transport("lab-new-key") as transport:
-            assert transport.info().device.cores >= 1
+            assert agent.info(transport).device.cores >= 1
     finally:
         known.write_text(saved)
     assert_given_back(lab, "pi4-a")

@@ -13,7 +13,8 @@ from edgecomp.hardware.board import Board
 from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
 from edgecomp.model.demo import DemoCNN
-from edgecomp.pipeline.deploy import DeployRequest, apply_plan
+from edgecomp.pipeline.apply import apply_plan
+from edgecomp.pipeline.request import DeployRequest
 from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 
@@ -37,10 +38,14 @@ def test_a_jetson_plan_measured_on_a_board_without_tensorrt_is_flagged(board_fac
         assert record["device"]["delegate"] == "CPUExecutionProvider"
         assert record["device"]["delegate_requested"] == "tensorrt"
         assert "no TensorrtExecutionProvider" in record["device"]["fallback"]
-        assert any(f.startswith("the plan's tensorrt did not run") for f in record["flags"])
+        assert any(f["kind"] == "not-as-planned"
+                   and f["text"].startswith("the plan's tensorrt did not run")
+                   for f in record["flags"])
     for record in tflite:  # the other format: XNNPACK on the CPU, while the plan says tensorrt
         assert record["device"]["delegate"] == "xnnpack"
-        assert any("plan names the tensorrt delegate for onnx" in f for f in record["flags"])
+        assert any(f["kind"] == "not-as-planned" and
+                   "plan names the tensorrt delegate for onnx" in f["text"]
+                   for f in record["flags"])
 
 
 def test_a_delegate_the_user_set_fails_instead_of_falling_back():

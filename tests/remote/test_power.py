@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from edgecomp.remote.base import MeasureOptions
+from edgecomp.pipeline.agent import MeasureOptions
 from edgecomp.remote.ssh import SshTransport
 from edgecomp.hardware.targets import get_target
+from edgecomp.pipeline import agent
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def test_energy_from_a_steady_reading_is_its_samples_sum(board, deployed_artifac
     probe_file.write_text(f"{BUSY_W}\n")
     target = replace(get_target(board.name), power_probe=f"file:{probe_file}")
     with SshTransport(target) as ssh:
-        power = ssh.measure(deployed_artifact, OPTIONS).power
+        power = agent.measure(ssh, deployed_artifact, OPTIONS).power
     assert power.probe == "file" and power.reason is None
     # Every reading was BUSY_W: the means are exact, and nothing rose above idle.
     assert power.idle_w == pytest.approx(BUSY_W) and power.avg_w == pytest.approx(BUSY_W)
@@ -44,14 +45,14 @@ def test_energy_from_a_steady_reading_is_its_samples_sum(board, deployed_artifac
 def test_a_sensor_that_disappears_is_a_reason_not_a_crash(board, deployed_artifact, tmp_path):
     target = replace(get_target(board.name), power_probe=f"file:{tmp_path / 'gone'}")
     with SshTransport(target) as ssh:
-        report = ssh.measure(deployed_artifact, OPTIONS)
+        report = agent.measure(ssh, deployed_artifact, OPTIONS)
     assert report.latency_ms.count >= 10
     assert report.power.energy_mj is None and "gone" in report.power.reason
 
 
 def test_without_a_probe_energy_is_null_with_a_reason(board, deployed_artifact):
     with SshTransport(get_target(board.name)) as ssh:
-        report = ssh.measure(deployed_artifact, MeasureOptions(runs=5, seconds=0,
+        report = agent.measure(ssh, deployed_artifact, MeasureOptions(runs=5, seconds=0,
                                                                warmup_seconds=0))
     assert report.power.energy_mj is None
     assert report.power.reason == "no power sensor on this board"

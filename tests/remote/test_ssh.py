@@ -15,11 +15,12 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.errors import DeviceError
-from edgecomp.remote.base import MeasureOptions
+from edgecomp.pipeline.agent import MeasureOptions
 from edgecomp.remote.local import LocalTransport
 from edgecomp.remote.ssh import SshTransport
 from edgecomp.results.store import Store
 from edgecomp.hardware.targets import get_target, inventory_known_hosts
+from edgecomp.pipeline import agent
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +88,8 @@ def test_same_artifact_agrees_between_ssh_and_local(deployed, board):
     local, remote = [], []
     with SshTransport(get_target(board.name)) as ssh, LocalTransport() as here:
         for _ in range(6):  # interleaved, so a busy moment on the machine hits both
-            local.append(here.measure(artifact, options).latency_ms.p50)
-            remote.append(ssh.measure(artifact, options).latency_ms.p50)
+            local.append(agent.measure(here, artifact, options).latency_ms.p50)
+            remote.append(agent.measure(ssh, artifact, options).latency_ms.p50)
     # On this shared VM a process's p50 lands in one of two modes ~1.5x apart whatever
     # launched it (seen with both pythons directly), so compare each side's best process.
     ratio = min(remote) / min(local)
@@ -99,7 +100,7 @@ def test_redeploying_the_same_artifact_transfers_nothing(deployed, board):
     out, results = deployed
     artifact = out / "artifacts" / results[0]["artifact_name"]
     with SshTransport(get_target(board.name)) as ssh:
-        ssh.measure(artifact, MeasureOptions(runs=5, seconds=0, warmup_runs=1,
+        agent.measure(ssh, artifact, MeasureOptions(runs=5, seconds=0, warmup_runs=1,
                                              warmup_seconds=0))
         assert ssh.files_sent == 0 and ssh.bytes_sent == 0
 
@@ -127,7 +128,7 @@ def test_two_concurrent_benches_serialize_through_the_board_lock(deployed, board
 
     def bench():
         with SshTransport(get_target(board.name)) as ssh:
-            reports.append(ssh.measure(artifact, options))
+            reports.append(agent.measure(ssh, artifact, options))
 
     threads = [threading.Thread(target=bench) for _ in range(2)]
     for thread in threads:
@@ -161,7 +162,7 @@ def test_missing_runtime_on_the_board_names_the_package(board, deployed, tmp_pat
     with SshTransport(replace(target, python=str(bare / "bin" / "python"))) as ssh:
         with pytest.raises(DeviceError, match="pip install ai-edge-litert"):
             artifact = next(r for r in results if r["format"] == "tflite")["artifact_name"]
-            ssh.measure(out / "artifacts" / artifact, MeasureOptions(runs=1, seconds=0))
+            agent.measure(ssh, out / "artifacts" / artifact, MeasureOptions(runs=1, seconds=0))
 
 
 def test_changed_host_key_is_refused_loudly(board, tmp_path):
@@ -196,7 +197,7 @@ def test_unknown_host_key_is_refused_until_trusted(board, capsys):
         assert main(["targets", "trust", board.name, "--yes"]) == 0
         assert f"[127.0.0.1]:{board.port}" in known.read_text()
         with SshTransport(get_target(board.name)) as ssh:
-            assert ssh.info().python
+            assert agent.info(ssh).python
     finally:
         known.write_text(saved)
 
@@ -243,7 +244,7 @@ def test_plan_uses_the_cores_the_board_reports(deployed, board):
     """Threads come from the agent's `info` on the board, not the profile's 4 cores."""
     _, results = deployed
     with SshTransport(get_target(board.name)) as ssh:
-        cores = ssh.info().online_cores
+        cores = agent.info(ssh).online_cores
     for result in results:
         threads = result["plan"]["decisions"]["threads"]
         assert threads["value"] == min(cores, result["threads"]) == result["threads"]

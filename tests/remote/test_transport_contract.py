@@ -8,8 +8,9 @@ import pytest
 
 from edgecomp.agent.protocol import (AgentInfo, DeviceState, LatencyStats, MeasureReport,
                                      PowerReport, TargetFacts)
-from edgecomp.remote.base import MeasureOptions
+from edgecomp.pipeline.agent import MeasureOptions
 from edgecomp.remote.local import LocalTransport
+from edgecomp.pipeline import agent
 
 OPTIONS = MeasureOptions(runs=5, seconds=0, warmup_runs=1, warmup_seconds=0, threads=1,
                          throttle_c=95.0)
@@ -31,7 +32,7 @@ def transport(request):
 
 @pytest.mark.slow
 def test_info_is_typed(transport):
-    info = transport.info()
+    info = agent.info(transport)
     assert isinstance(info, AgentInfo) and isinstance(info.device, DeviceState)
     assert info.online_cores >= 1 and info.runtimes["ai_edge_litert"]
     assert info.missing == ()
@@ -39,7 +40,7 @@ def test_info_is_typed(transport):
 
 @pytest.mark.slow
 def test_measure_report_has_the_same_shape_everywhere(transport, deployed_artifact):
-    report = transport.measure(deployed_artifact, OPTIONS)
+    report = agent.measure(transport, deployed_artifact, OPTIONS)
     assert type(report) is MeasureReport
     assert isinstance(report.latency_ms, LatencyStats) and isinstance(report.power, PowerReport)
     assert isinstance(report.device_before, DeviceState)

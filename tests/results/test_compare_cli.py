@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
 import pytest
 
 from edgecomp.cli import main
-from edgecomp.commands.flow_cmd import _finish
+from edgecomp.commands.outcome import show_outcome
 from edgecomp.results.store import Store
 from tests.results.records import record
 
@@ -31,8 +30,7 @@ def test_compare_prints_names_with_rich_markup_literally(tmp_path, monkeypatch, 
 def test_failed_measurements_print_their_names_and_errors_literally(capsys):
     failed = dataclasses.replace(record("m", error="[/red] lost [b]the board"),
                                  artifact_name="[/]a.tflite")
-    args = argparse.Namespace(no_record=True, json=None)
-    assert _finish(args, [failed], command="bench") == 1
+    assert show_outcome([failed], command="bench", recorded=False, json_path=None) == 1
     assert "[/]a.tflite: [/red] lost [b]the board" in capsys.readouterr().err
 
 

@@ -6,6 +6,7 @@ from edgecomp.agent.protocol import OpProfile, OpTime
 from edgecomp.hardware.profiles import get_profile
 from edgecomp.results.execution import (execution_flags, is_data_movement, summarize_profile,
                                         unplanned_flag)
+from edgecomp.results.record import FlagKind
 
 JETSON_PLAN = {"decisions": {"delegate": {"value": "tensorrt"}, "format": {"value": "onnx"}}}
 
@@ -15,13 +16,15 @@ def test_a_fallback_is_flagged_with_the_agents_reason():
               "fallback": "onnxruntime on this board has no TensorrtExecutionProvider; "
                           "measured with CPUExecutionProvider instead"}
     (flag,) = execution_flags(device, JETSON_PLAN, fmt="onnx", runtime="onnxruntime 1.32.0")
-    assert flag.startswith("the plan's tensorrt did not run") and "CPU's" in flag
+    assert flag.kind is FlagKind.NOT_AS_PLANNED
+    assert flag.text.startswith("the plan's tensorrt did not run") and "CPU's" in flag.text
 
 
 def test_a_plan_naming_an_accelerator_while_the_cpu_ran_is_flagged():
     (flag,) = execution_flags({"delegate": "xnnpack"}, JETSON_PLAN, fmt="tflite",
                               runtime="ai_edge_litert 2.3.0")
-    assert "tensorrt delegate for onnx" in flag and "xnnpack in ai_edge_litert" in flag
+    assert flag.kind is FlagKind.NOT_AS_PLANNED
+    assert "tensorrt delegate for onnx" in flag.text and "xnnpack in ai_edge_litert" in flag.text
 
 
 def test_a_cpu_plan_run_on_the_cpu_is_not_flagged():
@@ -32,7 +35,8 @@ def test_a_cpu_plan_run_on_the_cpu_is_not_flagged():
 
 def test_bench_on_a_board_with_an_accelerator_says_the_cpu_ran():
     flag = unplanned_flag({"delegate": "xnnpack"}, get_profile("android-arm64"), runtime="r")
-    assert "android-arm64 profile's" in flag and "gpu" in flag
+    assert flag.kind is FlagKind.UNPLANNED_CPU
+    assert "android-arm64 profile's" in flag.text and "gpu" in flag.text
     assert unplanned_flag({"delegate": "xnnpack"}, get_profile("pi4"), runtime="r") is None
 
 

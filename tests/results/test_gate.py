@@ -13,8 +13,9 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from edgecomp.cli import main
 from edgecomp.errors import InputError
-from edgecomp.results.gate import (GateConfig, GateReport, Verdict, block_bootstrap, judge,
-                                   load_config)
+from edgecomp.results.gate import GateReport, judge
+from edgecomp.results.gate_latency import block_bootstrap
+from edgecomp.results.verdicts import GateConfig, Verdict, load_config
 from edgecomp.results.record import Agreement, ResultRecord
 from edgecomp.results.stability import judged, measured
 from edgecomp.results.store import Store

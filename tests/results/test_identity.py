@@ -13,7 +13,8 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.results.compare import compare_rows
-from edgecomp.results.gate import GateConfig, judge
+from edgecomp.results.gate import judge
+from edgecomp.results.verdicts import GateConfig
 from edgecomp.results.report import build_report
 from edgecomp.results.store import Store
 from tests.results.records import record

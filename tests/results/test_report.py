@@ -11,9 +11,9 @@ from html.parser import HTMLParser
 import pytest
 
 from edgecomp.cli import main
+from edgecomp.results.charts import AXES, QUALITIES, pareto_front, quality_chart, quality_of
 from edgecomp.results.record import Agreement, Latency
-from edgecomp.results.report import (AXES, QUALITIES, build_report, entries, pareto_front,
-                                     quality_chart, quality_of, write_report)
+from edgecomp.results.report import build_report, entries, write_report
 from edgecomp.results.store import Store
 from tests.browser import distinct_colours, offline_page
 from tests.results.records import record

@@ -9,7 +9,8 @@ import pytest
 
 from edgecomp.errors import InputError
 from edgecomp.pipeline.rounds import ROUND_SECONDS, rounds_for
-from edgecomp.results.gate import GateConfig, instability
+from edgecomp.results.gate_latency import instability
+from edgecomp.results.verdicts import GateConfig
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import (Stability, judged, measured, sample_reasons,
                                         speedup_text, spread_text, warning)

@@ -12,8 +12,8 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.errors import EdgecompError, InputError
-from edgecomp.results import store as store_module
-from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, Store, parse_since
+from edgecomp.results.store import (MIGRATIONS, SCHEMA_VERSION, Store, parse_since, postgres,
+                                    schema)
 from tests.results.records import as_recorded, record
 from tests.results.test_store_reliability import ROOT, run_writers
 
@@ -107,7 +107,7 @@ def test_a_postgresql_migration_that_fails_midway_leaves_the_old_schema(postgres
         db.execute("ALTER TABLE runs ADD COLUMN tag TEXT")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS[:3], breaks_after_the_alter])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS[:3], breaks_after_the_alter])
     with pytest.raises(RuntimeError, match="interrupted"):
         Store(postgres_url)
     assert "tag" not in columns(postgres_url, "runs")  # nothing of the half-done step
@@ -124,12 +124,13 @@ KILLED = """
 import os, sys
 sys.path.insert(0, {root!r})
 from edgecomp.results import store
+from edgecomp.results.store import schema
 
 def dies_in_the_middle(db):
     db.execute("CREATE TABLE half_done (x INTEGER)")
     os._exit(3)
 
-store.MIGRATIONS = [store.MIGRATIONS[0], dies_in_the_middle]
+schema.MIGRATIONS = [schema.MIGRATIONS[0], dies_in_the_middle]
 store.Store({url!r})
 """
 
@@ -150,7 +151,7 @@ def test_a_process_killed_inside_a_postgresql_migration_leaves_the_old_schema(po
 def test_an_open_waiting_on_another_migration_past_the_timeout_is_one_sentence(postgres_url):
     holder = psycopg.connect(postgres_url, autocommit=True)
     holder.execute("BEGIN")
-    holder.execute("SELECT pg_advisory_xact_lock(%s)", (store_module._MIGRATION_LOCK,))
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (postgres._MIGRATION_LOCK,))
     try:
         with pytest.raises(EdgecompError, match="locked by another edgecomp process"):
             Store(postgres_url, timeout_s=0.5)

@@ -16,6 +16,7 @@ from edgecomp.errors import EdgecompError
 from edgecomp.results import store as store_module
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, Store
+from edgecomp.results.store import schema as schema_module
 from tests.results.records import as_recorded, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +50,8 @@ def test_a_migration_that_fails_midway_leaves_the_old_schema(tmp_path, monkeypat
         db.execute("ALTER TABLE results ADD COLUMN energy_mj REAL")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [MIGRATIONS[0], breaks_after_the_alter])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema_module, "MIGRATIONS", [MIGRATIONS[0], breaks_after_the_alter])
+    monkeypatch.setattr(schema_module, "SCHEMA_VERSION", 2)
     with pytest.raises(RuntimeError, match="interrupted"):
         Store(path)
     version, _, columns = schema(path)
@@ -67,13 +68,14 @@ KILLED_MIGRATION = """
 import os, sys
 sys.path.insert(0, {root!r})
 from edgecomp.results import store
+from edgecomp.results.store import schema
 
 def dies_after_the_alter(db):
     db.execute("ALTER TABLE results ADD COLUMN energy_mj REAL")
     os._exit(3)
 
-store.MIGRATIONS = [store.MIGRATIONS[0], dies_after_the_alter]
-store.SCHEMA_VERSION = 2
+schema.MIGRATIONS = [schema.MIGRATIONS[0], dies_after_the_alter]
+schema.SCHEMA_VERSION = 2
 store.Store({path!r})
 """
 
