@@ -41,13 +41,11 @@ def test_a_failed_record_stores_a_plain_error(tmp_path):
     from edgecomp.export.base import Artifact
     from edgecomp.remote.local import LocalTransport
     from edgecomp.pipeline.record import failed_record
-    from edgecomp.vocab import Precision
+    from tests.results.records import manifest
 
     path = tmp_path / "m.fp32.tflite"
     path.write_bytes(b"model")
-    artifact = Artifact(path=path, format="tflite", precision=Precision.FP32,
-                        manifest={"model": "m", "technique": "none", "sha256": "a",
-                                  "source_sha256": "s"})
+    artifact = Artifact(path=path, manifest=manifest(sha256="a", source_sha256="s"))
     prepared = Prepared(source=None, calib=None, eval=None)  # only its plan is read
     failed = failed_record(artifact, prepared, LocalTransport(),
                            "the connection failed (SSHException: \x1b[31mreset\x1b[0m)")

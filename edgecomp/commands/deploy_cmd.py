@@ -119,7 +119,7 @@ def run_export(args) -> int:
                                  shared.export_choices(args), args.out, progress=progress,
                                  rebuild=args.rebuild)
     for artifact in artifacts:
-        share = artifact.manifest.get("integer_weight_share")
+        share = artifact.manifest.integer_weight_share
         console.print(f"{artifact.path}  {artifact.size_bytes} bytes  "
                       f"integer weights {share:.0%}  manifest {artifact.manifest_path.name}")
     return 0

@@ -39,11 +39,11 @@ def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
                           f"{escape(str(record.error))}")
     shown_search = set()
     for record in records:
-        search = record.manifest.get("search")
+        search = record.manifest.search
         if search and record.artifact_sha256 not in shown_search:
             shown_search.add(record.artifact_sha256)
-            console.print(f"{record.artifact_name}: kept int8 candidate \"{search['kept']}\" "
-                          f"of {len(search['tried'])} tried (all in its manifest)",
+            console.print(f"{record.artifact_name}: kept int8 candidate \"{search.kept}\" "
+                          f"of {len(search.tried)} tried (all in its manifest)",
                           markup=False, highlight=False)
         for flag in record.flags:
             err_console.print(f"[yellow](!)[/yellow] {escape(record.artifact_name)}: "

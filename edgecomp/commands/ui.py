@@ -107,7 +107,7 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
         names = [Text(name) for name in (row.model or r.model, r.technique, r.target, r.format)]
         if r.emulated:
             names[2].append(" (emulated)", style="yellow")
-        io = r.manifest.get("io_dtype", "float32")
+        io = r.manifest.io_dtype
         precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
                                         else ""))
         changes = [*(_changes(row) if against else []), *_run_cells(row)]

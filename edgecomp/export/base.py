@@ -6,12 +6,13 @@ The exporter interface and registry are in `edgecomp.export` (the package).
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from edgecomp.atomic import atomic_write_text
 from edgecomp.errors import InputError
+from edgecomp.export.manifest import Manifest
 from edgecomp.hashing import file_sha256
 from edgecomp.model.signature import InputSpec
 from edgecomp.vocab import CalibrationMethod, Format, Precision  # noqa: F401  (re-exported)
@@ -65,9 +66,15 @@ class Artifact:
     """An exported model file plus the manifest that says exactly what it is."""
 
     path: Path
-    format: str
-    precision: Precision
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest
+
+    @property
+    def format(self) -> Format:
+        return self.manifest.format
+
+    @property
+    def precision(self) -> Precision:
+        return self.manifest.precision
 
     @property
     def manifest_path(self) -> Path:
@@ -76,6 +83,16 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         return self.path.stat().st_size
+
+    def moved_to(self, path: Path, manifest: Manifest) -> Artifact:
+        """The artifact at `path` with `manifest` written beside it (its file renamed there
+        first, its old manifest removed): how a kept candidate takes its usual name."""
+        self.path.replace(path)
+        moved = Artifact(path=path, manifest=manifest)
+        atomic_write_text(moved.manifest_path, manifest_json(manifest))
+        if self.manifest_path != moved.manifest_path:
+            self.manifest_path.unlink(missing_ok=True)
+        return moved
 
 
 def get_exporter(fmt: str):
@@ -131,35 +148,25 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
                     calibration_method: str, details: dict[str, Any]) -> Artifact:
     """Write the manifest beside a finished artifact file and return the Artifact.
 
-    `calibration_method` names how this exporter chose activation ranges. If the
-    manifest cannot be written, the artifact is removed too: no file without its manifest.
+    `calibration_method` names how this exporter chose activation ranges; `details` are what
+    it read back from the file (`Exporter.inspect`) and its own facts. If the manifest
+    cannot be written, the artifact is removed too: no file without its manifest.
     """
-    manifest = {
-        "manifest_version": 1,
-        "file": path.name,
-        "format": fmt.value,
-        "precision": request.precision.value,
-        "io_dtype": request.io_dtype,
-        "sha256": file_sha256(path),
-        "size_bytes": path.stat().st_size,
-        "model": request.model_name,
-        "technique": request.technique,
-        "source_sha256": request.source_sha256,
-        "model_sha256": request.model_sha256 or request.source_sha256,
-        "calibration": None if request.calib is None else {
-            "source": request.calib.source,
-            "sha256": request.calib.sha256,
-            "samples": len(request.calib),
-            "method": calibration_method,
-            "per_channel": request.per_channel,
-            "activation_symmetric": request.activation_symmetric,
-        },
-        "inputs_fed": [spec.to_json() for spec in request.inputs],
-        **details,
-    }
-    artifact = Artifact(path=path, format=fmt.value, precision=request.precision,
-                        manifest=manifest)
     try:
+        manifest = Manifest.from_json({
+            "file": path.name, "format": fmt.value, "precision": request.precision.value,
+            "io_dtype": request.io_dtype, "sha256": file_sha256(path),
+            "size_bytes": path.stat().st_size, "model": request.model_name,
+            "technique": request.technique, "source_sha256": request.source_sha256,
+            "model_sha256": request.model_sha256 or request.source_sha256,
+            "calibration": None if request.calib is None else {
+                "source": request.calib.source, "sha256": request.calib.sha256,
+                "samples": len(request.calib), "method": calibration_method,
+                "per_channel": request.per_channel,
+                "activation_symmetric": request.activation_symmetric},
+            "inputs_fed": [spec.to_json() for spec in request.inputs], **details},
+            source=f"the manifest of {path.name}")
+        artifact = Artifact(path=path, manifest=manifest)
         atomic_write_text(artifact.manifest_path, manifest_json(manifest))
     except BaseException:
         path.unlink(missing_ok=True)
@@ -167,12 +174,12 @@ def finish_artifact(request: ExportRequest, *, path: Path, fmt: Format,
     return artifact
 
 
-def manifest_json(manifest: dict[str, Any]) -> str:
+def manifest_json(manifest: Manifest) -> str:
     """A manifest as strict JSON: a non-finite number (NaN from a model whose outputs are
     not numbers) is written as null, since NaN and Infinity are not JSON."""
     from edgecomp.atomic import strict_json
 
-    return strict_json(manifest, indent=2)
+    return strict_json(manifest.to_json(), indent=2)
 
 
 def needs_calibration(request: ExportRequest) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgecomp.errors import InputError
 from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
+from edgecomp.export.manifest import Manifest
 from edgecomp.hashing import file_sha256
 from edgecomp.model.signature import InputSpec
 from edgecomp.model.untrusted import MAX_MODEL_BYTES, open_regular, read_regular
@@ -22,56 +23,32 @@ def artifact_from_file(path: Path) -> Artifact:
     refuse_foreign(path)  # a TorchScript or Keras model gets its own sentence
     open_regular(path, what="artifact", max_bytes=MAX_MODEL_BYTES).close()
     exporter = exporter_for_path(path)
-    fmt = exporter.format.value
     manifest_path = path.with_suffix(path.suffix + ".json")
     sha = file_sha256(path)
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(read_regular(manifest_path, what="manifest",
-                                               max_bytes=MAX_MANIFEST_BYTES))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise InputError(f"{manifest_path} is not valid JSON ({exc}); delete it to measure "
-                             "the artifact without it.") from exc
-        if not _is_manifest(manifest):
-            raise InputError(f"{manifest_path} is not an edgecomp manifest (its precision or "
-                             "inputs are missing or malformed); delete it to measure the "
-                             "artifact without it.")
-        if manifest.get("sha256") != sha:
-            raise InputError(f"{path} does not match its manifest {manifest_path.name} (sha256 "
-                             "differs): the file changed after export; re-export it or delete "
-                             "the stale manifest.")
-        return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
-                        manifest=manifest)
-    manifest = _manifest_from_file(path, exporter, sha)
-    return Artifact(path=path, format=fmt, precision=Precision(manifest["precision"]),
-                    manifest=manifest)
+    if not manifest_path.exists():
+        return Artifact(path=path, manifest=_manifest_from_file(path, exporter, sha))
+    try:
+        data = json.loads(read_regular(manifest_path, what="manifest",
+                                       max_bytes=MAX_MANIFEST_BYTES))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{manifest_path} is not valid JSON ({exc}); delete it to measure "
+                         "the artifact without it.") from exc
+    try:
+        manifest = Manifest.from_json(data, source="manifest")
+    except InputError as exc:
+        raise InputError(f"{manifest_path} is not an edgecomp manifest ({exc}); delete it to "
+                         "measure the artifact without it.") from None
+    if manifest.sha256 != sha:
+        raise InputError(f"{path} does not match its manifest {manifest_path.name} (sha256 "
+                         "differs): the file changed after export; re-export it or delete "
+                         "the stale manifest.")
+    if manifest.format != exporter.format:
+        raise InputError(f"{manifest_path} describes a {manifest.format.value} artifact, not "
+                         f"{path.name}; delete it to measure the artifact without it.")
+    return Artifact(path=path, manifest=manifest)
 
 
-def _is_manifest(manifest) -> bool:
-    """Whether a manifest read from disk has what edgecomp reads from it: a precision and
-    inputs with a name, a shape of dimensions and a numpy dtype."""
-    import numpy as np
-
-    if not isinstance(manifest, dict) or \
-            manifest.get("precision") not in {p.value for p in Precision}:
-        return False
-    entries = manifest.get("inputs") or []
-    if not isinstance(entries, list):
-        return False
-    for entry in entries:
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and
-                isinstance(entry.get("shape"), list) and
-                all(isinstance(d, (int, str)) for d in entry["shape"]) and
-                isinstance(entry.get("dtype"), str)):
-            return False
-        try:
-            np.dtype(entry["dtype"])
-        except TypeError:
-            return False
-    return True
-
-
-def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
+def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> Manifest:
     """What a foreign artifact is, read from the file itself."""
     fmt = exporter.format.value
     try:
@@ -89,14 +66,14 @@ def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> dict:
         precision = Precision.FP16
     else:
         precision = Precision.FP32
-    return {"manifest_version": 1, "file": path.name, "format": fmt,
-            "precision": precision.value,
-            "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
-            "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
-            "technique": "none", "source_sha256": "unknown", "calibration": None,
-            # Nothing says which model it came from: the file is its own model, so two
-            # files of one name are never compared as one model.
-            "model_sha256": sha, **details}
+    return Manifest.from_json({
+        "file": path.name, "format": fmt, "precision": precision.value,
+        "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
+        "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
+        "technique": "none", "source_sha256": "unknown", "calibration": None,
+        # Nothing says which model it came from: the file is its own model, so two files
+        # of one name are never compared as one model.
+        "model_sha256": sha, **details}, source=f"what {path.name} holds")
 
 
 def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:
@@ -105,8 +82,8 @@ def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:
     from edgecomp.model.signature import UNKNOWN
 
     specs = []
-    for entry in artifact.manifest.get("inputs") or []:
-        shape = tuple(d if isinstance(d, int) and d > 0 else UNKNOWN for d in entry["shape"])
-        dtype = "float32" if entry.get("quantization") else entry["dtype"]
-        specs.append(InputSpec(entry["name"], shape, dtype))
+    for entry in artifact.manifest.inputs:
+        shape = tuple(d if isinstance(d, int) and d > 0 else UNKNOWN for d in entry.shape)
+        dtype = "float32" if entry.quantization else entry.dtype
+        specs.append(InputSpec(entry.name, shape, dtype))
     return tuple(specs)

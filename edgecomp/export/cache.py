@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecomp.atomic import atomic_path, strict_json
+from edgecomp.errors import InputError
 from edgecomp.export.base import Artifact, ExportRequest, tool_versions
+from edgecomp.export.manifest import Manifest
 from edgecomp.hashing import file_sha256
 from edgecomp.vocab import Precision
 
@@ -128,9 +130,10 @@ class ArtifactCache:
             entry = json.loads((folder / ENTRY).read_text())
             name = entry["file"]
             stored = folder / name
-            manifest = json.loads((folder / f"{name}.json").read_text())
+            manifest = Manifest.from_json(json.loads((folder / f"{name}.json").read_text()),
+                                          source=str(folder / f"{name}.json"))
             found = file_sha256(stored)
-            if found != entry["sha256"] or manifest.get("sha256") != found:
+            if found != entry["sha256"] or manifest.sha256 != found:
                 raise ValueError(f"{name} does not match its record")
             path = out_dir / name
             with atomic_path(path) as tmp:
@@ -138,13 +141,12 @@ class ArtifactCache:
             with atomic_path(path.with_name(f"{name}.json")) as tmp:
                 shutil.copyfile(folder / f"{name}.json", tmp)
             os.utime(folder)  # used now: pruning removes the entries used longest ago
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, InputError) as exc:
             log.warning("ignoring the cached artifact in %s (%s); exporting it again",
                         folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
             return None
-        artifact = Artifact(path=path, format=entry["format"],
-                            precision=Precision(entry["precision"]), manifest=manifest)
+        artifact = Artifact(path=path, manifest=manifest)
         return Reused(artifact=artifact, key=key, built=entry["built"],
                       built_for=entry["built_for"])
 
@@ -160,7 +162,7 @@ class ArtifactCache:
             shutil.copyfile(artifact.path, tmp / artifact.path.name)
             shutil.copyfile(artifact.manifest_path, tmp / artifact.manifest_path.name)
             entry = {"cache_version": CACHE_VERSION, "key": key, "file": artifact.path.name,
-                     "sha256": artifact.manifest["sha256"], "format": artifact.format,
+                     "sha256": artifact.manifest.sha256, "format": artifact.format.value,
                      "precision": artifact.precision.value,
                      "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      "built_for": self.built_for}

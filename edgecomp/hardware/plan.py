@@ -9,7 +9,7 @@ of what a user may set with `--set key=value`; `edgecomp.hardware.planner` makes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from edgecomp.config import key_value
@@ -77,12 +77,61 @@ class Plan:
                               key in self.overridden) for key in DECISIONS)
 
     def to_json(self) -> dict[str, Any]:
+        return self.record().to_json()
+
+    def record(self) -> PlanRecord:
+        """The plan as results keep it."""
+        return PlanRecord(profile=self.profile, model=self.model,
+                          decisions=tuple(replace(d, value=json_value(d.value))
+                                          for d in self.decisions),
+                          memory_fit=self.memory_fit.value, memory_reason=self.memory_reason,
+                          throttle_c=self.throttle_c, warnings=self.warnings, board=self.board)
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """A plan as a result records it: each decision with its value, reason and whether the
+    user set it, the memory fit and the warnings. Values are as JSON writes them (an enum's
+    text), and a plan of any edgecomp version reads back (`from_json`), so the decisions of
+    an old record are shown as they were made."""
+
+    profile: str
+    model: str
+    decisions: tuple[Decision, ...]
+    memory_fit: str = MemoryFit.OK.value
+    memory_reason: str = ""
+    throttle_c: float | None = None
+    warnings: tuple[str, ...] = ()
+    board: str = ""  # where the board's own facts came from; "" when it reported none
+
+    def value(self, key: str) -> Any:
+        """The value of decision `key`; None where the plan has no such decision."""
+        return next((d.value for d in self.decisions if d.key == key), None)
+
+    def to_json(self) -> dict[str, Any]:
         return {"profile": self.profile, "model": self.model,
-                "decisions": {d.key: {"value": json_value(d.value), "reason": d.reason,
+                "decisions": {d.key: {"value": d.value, "reason": d.reason,
                                       "overridden": d.overridden} for d in self.decisions},
-                "memory_fit": {"value": self.memory_fit.value, "reason": self.memory_reason},
+                "memory_fit": {"value": self.memory_fit, "reason": self.memory_reason},
                 "throttle_c": self.throttle_c, "warnings": list(self.warnings),
                 "board_facts": self.board}
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str) -> PlanRecord:
+        """A plan from `to_json`'s JSON; InputError naming `source` and the field else."""
+        from edgecomp.config import validate
+
+        if not isinstance(data, dict) or not isinstance(data.get("decisions"), dict):
+            raise InputError(f"{source}: decisions: must be a table.")
+        fit = data.get("memory_fit") or {}
+        return validate({
+            "profile": data.get("profile"), "model": data.get("model"),
+            "decisions": [{"key": key, **entry} if isinstance(entry, dict) else entry
+                          for key, entry in data["decisions"].items()],
+            "memory_fit": fit.get("value", MemoryFit.OK.value) if isinstance(fit, dict)
+            else fit, "memory_reason": fit.get("reason", "") if isinstance(fit, dict) else "",
+            "throttle_c": data.get("throttle_c"), "warnings": data.get("warnings") or [],
+            "board": data.get("board_facts") or ""}, cls, source=source)
 
 
 # Every decision a user may set with `--set key=value`, and its type: one table that the

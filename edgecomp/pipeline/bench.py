@@ -58,7 +58,7 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
         check_model_name(name)
     artifacts = [artifact_from_file(Path(path)) for path in paths]
     if name is not None:
-        artifacts = [replace(a, manifest={**a.manifest, "model": name}) for a in artifacts]
+        artifacts = [replace(a, manifest=replace(a.manifest, model=name)) for a in artifacts]
     base = artifact_from_file(Path(reference)) if reference is not None else None
     if base is not None and eval_spec is None:
         raise InputError("--reference compares outputs on evaluation data: pass --eval too.")
@@ -72,8 +72,8 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
         inputs = resolve(fix_shapes(artifact_inputs(artifact), input_shape, model=name),
                          eval_data, model=name)
         chosen = eval_data is None and (input_shape is not None or bool(input_values))
-        source = ModelSource(name=artifact.manifest["model"], kind="artifact", module=None,
-                             inputs=inputs, sha256=artifact.manifest["source_sha256"],
+        source = ModelSource(name=artifact.manifest.model, kind="artifact", module=None,
+                             inputs=inputs, sha256=artifact.manifest.source_sha256,
                              spec=str(artifact.path), timing=timing_data(
                                  inputs, values=input_values, seed=seed) if chosen else None)
         bound = check_data(source, eval_data, what="evaluation") if eval_data else None

@@ -15,8 +15,10 @@ from edgecomp.model.data import Dataset, load_data, random_calibration
 from edgecomp.errors import ExportError, InputError
 from edgecomp.export import get_exporter, unsupported_reason
 from edgecomp.export.base import Artifact, CalibrationMethod, ExportRequest, Precision
+from edgecomp.hardware.plan import PlanRecord
 from edgecomp.model.source import ModelSource, check_data
 from edgecomp.pipeline.request import DataPlan
+from edgecomp.results.record import RecipeRun
 
 if TYPE_CHECKING:
     from edgecomp.export.cache import ArtifactCache
@@ -55,7 +57,8 @@ class Prepared:
     calib: Dataset | None
     eval: Dataset | None
     technique: str = "none"
-    plan: dict[str, Any] | None = None
+    plan: PlanRecord | None = None  # the board's plan, as its records carry it
+    recipe: RecipeRun | None = None  # the recipe that compressed `source`, if one did
 
 
 def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepared:
@@ -188,8 +191,9 @@ def _search_identity(search: Search, prepared: Prepared) -> dict[str, Any]:
 def _settled(artifact: Artifact) -> bool:
     """False for an artifact a search kept without judging every candidate (the board
     failed mid-search): another run should search again rather than reuse it."""
-    tried = (artifact.manifest.get("search") or {}).get("tried", [])
-    return not any(t.get("error") and t.get("size_bytes") is not None for t in tried)
+    search = artifact.manifest.search
+    return search is None or not any(t.error and t.size_bytes is not None
+                                     for t in search.tried)
 
 
 def exported_modules(prepared: Prepared) -> list[tuple[str, Any]]:

@@ -2,7 +2,7 @@
 `compress_model`, what `edgecomp compress` calls.
 
 A recipe's result is exported under the recipe's name; its pass reports travel with the
-prepared model into every record (`Prepared.plan["recipe"]`).
+prepared model into every record (`Prepared.recipe`, a `RecipeRun`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from edgecomp.model.source import check_data
 from edgecomp.pipeline.apply import Settings
 from edgecomp.pipeline.build import Prepared
 from edgecomp.pipeline.request import DataPlan, ExportChoices, ModelSpec
+from edgecomp.results.record import PassRun, RecipeRun
 from edgecomp.vocab import Format, Precision
 
 ProgressFn = Callable[[str, int, int], None]
@@ -55,11 +56,10 @@ def compress(prepared: Prepared, recipe_spec: Any, *, train: Dataset | None,
     model.eval()
     compressed = replace(source, module=model, sha256=state_dict_sha256(model.state_dict()),
                          given_sha256=source.given_sha256 or source.sha256)
-    plan = dict(prepared.plan or {})
-    plan["recipe"] = {"name": recipe.name, "source": recipe.source, "text": recipe.text,
-                      "export": recipe.export.to_json(),
-                      "reports": [report_json(r) for r in reports]}
-    return replace(prepared, source=compressed, technique=recipe.name, plan=plan), reports
+    run = RecipeRun(name=recipe.name, source=recipe.source, text=recipe.text,
+                    export=recipe.export.to_json(),
+                    reports=tuple(PassRun(**report_json(r)) for r in reports))
+    return replace(prepared, source=compressed, technique=recipe.name, recipe=run), reports
 
 
 @dataclass(frozen=True)

@@ -124,9 +124,7 @@ def _build_key(plan: Plan | None, settings: Settings, recipe) -> tuple:
     pruning choices. Threads and delegates only change how they are measured."""
     pruning = None
     if recipe is not None and plan is not None:
-        decisions = plan.to_json()["decisions"]
-        pruning = tuple((key, decisions[key]["value"]) for key in ("pruning", "channel_multiple")
-                        if key in decisions)
+        pruning = (plan.pruning, plan.channel_multiple)
     return (settings.export, pruning)
 
 
@@ -163,7 +161,7 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
     if needs_calib not in prepared_by_need:
         prepared_by_need[needs_calib] = prepare(source, data, needs_calib=needs_calib)
     prepared = replace(prepared_by_need[needs_calib],
-                       plan=plan.to_json() if plan is not None else None)
+                       plan=plan.record() if plan is not None else None)
     reference = reference_outputs(prepared)  # the uncompressed float model's outputs
     verified: dict[str, Verified] = {}
     artifacts: list[Artifact] = []
@@ -201,10 +199,8 @@ def _measure_member(member: Member, plan: Plan | None, settings: Settings, build
                     progress: ProgressFn | None = None) -> list[ResultRecord]:
     """Verify and time a build's artifacts on one board, in that board's runtime; a board
     that cannot be reached gives one failed record per artifact."""
-    # This board's own plan (its threads and delegate), with what the build added (the
-    # recipe's reports).
-    prepared = replace(build.prepared, plan={**(build.prepared.plan or {}), **plan.to_json()}
-                       if plan is not None else build.prepared.plan)
+    # This board's own plan (its threads and delegate).
+    prepared = replace(build.prepared, plan=plan.record() if plan is not None else None)
     if member.transport is None:
         return [failed_record(artifact, prepared, member.reached, member.error or "unreachable")
                 for artifact in build.artifacts]
@@ -218,7 +214,7 @@ def _measure_member(member: Member, plan: Plan | None, settings: Settings, build
                          lambda artifact: measured_inputs(prepared), rounds=settings.rounds,
                          progress=progress)
     # Artifacts of another format than the plan's carry that format's plan.
-    return [replace(r, plan={**(build.prepared.plan or {}), **settings.plans[r.format].to_json()})
+    return [replace(r, plan=settings.plans[r.format].record())
             if r.format in settings.plans else r for r in records]
 
 
@@ -235,7 +231,7 @@ def _search(request: DeployRequest, prepared: Prepared, reference, transport,
 
     def check(artifact: Artifact):
         result = verify_on(transport, artifact, settings.options_for(artifact), data)
-        verified[artifact.manifest["sha256"]] = result
+        verified[artifact.manifest.sha256] = result
         return result.check
 
     return Search(check=check, target=request.agreement,

@@ -62,7 +62,7 @@ def measure_on(transport: Transport, artifact: Artifact, options: MeasureOptions
     failure there or on its link is the artifact's failed record."""
     prepared = data.prepared
     timed = measured_inputs(prepared)
-    known = (data.verified or {}).get(artifact.manifest.get("sha256"))
+    known = (data.verified or {}).get(artifact.manifest.sha256)
     evaluation = prepared.eval if known is None else None
     outputs = transport.scratch("out.npz") if evaluation is not None else None
     with tempfile.TemporaryDirectory(prefix="edgecomp-measure-") as tmp:

@@ -1,9 +1,10 @@
 """Records from what a board reported: one measured artifact each, failed ones included, and
 the store they go to.
 
-A record names what was measured where (`identity`: the artifact's manifest, the plan, the
-machine that built it), the agent's numbers, the board's state around the timing, and
-what ran the verification, so that a reader can check it ran where it was timed.
+A record names what was measured where (`identity`: the artifact's manifest, the plan and
+recipe, the machine that built it), the agent's numbers, the board's state around the
+timing, and what ran the verification, so that a reader can check it ran where it was
+timed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgecomp.export.base import Artifact
 from edgecomp.pipeline.build import Prepared
 from edgecomp.remote.base import Transport
 from edgecomp.results.agreement import Verification
+from edgecomp.results.device import DeviceFacts
 from edgecomp.results.execution import execution_flags, summarize_profile
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import measured
@@ -34,37 +36,16 @@ def identity(artifact: Artifact, prepared: Prepared, target: str,
              transport: str) -> dict[str, Any]:
     """What every record of an artifact says about what was measured where."""
     manifest = artifact.manifest
-    calibration = manifest.get("calibration") or {}
-    return dict(model=manifest["model"], technique=manifest["technique"],
-                target=target, format=artifact.format,
+    calibration = manifest.calibration
+    return dict(model=manifest.model, technique=manifest.technique,
+                target=target, format=artifact.format.value,
                 precision=artifact.precision.value, size_bytes=artifact.size_bytes,
-                transport=transport, artifact_sha256=manifest["sha256"],
-                artifact_name=artifact.path.name, source_sha256=manifest["source_sha256"],
-                calib_sha256=calibration.get("sha256"), calib_source=calibration.get("source"),
-                manifest=manifest, plan=prepared.plan, host=host_facts())
-
-
-def executor(run: RunReport) -> dict[str, Any]:
-    """What executed a `run` (the verification), in the words of a measurement's report."""
-    return {"runtime": run.runtime, "runtime_version": run.runtime_version,
-            "delegate": run.delegate, "threads": run.threads,
-            "execution_providers": list(run.execution_providers)}
-
-
-def device_facts(report: MeasureReport, *, verified_by: RunReport | None) -> dict[str, Any]:
-    """The board's state around the measurement, what ran it and what ran its verification,
-    as the agent reported."""
-    data = report.to_dict()
-    facts = {key: data[key] for key in ("device_before", "device_after", "throttled_during",
-                                        "throttle_c", "python", "agent_version", "lock_wait_s",
-                                        "power", "warmup", "delegate", "execution_providers",
-                                        "threads_requested", "protocol_version",
-                                        "fallback_ops", "delegate_requested", "fallback")}
-    facts.update({key: value for key, value in data["target"].items() if value is not None})
-    facts["arch"] = report.device_before.machine
-    facts["emulation"] = report.device_before.emulated
-    facts["verification"] = executor(verified_by) if verified_by is not None else None
-    return facts
+                transport=transport, artifact_sha256=manifest.sha256,
+                artifact_name=artifact.path.name, source_sha256=manifest.source_sha256,
+                calib_sha256=calibration.sha256 if calibration else None,
+                calib_source=calibration.source if calibration else None,
+                manifest=manifest, plan=prepared.plan, recipe=prepared.recipe,
+                host=host_facts())
 
 
 def measured_record(artifact: Artifact, prepared: Prepared, transport: Transport,
@@ -74,7 +55,7 @@ def measured_record(artifact: Artifact, prepared: Prepared, transport: Transport
     made by `verified_by`), the artifact and the plan."""
     power = report.power
     runtime = f"{report.runtime} {report.runtime_version or ''}".strip()
-    device = device_facts(report, verified_by=verified_by)
+    device = DeviceFacts.of_report(report, verified_by=verified_by)
     return ResultRecord(
         flags=execution_flags(device, prepared.plan, fmt=artifact.format, runtime=runtime),
         profile=summarize_profile(report.profile),
@@ -100,7 +81,7 @@ def failed_record(artifact: Artifact, prepared: Prepared, where: Any, error: str
         **identity(artifact, prepared, where.target, where.name), accuracy=None,
         float_accuracy=None, accuracy_delta=None, agreement=None, latency_ms=None,
         load_ms=None, first_inference_ms=None, peak_rss_mb=None, rss_growth_mb=None,
-        runtime=None, threads=None, device={}, error=plain_text(error))
+        runtime=None, threads=None, device=None, error=plain_text(error))
 
 
 def record_stage(records: list[ResultRecord], *, command: str) -> str | None:

@@ -15,41 +15,21 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgecomp.errors import DeviceError, ExportError
-from edgecomp.export.base import Artifact, ExportRequest
-from edgecomp.quantize.target import AgreementTarget
-from edgecomp.results.agreement import Verification
+from edgecomp.quantize.target import AgreementTarget, SearchLog, Tried
 from edgecomp.vocab import CalibrationMethod, Format, Precision
+
+if TYPE_CHECKING:
+    from edgecomp.export.base import Artifact, ExportRequest
+    from edgecomp.results.agreement import Verification
 
 log = logging.getLogger(__name__)
 
-CheckFn = Callable[[Artifact], "Verification | None"]
-
-
-@dataclass(frozen=True)
-class Tried:
-    """One candidate: what it changed and what it measured."""
-
-    name: str
-    options: dict[str, Any]
-    cosine: float | None = None
-    cosine_min: float | None = None
-    decision: float | None = None
-    accuracy_delta: float | None = None
-    size_bytes: int | None = None
-    build_s: float | None = None
-    met: bool = False
-    float_layers: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def score(self) -> tuple[float, float]:
-        """Better agreement first: the share of same calls, then cosine."""
-        return (self.decision if self.decision is not None else -1.0,
-                self.cosine if self.cosine is not None else -1.0)
+CheckFn = Callable[["Artifact"], "Verification | None"]
 
 
 def _options(request: ExportRequest) -> dict[str, Any]:
@@ -176,7 +156,7 @@ def _export_and_check(request: ExportRequest, name: str, options: dict, exporter
                    accuracy_delta=verification.accuracy_delta if verification else None,
                    size_bytes=artifact.size_bytes, build_s=build_s,
                    met=target.met(verification),
-                   float_layers=list(artifact.manifest.get("float_layers") or []))
+                   float_layers=list(artifact.manifest.float_layers or ()))
     log.info("int8 candidate %s: cosine %s, same calls %s %%, %s", name, result.cosine,
              result.decision, "meets the target" if result.met else "below the target")
     return result, artifact
@@ -185,20 +165,8 @@ def _export_and_check(request: ExportRequest, name: str, options: dict, exporter
 def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
           target: AgreementTarget) -> Artifact:
     """Move the kept candidate to the artifact's usual path, with the search in its manifest."""
-    from edgecomp.atomic import atomic_write_text
-    from edgecomp.export.base import manifest_json
-
-    path = final_dir / artifact.path.name
-    manifest = dict(artifact.manifest)
-    manifest["search"] = {
-        "target": target.to_json(), "kept": kept.name, "met": kept.met,
-        "tried": [t.__dict__ for t in tried],
-    }
-    artifact.path.replace(path)
-    moved = Artifact(path=path, format=artifact.format, precision=artifact.precision,
-                     manifest=manifest)
-    atomic_write_text(moved.manifest_path, manifest_json(manifest))
-    artifact.manifest_path.unlink(missing_ok=True)
-    return moved
+    log_ = SearchLog(target=target, kept=kept.name, met=kept.met, tried=tuple(tried))
+    return artifact.moved_to(final_dir / artifact.path.name,
+                             replace(artifact.manifest, search=log_))
 
 

@@ -1,8 +1,9 @@
-"""What an int8 (or otherwise compressed) artifact must reach against the float model."""
+"""What an int8 (or otherwise compressed) artifact must reach against the float model, and
+the log of the candidates the int8 search tried (kept in the artifact's manifest)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,3 +42,36 @@ class AgreementTarget:
     def to_json(self) -> dict[str, Any]:
         return {"min_cosine": self.min_cosine, "max_top1_drop": self.max_top1_drop,
                 "min_decision": self.min_decision}
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One candidate: what it changed and what it measured."""
+
+    name: str
+    options: dict[str, Any]
+    cosine: float | None = None
+    cosine_min: float | None = None
+    decision: float | None = None
+    accuracy_delta: float | None = None
+    size_bytes: int | None = None
+    build_s: float | None = None
+    met: bool = False
+    float_layers: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def score(self) -> tuple[float, float]:
+        """Better agreement first: the share of same calls, then cosine."""
+        return (self.decision if self.decision is not None else -1.0,
+                self.cosine if self.cosine is not None else -1.0)
+
+
+@dataclass(frozen=True)
+class SearchLog:
+    """The int8 search behind an artifact: the target, every candidate tried, the one kept
+    and whether it met the target."""
+
+    target: AgreementTarget
+    kept: str
+    met: bool
+    tried: tuple[Tried, ...]

@@ -214,11 +214,12 @@ def energy_chart(measured: Sequence[Entry]) -> Any:
 
     fig = go.Figure()
     for entry in reversed(measured):
-        power = entry.record.device.get("power") or {}
+        power = entry.record.device.power if entry.record.device is not None else None
         fig.add_trace(go.Bar(
             x=[entry.record.energy_mj], y=[entry.plot_label], orientation="h",
             marker_color=entry.colour, showlegend=False,
-            customdata=[[plotly_text(str(power.get("probe") or "?")), power.get("avg_w")]],
+            customdata=[[plotly_text(power.probe if power else "?"),
+                         power.avg_w if power else None]],
             hovertemplate="%{x:.4g} mJ per inference<br>probe %{customdata[0]}, "
                           "average %{customdata[1]:.3g} W<extra></extra>"))
     return _layout(fig, title="Energy per inference", x_title="mJ",

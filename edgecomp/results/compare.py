@@ -57,7 +57,7 @@ def model_content(record: ResultRecord) -> str:
     recipe's artifacts share their uncompressed model's; someone else's artifact without a
     manifest is its own model), else, for records made before manifests said so, of the
     artifact's source."""
-    return record.manifest.get("model_sha256") or record.source_sha256
+    return record.manifest.model_sha256 or record.source_sha256
 
 
 def model_identity(record: ResultRecord) -> tuple[str, str]:
@@ -74,7 +74,7 @@ def artifact_key(record: ResultRecord) -> tuple:
 def named_artifact_key(record: ResultRecord) -> tuple:
     """The same artifact of any release of a model of this name: (model, technique,
     target, format, precision, I/O dtype), what gates and baselines match on."""
-    io = record.manifest.get("io_dtype", "float32")
+    io = record.manifest.io_dtype
     return (record.model, record.technique, record.target, record.format, record.precision, io)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgecomp.agent.protocol import OpProfile
+from edgecomp.hardware.plan import PlanRecord
+from edgecomp.results.device import DeviceFacts
 from edgecomp.results.record import Flag, FlagKind
 from edgecomp.agent.runtimes import cpu_executors
 
@@ -26,18 +28,17 @@ def on_cpu(executed: str | None) -> bool:
     return executed in CPU_EXECUTORS
 
 
-def execution_flags(device: dict[str, Any], plan: dict[str, Any] | None, *, fmt: str,
+def execution_flags(device: DeviceFacts, plan: PlanRecord | None, *, fmt: str,
                     runtime: str | None) -> list[Flag]:
     """What the user must know about what executed: an accelerator that was asked for and
     did not run, or a plan naming an accelerator while this artifact ran on the CPU."""
-    executed = device.get("delegate")
-    decisions = (plan or {}).get("decisions") or {}
-    planned = (decisions.get("delegate") or {}).get("value")
-    planned_format = (decisions.get("format") or {}).get("value")
-    fallback = device.get("fallback")
+    executed = device.delegate
+    planned = plan.value("delegate") if plan is not None else None
+    planned_format = plan.value("format") if plan is not None else None
+    fallback = device.fallback
     if fallback:
         named = f"the plan's {planned}" if planned and not on_cpu(planned) else \
-            f"the requested {device.get('delegate_requested')}"
+            f"the requested {device.delegate_requested}"
         return [Flag(FlagKind.NOT_AS_PLANNED,
                      f"{named} did not run: {fallback}; the latency is the CPU's")]
     if on_cpu(executed) and planned is not None and not on_cpu(planned):
@@ -48,10 +49,10 @@ def execution_flags(device: dict[str, Any], plan: dict[str, Any] | None, *, fmt:
     return []
 
 
-def unplanned_flag(device: dict[str, Any], profile, *, runtime: str | None) -> Flag | None:
+def unplanned_flag(device: DeviceFacts, profile, *, runtime: str | None) -> Flag | None:
     """For a measurement without a plan (bench): it ran on the CPU of a board whose
     hardware profile has an accelerator."""
-    if profile is None or not on_cpu(device.get("delegate")):
+    if profile is None or not on_cpu(device.delegate):
         return None
     accelerators = [str(getattr(d.name, "value", d.name)) for d in profile.delegates
                     if str(getattr(d.unit, "value", d.unit)) != "cpu"]
@@ -63,8 +64,8 @@ def unplanned_flag(device: dict[str, Any], profile, *, runtime: str | None) -> F
                 "default)")
 
 
-def _where(device: dict[str, Any], runtime: str | None) -> str:
-    executed = device.get("delegate")
+def _where(device: DeviceFacts, runtime: str | None) -> str:
+    executed = device.delegate
     return f"{executed} in {runtime}" if runtime else str(executed)
 
 

@@ -33,7 +33,7 @@ def flag_records(records: list, target: AgreementTarget) -> list:
                 flags.append(Flag(FlagKind.BELOW_TARGET,
                                   f"below the agreement target ({measured}; target "
                                   f"{target.describe()})"))
-        fallback = (record.device or {}).get("fallback_ops")
+        fallback = record.device.fallback_ops if record.device is not None else None
         if fallback:
             ops = ", ".join(f"{op}×{n}" for op, n in sorted(fallback.items(),
                                                             key=lambda kv: -kv[1])[:6])

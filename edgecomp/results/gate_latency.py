@@ -71,7 +71,7 @@ from edgecomp.results.stability import MAX_ROUND_SPREAD, off_rounds, round_sprea
 def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
     """Why a run's samples cannot be judged, or None when they can (the same figure as
     every measurement's, `results.stability`, with the gate's limits)."""
-    if record.device.get("throttled_during"):
+    if record.device is not None and record.device.throttled_during:
         return "the board throttled during the run"
     reasons = sample_reasons(record.samples_ms, min_samples=limits.min_samples,
                              max_tail_ratio=limits.max_tail_ratio, max_drift=limits.max_drift)
@@ -122,7 +122,8 @@ def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
     if unstable:
         shifts = [f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%})"
                   for i in range(len(stats))]
-        on_rounds = [] if any(r.device.get("throttled_during") for r in (base, now)) else [
+        on_rounds = [] if any(r.device is not None and r.device.throttled_during
+                              for r in (base, now)) else [
             _rounds_check(base, now, i, name, limit, artifact=artifact,
                           why=f"{shifts[i]} in the measurements, too unstable to judge: "
                               f"{'; '.join(unstable)}", conditions=conditions)

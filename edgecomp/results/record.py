@@ -1,4 +1,11 @@
-"""The result record: one measured artifact, the schema behind JSON, the database and reports."""
+"""The result record: one measured artifact, the schema behind JSON, the database and reports.
+
+Every part of a record is a frozen type: the artifact's `Manifest`, the plan as applied
+(`PlanRecord`) and the recipe run before export (`RecipeRun`), what the board reported
+(`DeviceFacts`), the `Flag`s. JSON exists only where a record leaves edgecomp (the store,
+`--json`, the report): `to_json` writes the current version, `from_json` reads it and every
+earlier one, and names the field that is wrong when the data is not a record.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,16 @@ from typing import Any
 # Latency statistics in milliseconds over the timed runs: the agent protocol's own record,
 # so the host stores exactly what the board reported.
 from edgecomp.agent.protocol import LatencyStats as Latency  # noqa: F401  (re-exported)
+from edgecomp.export.manifest import Manifest
+from edgecomp.hardware.plan import PlanRecord
+from edgecomp.results.device import DeviceFacts, device_json_v1
 from edgecomp.results.stability import Stability
 from edgecomp.vocab import Vocabulary
 
-RECORD_VERSION = 1
+# 2: the recipe run has its own field (it was inside `plan`), flags have kinds, the board's
+# target facts sit in `device.target` and the verification's executor in
+# `device.verification`.
+RECORD_VERSION = 2
 
 
 class FlagKind(Vocabulary):
@@ -48,13 +61,34 @@ class Flag:
         return self.text
 
     @classmethod
-    def from_json(cls, value: Any) -> Flag:
-        """A stored flag: {"kind", "text"}, or the plain sentence older records kept."""
-        if isinstance(value, str):
-            kind = next((k for start, k in _OLD_FLAG_STARTS if value.startswith(start)),
-                        FlagKind.NOTE)
-            return cls(kind, value)
-        return cls(FlagKind(value["kind"]), str(value["text"]))
+    def from_text(cls, text: str) -> Flag:
+        """A flag older records kept as its sentence alone, its kind told by its start."""
+        kind = next((k for start, k in _OLD_FLAG_STARTS if text.startswith(start)),
+                    FlagKind.NOTE)
+        return cls(kind, text)
+
+
+@dataclass(frozen=True)
+class PassRun:
+    """What one pass of a recipe did: its options, what it measured, its notes and files."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecipeRun:
+    """The recipe a compressed artifact came from: its name, file and text as run (filled
+    in by the plan), its `[export]` table and each pass's report."""
+
+    name: str
+    source: str
+    text: str
+    export: dict[str, Any]
+    reports: tuple[PassRun, ...]
 
 
 @dataclass(frozen=True)
@@ -102,14 +136,15 @@ class ResultRecord:
     runtime: str | None
     threads: int | None
     transport: str
-    device: dict[str, Any]
+    device: DeviceFacts | None  # None for a measurement that failed
     artifact_sha256: str
     artifact_name: str
     source_sha256: str
     calib_sha256: str | None
     calib_source: str | None
-    manifest: dict[str, Any]
-    plan: dict[str, Any] | None = None
+    manifest: Manifest
+    plan: PlanRecord | None = None  # the board's plan as applied; None without a profile
+    recipe: RecipeRun | None = None  # the recipe run before export; None without one
     samples_ms: list[float] = field(default_factory=list)
     energy_mj: float | None = None
     energy_reason: str | None = None
@@ -158,21 +193,52 @@ class ResultRecord:
 
     def to_json(self, *, with_samples: bool = True) -> dict[str, Any]:
         """The record as a JSON-ready dict; the keys are documented in the README."""
-        data = dataclasses.asdict(self)
-        if not with_samples:
-            data.pop("samples_ms")
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if with_samples or f.name != "samples_ms"}
+        for key in ("agreement", "latency_ms", "stability", "recipe"):
+            if data[key] is not None:
+                data[key] = dataclasses.asdict(data[key])
+        data["device"] = self.device.to_json() if self.device is not None else None
+        data["manifest"] = self.manifest.to_json()
+        data["plan"] = self.plan.to_json() if self.plan is not None else None
+        data["flags"] = [dataclasses.asdict(flag) for flag in self.flags]
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ResultRecord":
-        """Rebuild a record from `to_json` output (as stored in the database)."""
+    def from_json(cls, data: Any, *, source: str = "a stored result") -> ResultRecord:
+        """A record from `to_json`'s JSON of this or an earlier version (as stored, or as
+        `--json` wrote it); InputError naming `source` and the field when it is not one."""
+        from edgecomp.config import field_error, validate
+
+        if not isinstance(data, dict):
+            raise field_error(source, "", "must be a table of a result's fields")
         values = dict(data)
-        if values.get("latency_ms") is not None:
-            values["latency_ms"] = Latency(**values["latency_ms"])
-        if values.get("agreement") is not None:
-            values["agreement"] = Agreement(**values["agreement"])
-        if values.get("stability") is not None:
-            values["stability"] = Stability.from_json(values["stability"])
-        values["flags"] = [Flag.from_json(flag) for flag in values.get("flags") or []]
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        version = values.get("record_version", 1)
+        if not isinstance(version, int) or not 1 <= version <= RECORD_VERSION:
+            raise field_error(source, "record_version",
+                              f"{version!r} is not a record version this edgecomp reads "
+                              f"(1 to {RECORD_VERSION}); upgrade edgecomp")
+        if version == 1:
+            values = _from_version_1(values)
+        if values.get("plan") is not None:
+            values["plan"] = PlanRecord.from_json(values["plan"], source=f"{source}: plan")
+        if isinstance(values.get("manifest"), dict):
+            values["manifest"] = Manifest.from_json(values["manifest"],
+                                                    source=f"{source}: manifest")
+        values["record_version"] = RECORD_VERSION
+        return validate(values, cls, source=source)
+
+
+def _from_version_1(values: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record's fields in version 2's shape."""
+    plan = dict(values.get("plan") or {})
+    values["recipe"] = plan.pop("recipe", None)
+    values["plan"] = plan if "decisions" in plan else None
+    values["flags"] = [Flag.from_text(flag) if isinstance(flag, str) else flag
+                       for flag in values.get("flags") or []]
+    device = device_json_v1(values.get("device") or {})
+    if device is not None:
+        device["target"].setdefault("name", values.get("target"))
+        device["target"].setdefault("transport", values.get("transport"))
+    values["device"] = device
+    return values

@@ -21,19 +21,22 @@ from typing import Any, Sequence
 from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, chart_html,
                                      energy_chart, latency_box, latency_ecdf, plotly_text,
                                      quality_chart, quality_of)
+from edgecomp.agent.protocol import DeviceState
+from edgecomp.hardware.plan import PlanRecord
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import spread_text
 
 
 def throttled(record: ResultRecord) -> bool:
     """Whether the board throttled (or reached its throttle temperature) while measuring."""
-    after = record.device.get("device_after") or {}
-    return bool(record.device.get("throttled_during")) or bool((after.get("throttled") or 0) & 0xF)
+    device = record.device
+    return device is not None and (bool(device.throttled_during)
+                                   or bool((device.device_after.throttled or 0) & 0xF))
 
 
-def hottest_c(state: dict[str, Any] | None) -> float | None:
+def hottest_c(state: DeviceState | None) -> float | None:
     """The highest temperature a device state reported, in °C."""
-    temps = [t for t in ((state or {}).get("temperatures_c") or {}).values() if t is not None]
+    temps = [t for t in (state.temperatures_c.values() if state else ()) if t is not None]
     return max(temps) if temps else None
 
 
@@ -42,7 +45,7 @@ def run_date(record: ResultRecord) -> str:
 
 
 def precision_text(record: ResultRecord) -> str:
-    io = record.manifest.get("io_dtype")
+    io = record.manifest.io_dtype
     return record.precision + (" (int8 I/O)" if io == "int8" and record.precision == "int8"
                                else "")
 
@@ -114,15 +117,13 @@ def entries(records: Sequence[ResultRecord]) -> list[Entry]:
 # The page: plain values for the template, which escapes every one of them.
 
 
-def _plan_rows(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not plan:
+def _plan_rows(plan: PlanRecord | None) -> list[dict[str, Any]]:
+    if plan is None:
         return []
-    rows = [{"key": key, "value": _setting(d.get("value")), "reason": d.get("reason"),
-             "overridden": d.get("overridden")} for key, d in plan.get("decisions", {}).items()]
-    fit = plan.get("memory_fit")
-    if fit:
-        rows.append({"key": "memory", "value": fit.get("value"), "reason": fit.get("reason"),
-                     "overridden": False})
+    rows = [{"key": d.key, "value": _setting(d.value), "reason": d.reason,
+             "overridden": d.overridden} for d in plan.decisions]
+    rows.append({"key": "memory", "value": plan.memory_fit, "reason": plan.memory_reason,
+                 "overridden": False})
     return rows
 
 
@@ -132,27 +133,18 @@ def _setting(value: Any) -> str:
 
 
 def _search(record: ResultRecord) -> dict[str, Any] | None:
-    search = record.manifest.get("search")
-    if not search:
+    search = record.manifest.search
+    if search is None:
         return None
-    # Worded as AgreementTarget.describe() words it (importing edgecomp.quantize.search loads torch).
-    target = search.get("target") or {}
-    wanted = [f"cosine ≥ {target['min_cosine']:g}" if target.get("min_cosine") else None,
-              f"top-1 drop ≤ {target['max_top1_drop']:g} pt"
-              if target.get("max_top1_drop") is not None else None,
-              f"same call on ≥ {target['min_decision']:g} %"
-              if target.get("min_decision") is not None else None]
-    tried = [{"name": t.get("name"), "kept": t.get("name") == search.get("kept"),
-              "met": t.get("met"), "cosine": number(t.get("cosine"), ".5f"),
-              "cosine_min": number(t.get("cosine_min"), ".4f"),
-              "decision": number(t.get("decision"), ".2f", " %"),
-              "delta": number(t.get("accuracy_delta"), "+.2f", " pt"),
-              "size": size_text(t.get("size_bytes")),
-              "build": number(t.get("build_s"), ".2f", " s"),
-              "float_layers": t.get("float_layers") or [], "error": t.get("error")}
-             for t in search.get("tried", [])]
-    return {"kept": search.get("kept"), "met": search.get("met"),
-            "target": ", ".join(w for w in wanted if w), "tried": tried}
+    tried = [{"name": t.name, "kept": t.name == search.kept, "met": t.met,
+              "cosine": number(t.cosine, ".5f"), "cosine_min": number(t.cosine_min, ".4f"),
+              "decision": number(t.decision, ".2f", " %"),
+              "delta": number(t.accuracy_delta, "+.2f", " pt"),
+              "size": size_text(t.size_bytes), "build": number(t.build_s, ".2f", " s"),
+              "float_layers": list(t.float_layers), "error": t.error}
+             for t in search.tried]
+    return {"kept": search.kept, "met": search.met, "target": search.target.describe(),
+            "tried": tried}
 
 
 def _quality_lines(record: ResultRecord) -> list[str]:
@@ -171,24 +163,31 @@ def _quality_lines(record: ResultRecord) -> list[str]:
 
 def _conditions(entry: Entry) -> dict[str, Any]:
     r, device = entry.record, entry.record.device
-    before, after = device.get("device_before") or {}, device.get("device_after") or {}
+    before = device.device_before if device else None
+    after = device.device_after if device else None
+    target = device.target if device else None
     git = r.git or {}
     temps = (hottest_c(before), hottest_c(after))
-    load = before.get("load_avg")
+    load = getattr(before, "load_avg", None)
+
+    def state(field: str) -> Any:
+        """A fact of the board's state after the measurement, else before it."""
+        return getattr(after, field, None) or getattr(before, field, None)
+
     return {
-        "target": r.target, "transport": device.get("transport") or r.transport,
-        "host": device.get("host"), "profile": device.get("profile")
-        or (r.plan or {}).get("profile"),
-        "cpu": after.get("cpu_model") or before.get("cpu_model"),
-        "cores": f"{after.get('online_cores') or before.get('online_cores') or '?'} of "
-                 f"{after.get('cores') or before.get('cores') or '?'} online",
-        "governor": after.get("governor") or before.get("governor"),
-        "kernel": after.get("kernel") or before.get("kernel"),
-        "runtime": r.runtime, "delegate": device.get("delegate"), "threads": r.threads,
+        "target": r.target, "transport": (target.transport if target else None) or r.transport,
+        "host": target.host if target else None,
+        "profile": (target.profile if target else None) or (r.plan.profile if r.plan else None),
+        "cpu": state("cpu_model"),
+        "cores": f"{state('online_cores') or '?'} of {state('cores') or '?'} online",
+        "governor": state("governor"), "kernel": state("kernel"),
+        "runtime": r.runtime, "delegate": device.delegate if device else None,
+        "threads": r.threads,
         "temperature": " → ".join(number(t, ".1f", " °C") for t in temps)
         if any(t is not None for t in temps) else "not reported",
-        "throttled": throttled(r), "throttle_known": device.get("throttled_during") is not None
-        or after.get("throttled") is not None,
+        "throttled": throttled(r),
+        "throttle_known": device is not None and (device.throttled_during is not None
+                                                  or after.throttled is not None),
         "load": " / ".join(f"{v:.2f}" for v in load) if load else "–",
         "calib": r.calib_sha256, "calib_source": r.calib_source,
         "git": git.get("commit"), "branch": git.get("branch"), "dirty": git.get("dirty"),
@@ -198,8 +197,8 @@ def _conditions(entry: Entry) -> dict[str, Any]:
 def _row(entry: Entry) -> dict[str, Any]:
     r = entry.record
     latency = r.latency_ms
-    float_layers = r.manifest.get("float_layers") or []
-    recipe = (r.plan or {}).get("recipe") or {}
+    float_layers = list(r.manifest.float_layers or ())
+    recipe = r.recipe
     return {
         "anchor": entry.anchor, "number": entry.number, "name": entry.name, "when": entry.when,
         "date": run_date(r),
@@ -213,15 +212,16 @@ def _row(entry: Entry) -> dict[str, Any]:
         "count": latency.count if latency else None,
         "energy": number(r.energy_mj, ".4g", " mJ"),
         "energy_reason": r.energy_reason or "not measured",
-        "flags": list(r.flags), "throttled": throttled(r), "run_id": r.run_id, "tag": r.tag,
+        "flags": [flag.text for flag in r.flags], "throttled": throttled(r),
+        "run_id": r.run_id, "tag": r.tag,
         "unstable": list(r.stability.reasons) if r.stability is not None else [],
         "spread": spread_text(r.stability),
         "emulated": r.emulated,
-        "plan": _plan_rows(r.plan), "plan_profile": (r.plan or {}).get("profile"),
-        "plan_warnings": (r.plan or {}).get("warnings") or [],
-        "recipe": recipe.get("name"),
-        "recipe_notes": [note for rep in recipe.get("reports") or []
-                         for note in rep.get("notes") or []],
+        "plan": _plan_rows(r.plan), "plan_profile": r.plan.profile if r.plan else None,
+        "plan_warnings": list(r.plan.warnings) if r.plan else [],
+        "recipe": recipe.name if recipe else None,
+        "recipe_notes": [note for rep in recipe.reports for note in rep.notes]
+        if recipe else [],
         "search": _search(r), "float_layers": float_layers,
         "sha256": r.artifact_sha256, "conditions": _conditions(entry),
     }

@@ -158,7 +158,6 @@ def _describe(store: Store, kind: Kind, value: str, runs: frozenset[str]) -> str
 def from_file(path: Path, side: str) -> RecordSet:
     """Records from a JSON list as deploy/bench/compare --json write it; `side` (baseline,
     candidate) names the file in errors."""
-    from edgecomp.config import validate
     from edgecomp.model.untrusted import read_regular
 
     data = read_regular(path, what=f"the {side} results file", max_bytes=MAX_RESULTS_BYTES)
@@ -174,7 +173,7 @@ def from_file(path: Path, side: str) -> RecordSet:
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise InputError(f"the {side} results file {path} is not a list of results; give a "
                          "file written by deploy, bench or compare --json.")
-    records = [validate(item, ResultRecord, source=f"{path}: result {index}")
+    records = [ResultRecord.from_json(item, source=f"{path}: result {index}")
                for index, item in enumerate(items)]
     if not records:
         raise InputError(f"the {side} results file {path} holds no results.")

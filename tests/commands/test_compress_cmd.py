@@ -125,8 +125,8 @@ def test_deploy_with_recipe_measures_compressed_artifacts(project, digits_npz):
     assert set(by_technique) == {("none", "fp32"), ("quick-qat", "int8")}
     compressed = by_technique[("quick-qat", "int8")]
     assert compressed["size_bytes"] < by_technique[("none", "fp32")]["size_bytes"] / 4
-    assert compressed["accuracy"] > 85 and compressed["plan"]["recipe"]["name"] == "quick-qat"
-    assert [r["name"] for r in compressed["plan"]["recipe"]["reports"]] == \
+    assert compressed["accuracy"] > 85 and compressed["recipe"]["name"] == "quick-qat"
+    assert [r["name"] for r in compressed["recipe"]["reports"]] == \
         ["prune.structured", "qat"]
 
 
@@ -149,7 +149,7 @@ def test_deploy_early_exit_gives_one_artifact_per_exit(project, digits_npz):
     assert sorted(r["technique"] for r in results) == ["exits.exit1", "exits.exit2"]
     for result in results:
         assert result["accuracy"] > 50
-    thresholds = results[0]["plan"]["recipe"]["reports"][0]["metrics"]["thresholds"]
+    thresholds = results[0]["recipe"]["reports"][0]["metrics"]["thresholds"]
     assert thresholds[-1]["avg_cost"] == 1.0
 
 

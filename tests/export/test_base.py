@@ -8,16 +8,21 @@ from pathlib import Path
 import pytest
 
 from edgecomp.errors import InputError
+from edgecomp.quantize.target import AgreementTarget, SearchLog, Tried
+from tests.results.records import manifest
 from edgecomp.export.base import ExportRequest, Precision, artifact_path, manifest_json
 from edgecomp.model.signature import InputSpec
 
 
 def test_a_manifest_never_holds_nan():
-    text = manifest_json({"search": [{"cosine": float("nan"), "size": 3}],
-                          "max_abs_err": float("inf"), "ok": 0.5})
+    tried = Tried(name="minmax", options={}, cosine=float("nan"), cosine_min=float("inf"),
+                  size_bytes=3)
+    made = manifest(precision="int8", search=SearchLog(target=AgreementTarget(), kept="minmax",
+                                                       met=False, tried=(tried,)))
+    text = manifest_json(made)
     assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text) == {"search": [{"cosine": None, "size": 3}],
-                                "max_abs_err": None, "ok": 0.5}
+    (saved,) = json.loads(text)["search"]["tried"]
+    assert saved["cosine"] is None and saved["cosine_min"] is None and saved["size_bytes"] == 3
 
 
 @pytest.mark.parametrize("model, technique", [("net", "x/../../escape"), ("../net", "none"),

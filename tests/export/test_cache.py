@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from edgecomp.cli import main
-from edgecomp.export.base import Artifact, Precision
+from edgecomp.export.base import Artifact
 from edgecomp.export.cache import ArtifactCache, model_identity
 from edgecomp.hashing import file_sha256, module_sha256
 from edgecomp.model.source import ModelSource
+from tests.results.records import manifest
 
 # Only LiteRT and ONNX int8 of the demo, calibrated on 64 digits: a few seconds each time.
 EXPORT = ["export", "demo", "--format", "onnx", "--format", "tflite", "--precision", "int8",
@@ -107,9 +108,9 @@ def _artifact(folder, name: str, size: int) -> Artifact:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_bytes(os.urandom(size))
-    manifest = {"sha256": file_sha256(path)}
-    path.with_name(f"{name}.json").write_text(json.dumps(manifest))
-    return Artifact(path=path, format="onnx", precision=Precision.FP32, manifest=manifest)
+    made = manifest(file=name, format="onnx", sha256=file_sha256(path), size_bytes=size)
+    path.with_name(f"{name}.json").write_text(json.dumps(made.to_json()))
+    return Artifact(path=path, manifest=made)
 
 
 def test_the_cache_keeps_to_its_size_dropping_the_least_recently_used(tmp_path):

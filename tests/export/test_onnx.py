@@ -52,8 +52,8 @@ def test_static_int8_is_qdq_per_channel_and_small(exported):
     fp32 = exported[("fp32", "minmax")]
     int8 = exported[("int8", "minmax")]
     assert int8.size_bytes <= 0.3 * fp32.size_bytes
-    assert int8.manifest["ops"].get("QuantizeLinear", 0) > 0
-    assert int8.manifest["integer_weight_share"] > 0.9
+    assert int8.manifest.ops.get("QuantizeLinear", 0) > 0
+    assert int8.manifest.integer_weight_share > 0.9
     import onnx
     from onnx import numpy_helper
 
@@ -61,14 +61,14 @@ def test_static_int8_is_qdq_per_channel_and_small(exported):
               if i.name.endswith("weight_scale")]
     assert any(s.size > 1 for s in scales), "weights should carry one scale per channel"
     dynamic = exported[("dynamic-int8", "minmax")]
-    assert dynamic.manifest["ops"].get("DynamicQuantizeLinear", 0) > 0
+    assert dynamic.manifest.ops.get("DynamicQuantizeLinear", 0) > 0
 
 
 def test_calibration_methods_differ_and_are_recorded(exported):
     digests = {method: file_sha256(exported[("int8", method)].path)
                for method in ("minmax", "entropy", "percentile")}
     assert len(set(digests.values())) == 3
-    assert exported[("int8", "entropy")].manifest["calibration"]["method"] == "entropy"
+    assert exported[("int8", "entropy")].manifest.calibration.method == "entropy"
 
 
 def test_exported_model_carries_no_local_paths(exported):
@@ -102,8 +102,8 @@ def test_symmetric_activations_have_zero_zero_points(tiny_request, tmp_path):
     assert affine_points and symmetric_points
     assert any(point != 0 for point in affine_points)
     assert all(point == 0 for point in symmetric_points)
-    assert symmetric.manifest["calibration"]["activation_symmetric"] is True
-    assert affine.manifest["calibration"]["activation_symmetric"] is False
+    assert symmetric.manifest.calibration.activation_symmetric is True
+    assert affine.manifest.calibration.activation_symmetric is False
 
 
 def test_uint8_activations_when_asked(tiny_request, tmp_path):
@@ -117,7 +117,7 @@ def test_uint8_activations_when_asked(tiny_request, tmp_path):
     dtypes = {initializers[n.input[2]].dtype.name for n in graph.node
               if n.op_type == "QuantizeLinear" and len(n.input) > 2}
     assert dtypes == {"uint8"}
-    assert artifact.manifest["activation_dtype"] == "uint8"
+    assert artifact.manifest.activation_dtype == "uint8"
 
 
 BRANCHY = '''

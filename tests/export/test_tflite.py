@@ -70,10 +70,10 @@ def test_int8_is_really_integer_and_small(exported):
     for io in ("float32", "int8"):
         int8 = exported[("int8", io)]
         assert int8.size_bytes <= 0.3 * fp32.size_bytes
-        assert int8.manifest["integer_weight_share"] > 0.95
-        assert int8.manifest["inputs"][0]["dtype"] == io
-    assert fp32.manifest["integer_weight_share"] == 0.0
-    assert exported[("fp16", "float32")].manifest["weight_bytes_by_dtype"].get("float16", 0) > 0
+        assert int8.manifest.integer_weight_share > 0.95
+        assert int8.manifest.inputs[0].dtype == io
+    assert fp32.manifest.integer_weight_share == 0.0
+    assert exported[("fp16", "float32")].manifest.weight_bytes_by_dtype.get("float16", 0) > 0
 
 
 def test_manifest_describes_the_file(exported, demo_source):
@@ -121,4 +121,4 @@ def test_symmetric_activations_have_zero_zero_points(tiny_request, tmp_path):
                                              io_dtype="int8", activation_symmetric=True))
     assert any(point != 0 for point in _int8_zero_points(affine.path))
     assert all(point == 0 for point in _int8_zero_points(symmetric.path))
-    assert symmetric.manifest["calibration"]["activation_symmetric"] is True
+    assert symmetric.manifest.calibration.activation_symmetric is True

@@ -204,12 +204,12 @@ def test_generic_prune_follows_the_plan_end_to_end(tmp_path):
             measure=MeasureChoices(runs=5, seconds=0.05, warmup_runs=1, warmup_seconds=0),
             out_dir=tmp_path / f"out{len(extra)}")
         records = deploy(request)
-        report = records[0].plan["recipe"]["reports"][0]
+        report = records[0].recipe.reports[0]
         built[bool(extra)] = report
     channel, sparse = built[False], built[True]
-    assert channel["params"]["pass"] == "prune.structured"
-    multiple = channel["params"]["round_to"]
-    assert all(after % multiple == 0 for _, after in channel["metrics"]["channels"].values()
+    assert channel.params["pass"] == "prune.structured"
+    multiple = channel.params["round_to"]
+    assert all(after % multiple == 0 for _, after in channel.metrics["channels"].values()
                if after != 10)
-    assert sparse["params"]["pass"] == "prune.nm"
-    assert "layer_sparsity" in sparse["metrics"]
+    assert sparse.params["pass"] == "prune.nm"
+    assert "layer_sparsity" in sparse.metrics

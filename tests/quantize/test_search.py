@@ -11,6 +11,7 @@ from edgecomp.model.signature import InputSpec
 from edgecomp.results.agreement import Verification
 from edgecomp.results.record import Agreement
 from edgecomp.vocab import CalibrationMethod, Format, Precision
+from tests.results.records import manifest
 
 
 class FakeExporter:
@@ -27,11 +28,11 @@ class FakeExporter:
         request.out_dir.mkdir(parents=True, exist_ok=True)
         path = request.out_dir / f"m.{request.precision.value}.onnx"
         path.write_bytes(b"x" * (10 + len(self.requests)))
-        manifest = {"sha256": str(len(self.requests)), "precision": request.precision.value,
-                    "float_layers": [f"n{k}" for k in range(request.float_layers)]}
-        artifact = Artifact(path=path, format="onnx", precision=request.precision,
-                            manifest=manifest)
-        artifact.manifest_path.write_text(json.dumps(manifest))
+        made = manifest(file=path.name, format="onnx", precision=request.precision,
+                        sha256=str(len(self.requests)),
+                        float_layers=tuple(f"n{k}" for k in range(request.float_layers)))
+        artifact = Artifact(path=path, manifest=made)
+        artifact.manifest_path.write_text(json.dumps(made.to_json()))
         return artifact
 
 
@@ -66,7 +67,7 @@ def test_the_first_candidate_meeting_the_target_is_kept_and_the_rest_removed(tmp
 
 def test_mixed_precision_follows_the_best_calibration_and_dynamic_only_when_allowed(tmp_path):
     def score(artifact):
-        layers = len(artifact.manifest["float_layers"])
+        layers = len(artifact.manifest.float_layers)
         method = exporter.requests[-1].calibration_method
         return {CalibrationMethod.MINMAX: 0.90, CalibrationMethod.PERCENTILE: 0.93,
                 CalibrationMethod.ENTROPY: 0.91}[method] + layers * 0.001

@@ -54,7 +54,7 @@ def test_a_second_board_reuses_the_artifacts_and_verifies_them(board, artifact_c
         assert record.accuracy is not None and record.agreement is not None
         assert record.latency_ms.p50 > 0
         assert record.manifest == local[key].manifest  # the int8 search's record too
-        assert record.plan["decisions"]["format"]["value"] == record.format
-    assert remote[("onnx", "int8")].manifest["search"]["kept"]
-    assert remote[("onnx", "int8")].plan["decisions"]["activation_dtype"]["value"] == "uint8"
-    assert remote[("onnx", "int8")].manifest["activation_dtype"] == "uint8"
+        assert record.plan.value("format") == record.format
+    assert remote[("onnx", "int8")].manifest.search.kept
+    assert remote[("onnx", "int8")].plan.value("activation_dtype") == "uint8"
+    assert remote[("onnx", "int8")].manifest.activation_dtype == "uint8"

@@ -60,7 +60,7 @@ def test_a_fleet_deploy_builds_once_and_survives_a_dead_board(
         for result in by_target[name]:
             assert result["error"] is None, result["error"]
             assert result["latency_ms"]["count"] >= 20 and result["accuracy"] > 90
-            assert result["device"]["name"] == name
+            assert result["device"]["target"]["name"] == name
     assert {r["emulated"] for r in by_target[arm64_board.name]} == {True}
     assert {r["emulated"] for r in by_target[board.name]} == {False}
     assert len(by_target[doomed.name]) == 4

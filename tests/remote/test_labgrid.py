@@ -137,7 +137,7 @@ def test_bench_through_a_place_records_it_and_gives_it_back(lab, lab_target,
     assert result["error"] is None and result["latency_ms"]["count"] >= 20
     assert result["target"] == "lab-pi4" and result["transport"] == "ssh"
     device = result["device"]
-    assert device["place"] == "pi4-a" and device["host"] == "127.0.0.1"
+    assert device["target"]["place"] == "pi4-a" and device["target"]["host"] == "127.0.0.1"
     # The coordinator saw this run acquire the place once and release it again.
     assert events(lab, "pi4-a", mine) == acquired + 1
     assert events(lab, "pi4-a", "released") == released + 1
@@ -152,7 +152,7 @@ def test_reserving_by_tags_takes_a_free_place_that_has_them(lab, lab_target, col
     assert main(["bench", str(deployed_artifact), "--target", "lab-any-pi4", *QUICK,
                  "--json", str(out)]) == 0
     (result,) = json.loads(out.read_text())
-    assert result["error"] is None and result["device"]["place"] == "pi4-b"
+    assert result["error"] is None and result["device"]["target"]["place"] == "pi4-b"
     assert lab.holder("pi4-a").endswith("/" + COLLEAGUE)  # never taken from its holder
     assert lab.holder("pi4-b") is None
     assert lab.reservations() == []

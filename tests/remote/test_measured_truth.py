@@ -38,11 +38,15 @@ def test_a_jetson_plan_measured_on_a_board_without_tensorrt_is_flagged(board_fac
         assert record["device"]["delegate"] == "CPUExecutionProvider"
         assert record["device"]["delegate_requested"] == "tensorrt"
         assert "no TensorrtExecutionProvider" in record["device"]["fallback"]
+        # Verified where it was timed: the same provider, asked for TensorRT the same way.
+        assert record["device"]["verification"]["delegate"] == "CPUExecutionProvider"
+        assert record["device"]["verification"]["threads"] == record["threads"]
         assert any(f["kind"] == "not-as-planned"
                    and f["text"].startswith("the plan's tensorrt did not run")
                    for f in record["flags"])
     for record in tflite:  # the other format: XNNPACK on the CPU, while the plan says tensorrt
         assert record["device"]["delegate"] == "xnnpack"
+        assert record["device"]["verification"]["delegate"] == "xnnpack"
         assert any(f["kind"] == "not-as-planned" and
                    "plan names the tensorrt delegate for onnx" in f["text"]
                    for f in record["flags"])

@@ -67,7 +67,7 @@ def test_demo_deploys_over_ssh_with_the_board_state(deployed, board):
         assert result["transport"] == "ssh" and result["target"] == board.name
         assert result["error"] is None and result["latency_ms"]["count"] >= 20
         device = result["device"]
-        assert device["name"] == board.name and device["profile"] == "pi4"
+        assert device["target"]["name"] == board.name and device["target"]["profile"] == "pi4"
         assert device["device_before"]["cores"] >= 1
         assert device["device_after"]["mem_total_mb"] > 0
         assert result["accuracy"] > 90

@@ -7,6 +7,7 @@ import pytest
 from edgecomp.quantize.target import AgreementTarget
 from edgecomp.results.flags import flag_records
 from edgecomp.results.record import Agreement, FlagKind, Latency, ResultRecord
+from tests.results.records import device, manifest
 
 
 def record(**changes) -> ResultRecord:
@@ -15,9 +16,10 @@ def record(**changes) -> ResultRecord:
                 agreement=Agreement(cosine=0.999, max_abs_err=0.1, decision=100.0),
                 latency_ms=Latency(p50=1, p90=1, p99=1, mean=1, std=0, count=5),
                 load_ms=1, first_inference_ms=1, peak_rss_mb=1, rss_growth_mb=1,
-                runtime="onnxruntime 1.32", threads=1, transport="local", device={},
+                runtime="onnxruntime 1.32", threads=1, transport="local", device=device(),
                 artifact_sha256="a", artifact_name="m.int8.onnx", source_sha256="s",
-                calib_sha256=None, calib_source=None, manifest={})
+                calib_sha256=None, calib_source=None,
+                manifest=manifest(format="onnx", precision="int8", file="m.int8.onnx"))
     base.update(changes)
     return ResultRecord(**base)
 
@@ -29,7 +31,7 @@ def record(**changes) -> ResultRecord:
     ({"accuracy_delta": -2.5, "accuracy": 90.0, "float_accuracy": 92.5},
      [(FlagKind.BELOW_TARGET, "below the agreement target")]),
     ({"p50_ratio": 1.4}, [(FlagKind.SLOWER_THAN_FP32, "slower than fp32")]),
-    ({"device": {"fallback_ops": {"GATHER": 2}, "delegate": "xnnpack"}},
+    ({"device": device(fallback_ops={"GATHER": 2}, delegate="xnnpack")},
      [(FlagKind.NO_DELEGATE, "no delegate took any node")]),
     ({"precision": "fp32", "technique": "structured-50",
       "agreement": Agreement(cosine=0.12, max_abs_err=9.0)},

@@ -19,7 +19,7 @@ from edgecomp.results.verdicts import GateConfig, Verdict, load_config
 from edgecomp.results.record import Agreement, ResultRecord
 from edgecomp.results.stability import judged, measured
 from edgecomp.results.store import Store
-from tests.results.records import record
+from tests.results.records import device, record
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = GateConfig()
@@ -88,7 +88,7 @@ def test_an_interval_straddling_the_limit_is_inconclusive():
 
 
 def test_a_throttled_run_is_unstable_not_passed_or_failed():
-    hot = run(seed=1, scale=1.5, device={"cores": 2, "throttled_during": True})
+    hot = run(seed=1, scale=1.5, device=device(throttled_during=True))
     checks = judge([run(seed=0)], [hot], CONFIG)
     latency = [c for c in checks if c.name.startswith("latency")]
     assert {c.verdict for c in latency} == {Verdict.UNSTABLE}
@@ -96,7 +96,7 @@ def test_a_throttled_run_is_unstable_not_passed_or_failed():
     assert latency[0].change == pytest.approx(0.5, abs=0.05)  # still shown
     assert status(checks) == 2
     # A throttled baseline cannot be judged against either.
-    cold = run(seed=0, device={"cores": 2, "throttled_during": True})
+    cold = run(seed=0, device=device(throttled_during=True))
     assert "baseline: the board throttled" in judge([cold], [run(seed=1)], CONFIG)[0].message
 
 
@@ -193,7 +193,7 @@ def test_an_unstable_measurement_is_judged_on_rounds_that_agree():
         assert verdicts(judge([drifted], [candidate], CONFIG), "latency p50") == {
             "m latency p50": "unstable"}
     hot = dataclasses.replace(timed_in_rounds(again, p50s, p90s),
-                              device={"cores": 2, "throttled_during": True})
+                              device=device(throttled_during=True))
     assert verdicts(judge([timed_in_rounds(base, p50s, p90s)], [hot], CONFIG),
                     "latency p50") == {"m latency p50": "unstable"}
 
@@ -383,7 +383,7 @@ def test_cli_fails_a_regression_with_the_numbers_in_junit(results_db, tmp_path, 
 
 def test_cli_cannot_judge_an_unstable_run(results_db, tmp_path):
     stored(two_artifacts(seed=0), tag="base")
-    stored(two_artifacts(seed=1, scale=1.4, device={"throttled_during": True}))
+    stored(two_artifacts(seed=1, scale=1.4, device=device(throttled_during=True)))
     code, xml, _, report = gate(tmp_path, "--baseline", "base")
     assert code == 2 and report["outcome"] == "could not judge"
     unstable = [case for case in cases(xml) if case.name.startswith("latency")]

@@ -17,7 +17,7 @@ from edgecomp.results.gate import judge
 from edgecomp.results.verdicts import GateConfig
 from edgecomp.results.report import build_report
 from edgecomp.results.store import Store
-from tests.results.records import record
+from tests.results.records import manifest, record
 from tests.results.test_report import page_text
 
 FACTORY = textwrap.dedent("""
@@ -85,9 +85,9 @@ def test_two_models_named_make_stay_apart_in_compare_bench_and_report(
 
     with Store() as store:
         records = store.records()
-    contents = {r.manifest["model_sha256"] for r in records}
+    contents = {r.manifest.model_sha256 for r in records}
     assert len(contents) == 2  # one name, two models
-    first_sha = next(r.manifest["model_sha256"] for r in records if r.run_id == first_run)
+    first_sha = next(r.manifest.model_sha256 for r in records if r.run_id == first_run)
     second_sha = (contents - {first_sha}).pop()
 
     assert main(["compare", "--json", str(tmp_path / "compare.json")]) == 0
@@ -203,7 +203,7 @@ def made(model: str, content: str, precision: str, p50: float, *, run: str,
     base = record(model)
     return dataclasses.replace(
         base, source_sha256=content, precision=precision, run_id=run, created_at=when,
-        manifest={"model_sha256": content},
+        manifest=manifest(model=model, model_sha256=content),
         latency_ms=dataclasses.replace(base.latency_ms, p50=p50))
 
 

@@ -12,11 +12,14 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.results.charts import AXES, QUALITIES, pareto_front, quality_chart, quality_of
-from edgecomp.results.record import Agreement, Latency
+from edgecomp.agent.protocol import PowerReport
+from edgecomp.hardware.plan import Decision, PlanRecord
+from edgecomp.quantize.target import AgreementTarget, SearchLog, Tried
+from edgecomp.results.record import Agreement, Flag, FlagKind, Latency
 from edgecomp.results.report import build_report, entries, write_report
 from edgecomp.results.store import Store
 from tests.browser import distinct_colours, offline_page
-from tests.results.records import record
+from tests.results.records import device, manifest, record, state
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_IMG = "<img src=x onerror=alert(2)>"
@@ -130,7 +133,8 @@ def test_energy_absent_the_page_says_why():
 
 def test_energy_measured_is_charted_and_the_rest_explained():
     made = [measured(technique="a", energy_mj=1.25,
-                     device={"power": {"probe": "hwmon", "avg_w": 2.5}}),
+                     device=device(power=PowerReport(probe="hwmon", energy_mj=1.25,
+                                                     reason=None, avg_w=2.5))),
             measured(technique="b", energy_reason="the pass was shorter than the sensor's period")]
     text, charts = page_text(build_report(made))
     assert "chart-energy" in charts and "No run here measured energy." not in text
@@ -142,18 +146,19 @@ def test_energy_measured_is_charted_and_the_rest_explained():
 
 
 def hostile_records():
-    search = {"kept": HOSTILE, "met": False, "target": {"min_cosine": 0.99},
-              "tried": [{"name": HOSTILE, "cosine": 0.9, "float_layers": [HOSTILE_IMG],
-                         "error": None, "met": False}]}
-    plan = {"profile": HOSTILE, "decisions": {"threads": {"value": HOSTILE, "reason": HOSTILE_IMG,
-                                                          "overridden": True}},
-            "warnings": [HOSTILE]}
-    good = measured(HOSTILE, technique=HOSTILE_IMG, target=HOSTILE_LINK, flags=[HOSTILE],
+    search = SearchLog(target=AgreementTarget(min_cosine=0.99), kept=HOSTILE, met=False,
+                       tried=(Tried(name=HOSTILE, options={}, cosine=0.9,
+                                    float_layers=[HOSTILE_IMG]),))
+    plan = PlanRecord(profile=HOSTILE, model=HOSTILE,
+                      decisions=(Decision("threads", HOSTILE, HOSTILE_IMG, True),),
+                      warnings=(HOSTILE,))
+    good = measured(HOSTILE, technique=HOSTILE_IMG, target=HOSTILE_LINK,
+                    flags=[Flag(FlagKind.NOTE, HOSTILE)],
                     plan=plan, runtime=HOSTILE_IMG, tag=HOSTILE, run_id=HOSTILE_IMG,
                     calib_sha256=HOSTILE, calib_source=HOSTILE_IMG, energy_reason=HOSTILE,
-                    manifest={"search": search, "float_layers": [HOSTILE]},
-                    device={"device_before": {"cpu_model": HOSTILE, "governor": HOSTILE_IMG,
-                                              "temperatures_c": {HOSTILE: 50.0}}},
+                    manifest=manifest(model=HOSTILE, search=search, float_layers=(HOSTILE,)),
+                    device=device(device_before=state(cpu_model=HOSTILE, governor=HOSTILE_IMG,
+                                                      temperatures_c={HOSTILE: 50.0})),
                     git={"commit": HOSTILE, "branch": HOSTILE_IMG, "dirty": True})
     failed = dataclasses.replace(record(HOSTILE_IMG, error=HOSTILE), artifact_name=HOSTILE)
     return [good, failed]

@@ -10,6 +10,7 @@ from edgecomp.errors import InputError
 from edgecomp.results.compare import compare_rows
 from edgecomp.results.record import Agreement, Latency, ResultRecord
 from edgecomp.results.store import MIGRATIONS, SCHEMA_VERSION, SQLite, Store
+from tests.results.records import device, manifest
 
 
 def record(precision: str, p50: float, *, fmt: str = "tflite", error: str | None = None,
@@ -20,9 +21,11 @@ def record(precision: str, p50: float, *, fmt: str = "tflite", error: str | None
         agreement=Agreement(0.999, 0.01),
         latency_ms=None if error else Latency(p50, p50 * 1.1, p50 * 1.3, p50, 0.01, 50),
         load_ms=1.0, first_inference_ms=2.0, peak_rss_mb=50.0, rss_growth_mb=5.0,
-        runtime="ai_edge_litert 2.3.0", threads=2, transport="local", device={"cores": 2},
+        runtime="ai_edge_litert 2.3.0", threads=2, transport="local",
+        device=None if error else device(),
         artifact_sha256=f"sha-{precision}-{fmt}", artifact_name=f"m.{precision}.{fmt}",
-        source_sha256="src", calib_sha256="cal", calib_source="digits", manifest={},
+        source_sha256="src", calib_sha256="cal", calib_source="digits",
+        manifest=manifest(precision=precision, format=fmt, file=f"m.{precision}.{fmt}"),
         samples_ms=[p50] * 50, error=error)
 
 

@@ -207,7 +207,8 @@ class Store:
                     data["tag"] = run_tag
                     if data.get("git") is None and commit:
                         data["git"] = {"commit": commit, "branch": git_branch}
-                    out.append(ResultRecord.from_json(data))
+                    out.append(ResultRecord.from_json(
+                        data, source=f"the results store {self.location}: run {run}"))
         except self.db.errors as exc:
             raise self.db.error(exc, "reading results", self.timeout_s) from exc
         return out
