@@ -83,6 +83,13 @@ class Registry(object):
         """(name, implementation) pairs, sorted by name."""
         return sorted(self.load().items(), key=lambda item: item[0])
 
+    def values(self):
+        """The implementations, in the order of their names."""
+        return [implementation for _, implementation in self.items()]
+
+    def __getitem__(self, name):
+        return self.get(name)
+
     def __contains__(self, name):
         return name in self.load()
 

@@ -109,3 +109,27 @@ def test_a_failed_load_is_tried_again(demo, tmp_path):
     broken.unlink()
     importlib.invalidate_caches()
     assert demo.names() == ["alpha", "beta"]  # imports again instead of keeping a half load
+
+
+def test_every_extension_point_is_found_the_same_way():
+    """Exporters, passes, transports, store backends, runtimes and power probes: each a
+    Registry over the package that holds its implementations, each found there."""
+    from edgecomp.agent.power import PROBES
+    from edgecomp.agent.runtimes import RUNTIMES
+    from edgecomp.compress.base import PASSES
+    from edgecomp.export import EXPORTERS
+    from edgecomp.remote.base import TRANSPORTS
+    from edgecomp.results.store import BACKENDS
+
+    points = {"edgecomp.export": EXPORTERS, "edgecomp.compress": PASSES,
+              "edgecomp.remote": TRANSPORTS, "edgecomp.results.store": BACKENDS,
+              "edgecomp.agent.runtimes": RUNTIMES, "edgecomp.agent.power": PROBES}
+    for package, registry in points.items():
+        assert isinstance(registry, Registry) and registry.package == package
+        assert len(registry) >= 2, package
+        for name, found in registry.items():
+            module = found.__module__ if isinstance(found, type) else type(found).__module__
+            assert module.startswith(package + "."), (package, name, module)
+    assert set(EXPORTERS) >= {"tflite", "onnx"}
+    assert set(TRANSPORTS) == {"local", "ssh", "labgrid"}
+    assert set(BACKENDS) == {"sqlite", "postgresql"}

@@ -1,8 +1,8 @@
 """The compression pass interface and its registry.
 
 A pass takes a model and the data context and returns a new model plus a report of
-what it did. Passes register themselves by name with `@register_pass`; the CLI and
-the recipe loader read `PASSES`.
+what it did. Passes register themselves by name with `@register_pass` in the module of
+their technique (`edgecomp.registry`); the CLI and the recipe loader read `PASSES`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar, Protocol
+from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol
 
 import pydantic
 import torch
@@ -23,6 +23,7 @@ from torch import nn
 from edgecomp.config import SCHEMA, validate
 from edgecomp.model.data import Dataset
 from edgecomp.errors import InputError
+from edgecomp.registry import Registry
 from edgecomp.model.train import train_classifier
 from edgecomp.vocab import Precision
 
@@ -74,27 +75,45 @@ class CompressionPass(Protocol):
     Besides its name, each pass declares the facts recipes and exports depend on, so
     nobody keeps a list of pass names: `must_come_last` when its result is tied to the
     export (fake-quantized, rounded, binarized or clustered weights must not be trained
-    further), and `export_precision` when it implies one (qat: int8, fp16: fp16).
+    further), `export_precision` when it implies one (qat: int8, fp16: fp16), and
+    `plan_options`, the options the board's plan decides.
     """
 
     name: ClassVar[str]
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    # Options the board's plan fills in where a recipe leaves them open: option -> the plan
+    # decision whose value it takes (`prune`'s kind from the plan's `pruning`).
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         """Return the compressed model (a new object or the input changed) and the report."""
         ...
 
 
-PASSES: dict[str, type] = {}
+def _declares_a_pass(cls: type) -> None:
+    """The registry's check: TypeError naming the pass and what it fails to declare."""
+    problems = []
+    if not isinstance(getattr(cls, "name", None), str):
+        problems.append("name must be a str")
+    if not isinstance(getattr(cls, "must_come_last", None), bool):
+        problems.append("must_come_last must be a bool")
+    if not (getattr(cls, "export_precision", None) is None
+            or isinstance(cls.export_precision, Precision)):
+        problems.append("export_precision must be a Precision or None")
+    decisions = getattr(cls, "plan_options", None)
+    if not (isinstance(decisions, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in decisions.items())):
+        problems.append("plan_options must map option names to plan decisions")
+    if not callable(getattr(cls, "apply", None)):
+        problems.append("apply() is missing")
+    if problems:
+        raise TypeError(f"compression pass {cls.__name__}: {'; '.join(problems)}")
 
 
-def register_pass(cls: type) -> type:
-    """Class decorator adding a pass to `PASSES` under its `name`."""
-    if cls.name in PASSES:
-        raise RuntimeError(f"compression pass {cls.name!r} registered twice")
-    PASSES[cls.name] = cls
-    return cls
+# Pass name -> its class; each technique module of this package registers its pass.
+PASSES = Registry("compression pass", "edgecomp.compress", check=_declares_a_pass)
+register_pass = PASSES.register()  # class decorator: the pass under its `name`
 
 
 def make_pass(name: str, options: dict[str, Any]) -> CompressionPass:

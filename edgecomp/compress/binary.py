@@ -4,7 +4,7 @@ estimator (XNOR-Net / BinaryConnect). Sizes count 1 bit per binarized weight."""
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ class BinaryWeights:
     name: ClassVar[str] = "binary"
     must_come_last: ClassVar[bool] = True  # binarized weights must not be trained further
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, epochs: Epochs = 10, lr: LearningRate = 1e-3,
                  keep_first_last: bool = True, distill: bool = True):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ class Clustering:
     name: ClassVar[str] = "cluster"
     must_come_last: ClassVar[bool] = True  # shared centroids; the archive is written from them
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, conv_bits: StrictInt = 8, fc_bits: StrictInt = 5,
                  finetune_epochs: Epochs = 3, lr: LearningRate = 1e-3, archive: bool = True,

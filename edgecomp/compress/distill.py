@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Mapping
 
 import torch
 from pydantic import Field
@@ -30,6 +30,7 @@ class Distillation:
     name: ClassVar[str] = "distill"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, epochs: Epochs = 10, temperature: Temperature = 4.0,
                  alpha: Finite = 0.7, lr: LearningRate = 1e-3, student: str | None = None):

@@ -8,7 +8,7 @@ threshold. The report gives accuracy and average cost (MACs executed) per thresh
 from __future__ import annotations
 
 import copy
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -83,6 +83,7 @@ class EarlyExit:
     name: ClassVar[str] = "early_exit"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, after: Exits | None = None, thresholds: Thresholds | None = None,
                  epochs: Epochs = 8, lr: LearningRate = 5e-4, head_lr: LearningRate = 5e-3,

@@ -6,7 +6,7 @@ Exact in eval mode: outputs equal the unfolded model's within float rounding.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -67,6 +67,7 @@ class Folding:
     name: ClassVar[str] = "fold"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, batchnorm: bool = True, linear: bool = True):
         self.batchnorm, self.linear = batchnorm, linear

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ class HalfPrecision:
     name: ClassVar[str] = "fp16"
     must_come_last: ClassVar[bool] = True  # weights rounded for the fp16 export
     export_precision: ClassVar[Precision | None] = Precision.FP16
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def apply(self, model: nn.Module, ctx: DataContext) -> tuple[nn.Module, PassReport]:
         model = copy.deepcopy(model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Mapping
 
 import torch
 from pydantic import Field, StrictInt
@@ -56,6 +56,7 @@ class LowRank:
     name: ClassVar[str] = "lowrank"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, energy: Share | None = 0.9, ratio: Share | None = None,
                  finetune_epochs: Epochs = 3, lr: LearningRate = 1e-3,

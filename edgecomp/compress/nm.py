@@ -7,7 +7,7 @@ CPUs compute the zeros at full cost.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Mapping
 
 import torch
 from pydantic import Field, StrictInt
@@ -29,6 +29,7 @@ class NMSparsity:
     name: ClassVar[str] = "prune.nm"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, n: GroupSize = 2, m: GroupSize = 4, finetune_epochs: Epochs = 2,
                  lr: LearningRate = 1e-3):

@@ -7,7 +7,7 @@ pass shrinks the compressed file (Huffman archive, gzip) but not the latency.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ class MagnitudePruning:
     name: ClassVar[str] = "prune.magnitude"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, sparsity: Finite = 0.8, scope: str = "global",
                  schedule: str = "oneshot", steps: Steps = 3, finetune_epochs: Epochs = 2,

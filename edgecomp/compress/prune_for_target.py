@@ -9,7 +9,7 @@ each board the way that board gets faster.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 from torch import nn
 
@@ -26,6 +26,8 @@ class PruneForTarget:
     name: ClassVar[str] = "prune"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    # Filled in from the board's plan where a recipe leaves them open.
+    plan_options: ClassVar[Mapping[str, str]] = {"kind": "pruning", "round_to": "channel_multiple"}
 
     def __init__(self, kind: str = "channel", amount: Finite = 0.5,
                  round_to: ChannelMultiple = 8, finetune_epochs: Epochs = 4,

@@ -11,7 +11,7 @@ min/max quantization reproduces them exactly and their calibration sets activati
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -62,6 +62,7 @@ class QuantizationAwareTraining:
     name: ClassVar[str] = "qat"
     must_come_last: ClassVar[bool] = True  # weights sit on the int8 grid the export uses
     export_precision: ClassVar[Precision | None] = Precision.INT8
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, epochs: Epochs = 3, lr: LearningRate = 2e-4, distill: bool = True):
         self.epochs, self.lr, self.distill = epochs, lr, distill

@@ -16,9 +16,7 @@ A bare name (`structured-50`) resolves to `<name>.toml` in the user's recipes di
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import pkgutil
 import tomllib
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -28,7 +26,6 @@ from pydantic import AfterValidator, Field, StrictStr
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-import edgecomp.compress
 from edgecomp import paths
 from edgecomp.compress.base import PASSES, DataContext, PassReport, make_pass
 from edgecomp.config import SCHEMA, field_error, find_tomls, key_value, load_toml
@@ -39,8 +36,7 @@ from edgecomp.vocab import Format, Precision
 
 def load_all_passes() -> None:
     """Import every module of edgecomp.compress so the registry is complete."""
-    for info in pkgutil.iter_modules(edgecomp.compress.__path__):
-        importlib.import_module(f"edgecomp.compress.{info.name}")
+    PASSES.load()
 
 
 @dataclass(frozen=True, config=SCHEMA)

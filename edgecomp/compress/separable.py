@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Mapping
 
 from pydantic import Field, StrictInt
 from torch import nn
@@ -30,6 +30,7 @@ class DepthwiseSeparable:
     name: ClassVar[str] = "separable"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    plan_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, min_in: Channels = 8, epochs: Epochs = 10, lr: LearningRate = 1e-3):
         self.min_in, self.epochs, self.lr = min_in, epochs, lr

@@ -9,7 +9,7 @@ odd counts can make a pruned model slower). N:M (2:4) sparsity is in nm.py.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -78,6 +78,8 @@ class StructuredPruning:
     name: ClassVar[str] = "prune.structured"
     must_come_last: ClassVar[bool] = False
     export_precision: ClassVar[Precision | None] = None
+    # Filled in from the board's plan where a recipe leaves them open.
+    plan_options: ClassVar[Mapping[str, str]] = {"round_to": "channel_multiple"}
 
     def __init__(self, ratio: Finite = 0.5, importance: str = "l1",
                  round_to: ChannelMultiple = 8, iterative_steps: Steps = 1,

@@ -12,19 +12,27 @@ the functions that use them, so `edgecomp --help` stays instant.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
 
 from edgecomp.errors import InputError
-from edgecomp.vocab import Format, Precision
+from edgecomp.registry import Registry
+from edgecomp.vocab import CalibrationMethod, Format, Precision
 
 if TYPE_CHECKING:
     from edgecomp.export.base import Artifact, ExportRequest
 
-# Modules defining the built-in exporters; each registers itself when imported.
-BUILTIN_EXPORTERS = ("edgecomp.export.tflite", "edgecomp.export.onnx")
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """The int8 options of a format that the accuracy-aware search may try beyond the
+    plan's own: the activation calibrations it offers, and whether it can keep the layers
+    that add the most error in float (mixed precision)."""
+
+    calibrations: tuple[CalibrationMethod, ...]
+    float_layers: bool
 
 
 class Exporter(Protocol):
@@ -36,6 +44,7 @@ class Exporter(Protocol):
     needs_module: ClassVar[bool]  # True: needs a torch module; False: also works from .onnx
     # Precisions deliberately not offered, with the reason (shown in error messages).
     declined: ClassVar[Mapping[Precision, str]]
+    int8_options: ClassVar[Int8Options]  # what the int8 search may try for this format
 
     def export(self, request: ExportRequest) -> Artifact:
         """Write the artifact and its manifest; nothing half-written remains on failure."""
@@ -63,11 +72,9 @@ class FormatFacts:
                 "declined": {p.value: why for p, why in self.declined.items()}}
 
 
-EXPORTERS: dict[Format, Exporter] = {}
-
-
-def register_exporter(cls: type) -> type:
-    """Class decorator adding an exporter instance to `EXPORTERS` under its format."""
+def _declares_an_exporter(exporter: object) -> None:
+    """The registry's check: TypeError naming the exporter and what it fails to declare."""
+    cls = type(exporter)
     problems = []
     if not isinstance(getattr(cls, "format", None), Format):
         problems.append("format must be an edgecomp.vocab.Format")
@@ -81,19 +88,27 @@ def register_exporter(cls: type) -> type:
         problems.append("needs_module must be a bool")
     if not isinstance(getattr(cls, "declined", None), Mapping):
         problems.append("declined must be a mapping of Precision to a reason")
+    options = getattr(cls, "int8_options", None)
+    if not (isinstance(options, Int8Options) and options.calibrations and
+            all(isinstance(m, CalibrationMethod) for m in options.calibrations)):
+        problems.append("int8_options must be an Int8Options with at least one calibration")
     if problems:
         raise TypeError(f"exporter {cls.__name__}: {'; '.join(problems)}")
-    if cls.format in EXPORTERS and type(EXPORTERS[cls.format]) is not cls:
-        raise RuntimeError(f"two exporters registered for format {cls.format.value!r}")
-    EXPORTERS[cls.format] = cls()
+
+
+# Format -> its exporter (an instance); each exporter module of this package registers one.
+EXPORTERS = Registry("format", __name__, check=_declares_an_exporter)
+
+
+def register_exporter(cls: type) -> type:
+    """Class decorator: an instance of the exporter in `EXPORTERS` under its format."""
+    EXPORTERS.register(getattr(getattr(cls, "format", None), "value", None))(cls())
     return cls
 
 
 def exporters() -> dict[Format, Exporter]:
-    """Every registered exporter by format, the built-in ones imported on first use."""
-    for module in BUILTIN_EXPORTERS:
-        importlib.import_module(module)
-    return EXPORTERS
+    """Every registered exporter by format (their modules imported on first use)."""
+    return {Format(name): exporter for name, exporter in EXPORTERS.items()}
 
 
 def get_exporter(fmt: Format | str) -> Exporter:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edgecomp.errors import ExportError, InputError, first_line
-from edgecomp.export import register_exporter
-from edgecomp.export.base import (Artifact, ExportRequest, Format, Precision, artifact_path,
-                                  check_request, finish_artifact, tool_versions)
+from edgecomp.export import Int8Options, register_exporter
+from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
+                                  artifact_path, check_request, finish_artifact, tool_versions)
 from edgecomp.export.inspect import MIN_WEIGHT_ELEMENTS, integer_share
 from edgecomp.export.quiet import native_output_captured
 from edgecomp.model.onnx import external_data_locations
@@ -43,6 +43,10 @@ class OnnxExporter:
     needs_module: ClassVar[bool] = False  # exports from a torch module or re-quantizes an .onnx
     declined: ClassVar[dict[Precision, str]] = {
         Precision.FP16: "onnxruntime's CPU provider runs fp16 models slower than fp32"}
+    # onnxruntime's three calibrators; the layers that add the most error can stay float.
+    int8_options: ClassVar[Int8Options] = Int8Options(
+        calibrations=(CalibrationMethod.MINMAX, CalibrationMethod.PERCENTILE,
+                      CalibrationMethod.ENTROPY), float_layers=True)
 
     def export(self, request: ExportRequest) -> Artifact:
         check_request(self, request)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecomp.atomic import atomic_path
 from edgecomp.errors import ExportError, first_line
-from edgecomp.export import register_exporter
+from edgecomp.export import Int8Options, register_exporter
 from edgecomp.export.base import (Artifact, CalibrationMethod, ExportRequest, Format, Precision,
                                   artifact_path, check_request, finish_artifact,
                                   tool_versions)
@@ -45,6 +45,11 @@ class TFLiteExporter:
         {Precision.FP32, Precision.FP16, Precision.DYNAMIC_INT8, Precision.INT8})
     needs_module: ClassVar[bool] = True
     declined: ClassVar[dict[Precision, str]] = {}
+    # PT2E observers: MinMax, or a histogram (percentile and entropy share it); no layer
+    # can be kept float.
+    int8_options: ClassVar[Int8Options] = Int8Options(
+        calibrations=(CalibrationMethod.MINMAX, CalibrationMethod.PERCENTILE),
+        float_layers=False)
 
     def export(self, request: ExportRequest) -> Artifact:
         check_request(self, request)

@@ -82,22 +82,20 @@ def load_training(train: str | None, *, loss: str | None = None,
         train_fn=import_callable(train_fn, what="training function") if train_fn else None)
 
 
-def plan_recipe(recipe, plan):
-    """The recipe with the plan's decisions filled in where it left them open.
+def fill_recipe(recipe, plan: Plan):
+    """The recipe with the plan's decisions filled in where it left them open: each pass
+    names the options its board's plan decides (`plan_options`), e.g. a generic `prune`
+    takes the plan's pruning kind and channel multiple. A decision the user set with
+    `--set` replaces the recipe's own value."""
+    from edgecomp.compress.base import PASSES
+    from edgecomp.hardware.plan import json_value
 
-    A generic `prune` pass takes the plan's pruning kind; `prune` and `prune.structured`
-    round channel counts to the plan's channel multiple. A decision the user set with
-    `--set` replaces the recipe's own value.
-    """
-    fills = {"prune": {"kind": ("pruning", plan.pruning.value),
-                       "round_to": ("channel_multiple", plan.channel_multiple)},
-             "prune.structured": {"round_to": ("channel_multiple", plan.channel_multiple)}}
     passes = []
     for name, options in recipe.passes:
         options = dict(options)
-        for option, (decision, value) in fills.get(name, {}).items():
+        for option, decision in PASSES.get(name).plan_options.items():
             if option not in options or decision in plan.overridden:
-                options[option] = value
+                options[option] = json_value(getattr(plan, decision))
         passes.append((name, options))
     return replace(recipe, passes=tuple(passes))
 
@@ -121,7 +119,7 @@ def compress_stage(prepared: Prepared, settings: Settings, recipe, plan: Plan | 
     """Run the recipe (the plan fills in its pruning kind and channel multiple), then let the
     recipe's export defaults choose the precision and formats the user left open."""
     if plan is not None:
-        recipe = plan_recipe(recipe, plan)
+        recipe = fill_recipe(recipe, plan)
     prepared, _reports = compress(prepared, recipe, train=training.data, progress=progress,
                                   out_dir=out_dir, loss_fn=training.loss_fn,
                                   train_fn=training.train_fn)

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from edgecomp.errors import DeviceError, ExportError
 from edgecomp.quantize.target import AgreementTarget, SearchLog, Tried
-from edgecomp.vocab import CalibrationMethod, Format, Precision
+from edgecomp.vocab import CalibrationMethod, Precision
 
 if TYPE_CHECKING:
+    from edgecomp.export import Int8Options
     from edgecomp.export.base import Artifact, ExportRequest
     from edgecomp.results.agreement import Verification
 
@@ -42,25 +43,24 @@ def _options(request: ExportRequest) -> dict[str, Any]:
 FLOAT_LAYER_STEPS = (1, 3, 6, 12)
 
 
-def calibration_candidates(fmt: Format, request: ExportRequest) -> list[dict[str, Any]]:
-    """The cheap candidates of a format, the plan's own first."""
-    methods = [request.calibration_method] + [m for m in (
-        CalibrationMethod.MINMAX, CalibrationMethod.PERCENTILE, CalibrationMethod.ENTROPY)
-        if m != request.calibration_method]
-    if fmt == Format.TFLITE:
-        # PT2E observers: MinMax, or histogram (percentile and entropy share it).
-        methods = [m for m in methods if m != CalibrationMethod.ENTROPY]
+def calibration_candidates(options: Int8Options, request: ExportRequest
+                           ) -> list[dict[str, Any]]:
+    """The cheap candidates: the calibrations the format offers, the plan's own first."""
+    methods = [request.calibration_method] + [
+        m for m in (CalibrationMethod.MINMAX, CalibrationMethod.PERCENTILE,
+                    CalibrationMethod.ENTROPY)
+        if m != request.calibration_method and m in options.calibrations]
     return [{"calibration_method": m} for m in methods]
 
 
-def mixed_candidates(fmt: Format, *, allow_dynamic: bool,
+def mixed_candidates(options: Int8Options, *, allow_dynamic: bool,
                      precisions: frozenset[Precision]) -> list[dict[str, Any]]:
-    """Mixed precision, where the exporter can rank its layers (ONNX); then, for
-    MatMul-heavy models where the format offers it (`precisions`), dynamic int8 (int8
-    weights, activations quantized at run time), which keeps activations exact but may run
-    slower than fp32 (the result then says so)."""
+    """Mixed precision, where the format can keep layers in float; then, for MatMul-heavy
+    models where the format offers it (`precisions`), dynamic int8 (int8 weights,
+    activations quantized at run time), which keeps activations exact but may run slower
+    than fp32 (the result then says so)."""
     steps: list[dict[str, Any]] = []
-    if fmt == Format.ONNX:
+    if options.float_layers:
         steps += [{"float_layers": k} for k in FLOAT_LAYER_STEPS]
     if allow_dynamic and Precision.DYNAMIC_INT8 in precisions:
         steps.append({"precision": Precision.DYNAMIC_INT8, "float_layers": 0})
@@ -82,7 +82,8 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
     tried: list[Tried] = []
     built: dict[str, Artifact] = {}
     try:
-        steps = [("calibration", c) for c in calibration_candidates(fmt, request)]
+        steps = [("calibration", c) for c in calibration_candidates(exporter.int8_options,
+                                                                     request)]
         best: Tried | None = None
         index = 0
         while index < len(steps):
@@ -107,7 +108,8 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
                 break
             if index == len(steps) and phase == "calibration" and best is not None:
                 steps += [("mixed", c) for c in mixed_candidates(
-                    fmt, allow_dynamic=allow_dynamic, precisions=exporter.precisions)]
+                    exporter.int8_options, allow_dynamic=allow_dynamic,
+                    precisions=exporter.precisions)]
         kept = next((t for t in tried if t.met), best)
         if kept is None:
             raise ExportError(f"no int8 candidate of {request.model_name} could be built for "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -67,3 +68,21 @@ def test_passes_tied_to_the_export_say_so():
     assert not last & {"prune.magnitude", "prune.structured", "prune.nm", "distill", "fold"}
     assert PASSES["qat"].export_precision == Precision.INT8
     assert PASSES["fp16"].export_precision == Precision.FP16
+
+
+@pytest.mark.parametrize("name", sorted(PASSES))
+def test_the_plan_decisions_a_pass_takes_are_real_options_and_decisions(name):
+    from edgecomp.compress.base import options_schema
+    from edgecomp.hardware.plan import DECISIONS
+
+    cls = PASSES[name]
+    schema = options_schema(cls)
+    options = {f.name for f in dataclasses.fields(schema)} if schema is not None else set()
+    for option, decision in cls.plan_options.items():
+        assert option in options, f"{name}: the plan fills {option!r}, which it does not take"
+        assert decision in DECISIONS, f"{name}: {decision!r} is no plan decision"
+
+
+def test_the_generic_prune_and_structured_pruning_follow_the_plan():
+    assert PASSES["prune"].plan_options == {"kind": "pruning", "round_to": "channel_multiple"}
+    assert PASSES["prune.structured"].plan_options == {"round_to": "channel_multiple"}

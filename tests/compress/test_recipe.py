@@ -75,7 +75,7 @@ class _Sealing:
 
 
 def test_a_pass_that_must_come_last_says_so_itself(tmp_path, monkeypatch):
-    monkeypatch.setitem(PASSES, _Sealing.name, _Sealing)
+    monkeypatch.setitem(PASSES.load(), _Sealing.name, _Sealing)
     load_recipe(write(tmp_path, '[[pass]]\nname = "fold"\n[[pass]]\nname = "test.sealing"\n'))
     with pytest.raises(InputError, match=r"pass\[1\]: 'fold' comes after 'test.sealing'"):
         load_recipe(write(tmp_path, '[[pass]]\nname = "test.sealing"\n'

@@ -82,7 +82,7 @@ def test_an_unsupported_precision_is_one_sentence(fmt, precision, tiny_request, 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", sorted(EXPORTERS), ids=lambda f: f.value)
+@pytest.mark.parametrize("fmt", sorted(exporters()), ids=lambda f: f.value)
 def test_a_failed_export_leaves_nothing_behind(fmt, tiny_request, tmp_path, monkeypatch):
     exporter = get_exporter(fmt)
 
@@ -96,7 +96,7 @@ def test_a_failed_export_leaves_nothing_behind(fmt, tiny_request, tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", sorted(EXPORTERS), ids=lambda f: f.value)
+@pytest.mark.parametrize("fmt", sorted(exporters()), ids=lambda f: f.value)
 def test_a_source_the_format_cannot_use_is_refused(fmt, tiny_request, tmp_path):
     exporter = get_exporter(fmt)
     if not exporter.needs_module:
@@ -111,3 +111,15 @@ def test_unknown_formats_and_files_are_sentences(tmp_path):
         get_exporter("coreml")
     with pytest.raises(InputError, match=r"unknown artifact type.*\.onnx and \.tflite"):
         exporter_for_path(tmp_path / "model.mlmodel")
+
+
+def test_every_exporter_declares_the_int8_options_a_search_may_try():
+    from edgecomp.export import Int8Options
+    from edgecomp.vocab import CalibrationMethod
+
+    for fmt, exporter in exporters().items():
+        options = exporter.int8_options
+        assert isinstance(options, Int8Options) and options.calibrations
+        assert set(options.calibrations) <= set(CalibrationMethod)
+    assert exporters()[Format.ONNX].int8_options.float_layers
+    assert not exporters()[Format.TFLITE].int8_options.float_layers

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from edgecomp.hardware.board import Board, resolve_board
-from edgecomp.pipeline.compress import plan_recipe
+from edgecomp.pipeline.compress import fill_recipe
 from edgecomp.cli import main
 from edgecomp.compress.recipe import parse_recipe
 from edgecomp.errors import DeviceError
@@ -65,7 +65,7 @@ def test_every_decision_changes_what_is_built_or_measured(key):
         plan = make_plan(profile, facts, overrides)
         settings = apply_plan(request, plan, board)
         applied.append((settings.export, dict(settings.by_format), settings.measure,
-                        plan_recipe(GENERIC_PRUNE, plan).passes))
+                        fill_recipe(GENERIC_PRUNE, plan).passes))
     assert applied[0] != applied[1], f"--set {key}={value} changed nothing"
 
 
@@ -73,13 +73,13 @@ def test_plan_fills_the_generic_prune_pass():
     profile = load_profiles()["jetson-orin-nano"]
     facts = model_facts(DemoCNN(), torch.zeros(1, 1, 8, 8), name="cnn")
     plan = make_plan(profile, facts)
-    (name, options), = plan_recipe(GENERIC_PRUNE, plan).passes
+    (name, options), = fill_recipe(GENERIC_PRUNE, plan).passes
     assert name == "prune" and options["kind"] == "2:4" and options["round_to"] == 16
     explicit = parse_recipe('name = "x"\n[[pass]]\nname = "prune.structured"\nround_to = 4\n',
                             source="x.toml", default_name="x")
-    assert plan_recipe(explicit, plan).passes[0][1]["round_to"] == 4  # the recipe's own value
+    assert fill_recipe(explicit, plan).passes[0][1]["round_to"] == 4  # the recipe's own value
     forced = make_plan(profile, facts, {"channel_multiple": "32"})
-    assert plan_recipe(explicit, forced).passes[0][1]["round_to"] == 32  # --set wins
+    assert fill_recipe(explicit, forced).passes[0][1]["round_to"] == 32  # --set wins
 
 
 def test_target_runtime_measures_its_format():

@@ -7,6 +7,7 @@ import json
 from edgecomp.export.base import Artifact, ExportRequest
 from edgecomp.quantize.search import search_int8
 from edgecomp.quantize.target import AgreementTarget
+from edgecomp.export import Int8Options
 from edgecomp.model.signature import InputSpec
 from edgecomp.results.agreement import Verification
 from edgecomp.results.record import Agreement
@@ -19,6 +20,9 @@ class FakeExporter:
 
     format = Format.ONNX
     precisions = frozenset({Precision.FP32, Precision.INT8, Precision.DYNAMIC_INT8})
+    int8_options = Int8Options(calibrations=(CalibrationMethod.MINMAX,
+                                             CalibrationMethod.PERCENTILE,
+                                             CalibrationMethod.ENTROPY), float_layers=True)
 
     def __init__(self):
         self.requests: list[ExportRequest] = []
