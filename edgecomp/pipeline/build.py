@@ -61,22 +61,41 @@ class Prepared:
     recipe: RecipeRun | None = None  # the recipe that compressed `source`, if one did
 
 
-def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool) -> Prepared:
-    """Load calibration and evaluation data and check that they fit the model."""
+@dataclass(frozen=True)
+class DataSets:
+    """A request's data, read once: the calibration set (None for none or "random") and
+    the evaluation set, each cut to its size, not yet checked against the model."""
+
+    calib: Dataset | None = None
+    eval: Dataset | None = None
+
+
+def read_data(data: DataPlan) -> DataSets:
+    """Read the calibration and evaluation data a request names (files, image folders, the
+    digits), once: the model's loader and `prepare` share what was read."""
     calib = None
-    if data.calib == "random":
-        calib = random_calibration(source.inputs, data.calib_size, seed=data.seed)
-    elif data.calib is not None:
+    if data.calib not in (None, "random"):
         calib = load_data(data.calib, **data.image_options).take(data.calib_size, seed=data.seed)
-    elif needs_calib:
-        raise InputError("int8 export needs calibration data: pass --calib with an .npz file "
-                         "or image folder of real inputs (or --calib random to accept poor "
-                         "int8 ranges).")
     eval_set = None
     if data.eval is not None:
         eval_set = load_data(data.eval, **data.image_options)
         if data.eval_size is not None:
             eval_set = eval_set.take(data.eval_size, seed=data.seed)
+    return DataSets(calib=calib, eval=eval_set)
+
+
+def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool,
+            sets: DataSets | None = None) -> Prepared:
+    """The model with its calibration and evaluation data, checked to fit it (`sets`: the
+    data read already, else read here)."""
+    sets = sets if sets is not None else read_data(data)
+    calib, eval_set = sets.calib, sets.eval
+    if data.calib == "random":
+        calib = random_calibration(source.inputs, data.calib_size, seed=data.seed)
+    elif calib is None and needs_calib:
+        raise InputError("int8 export needs calibration data: pass --calib with an .npz file "
+                         "or image folder of real inputs (or --calib random to accept poor "
+                         "int8 ranges).")
     if calib is not None:
         calib = check_data(source, calib, what="calibration")
     if eval_set is not None:

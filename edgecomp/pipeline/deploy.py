@@ -22,7 +22,7 @@ from edgecomp.model.source import ModelSource
 from edgecomp.pipeline import agent
 from edgecomp.pipeline.apply import Settings, apply_plan, export_plan, format_plan, plan_stage
 from edgecomp.pipeline.bench import bench
-from edgecomp.pipeline.build import Prepared, Search, export_all, prepare
+from edgecomp.pipeline.build import DataSets, Prepared, Search, export_all, prepare, read_data
 from edgecomp.pipeline.compress import (Training, compress_stage, load_training,
                                         recipe_export_defaults)
 from edgecomp.pipeline.fleet import Member, board_progress, concurrently, connect
@@ -71,7 +71,8 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     training = load_training(request.train or ("digits:train" if request.model.is_demo
                                                else None), loss=request.loss,
                              train_fn=request.train_fn) if recipe is not None else Training()
-    source = load_source(request.model, data, progress=progress)
+    sets = read_data(data)  # read once: the model's loader and each build share it
+    source = load_source(request.model, data, progress=progress, sets=sets)
     with ExitStack() as stack:
         members = connect(names, stack)
         model = source_facts(source)  # read once: the plans and the int8 search use them
@@ -93,7 +94,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         jobs = []
         for index, group in enumerate(groups):
             where = out_dir if len(groups) == 1 else out_dir / _build_dir(group, index)
-            build = _build(request, source, data, group, recipe, training, model, where,
+            build = _build(request, source, data, sets, group, recipe, training, model, where,
                            prepared_by_need, progress=progress)
             jobs += [(member, plan, settings, build) for member, plan, settings in group]
         fleet = len(members) > 1
@@ -144,7 +145,8 @@ def _build_dir(group: list, index: int) -> str:
     return f"{index + 1}-{plan.profile if plan is not None else member.name}"
 
 
-def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: list, recipe,
+def _build(request: DeployRequest, source: ModelSource, data: DataPlan, sets: DataSets,
+           group: list, recipe,
            training: Training, model: ModelFacts | None, out_dir: Path,
            prepared_by_need: dict[bool, Prepared], *,
            progress: ProgressFn | None = None) -> Build:
@@ -159,7 +161,8 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, group: l
                                rebuild=request.rebuild)
     needs_calib = Precision.INT8 in settings.export.precisions
     if needs_calib not in prepared_by_need:
-        prepared_by_need[needs_calib] = prepare(source, data, needs_calib=needs_calib)
+        prepared_by_need[needs_calib] = prepare(source, data, needs_calib=needs_calib,
+                                                sets=sets)
     prepared = replace(prepared_by_need[needs_calib],
                        plan=plan.record() if plan is not None else None)
     reference = reference_outputs(prepared)  # the uncompressed float model's outputs
@@ -246,7 +249,8 @@ def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_d
     from edgecomp.export.cache import ArtifactCache
 
     export = export_plan(choices, default_formats=(Format.TFLITE,))
-    source = load_source(model, data, progress=progress)
-    prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions)
+    sets = read_data(data)
+    source = load_source(model, data, progress=progress, sets=sets)
+    prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions, sets=sets)
     return export_all(prepared, export, out_dir, progress=progress,
                       cache=ArtifactCache.open(built_for="edgecomp export", rebuild=rebuild))

@@ -90,7 +90,7 @@ def connect(names: Sequence[str], stack: ExitStack) -> list[Member]:
 
     def open_one(member: Member) -> Member:
         try:
-            member.transport = open_transport(member.name)
+            member.transport = open_transport(member.name, target=member.board.target)
         except transport_errors() as exc:
             if len(members) == 1:
                 raise

@@ -8,6 +8,7 @@ from typing import Callable
 
 from edgecomp.model.facts import ModelFacts
 from edgecomp.model.source import ModelSource
+from edgecomp.pipeline.build import DataSets, read_data
 from edgecomp.pipeline.request import DataPlan, DeployRequest, ModelSpec
 
 ProgressFn = Callable[[str, int, int], None]
@@ -41,21 +42,18 @@ def load_recipe(spec: str | None):
     return load(spec)
 
 
-def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None = None
-                ) -> ModelSource:
-    """Load the model; the data's sample shape helps find a factory's input shape."""
+def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None = None,
+                sets: DataSets | None = None) -> ModelSource:
+    """Load the model; the data's sample shape helps find a factory's input shape (`sets`:
+    the data read already, else read here)."""
     from edgecomp.model.demo import demo_model
     from edgecomp.model.load import load_model
 
     if model.is_demo:
         return _named(demo_model(progress=progress), model.name)
-    dataset = None
-    if data.calib not in (None, "random") or data.eval:
-        from edgecomp.model.data import load_data
-
-        dataset = load_data(data.eval or data.calib, **data.image_options)
+    sets = sets if sets is not None else read_data(data)
     return _named(load_model(model.spec, weights=model.weights, input_shape=model.input_shape,
-                             data=dataset), model.name)
+                             data=sets.eval or sets.calib), model.name)
 
 
 def _named(source: ModelSource, name: str | None) -> ModelSource:
