@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from edgecomp.export.base import Artifact, ExportRequest
 
 
-
 @dataclass(frozen=True)
 class Int8Options:
     """The int8 options of a format that the accuracy-aware search may try beyond the

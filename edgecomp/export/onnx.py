@@ -192,5 +192,3 @@ def _preprocess(src: Path, dst: Path) -> None:
         log.warning("onnxruntime pre-processing failed (%s); quantizing the model as exported",
                     exc)
         shutil.copyfile(src, dst)
-
-

@@ -107,7 +107,6 @@ class TFLiteExporter:
                 **integer_share(weight_bytes)}
 
 
-
 def _litert_convert(module, example, **kwargs) -> bytes:
     """Convert with litert-torch into flatbuffer bytes."""
     import litert_torch
@@ -240,6 +239,3 @@ def _ai_edge_quantize(model_bytes: bytes, precision: Precision) -> bytes:
         )
     result = qt.quantize()
     return bytes(result.quantized_model)
-
-
-

@@ -185,5 +185,3 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, value = key_value(item, flag="--set", example="key=value")
         overrides[key] = parse_decision(key, value)
     return overrides
-
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from edgecomp.agent.runtimes import label
 from edgecomp.errors import InputError
 from edgecomp.hardware.facts import BoardFacts, board_arch, cpu_isa
 from edgecomp.hardware.plan import MemoryFit, Plan, QuantScheme, json_value, typed_decision
@@ -19,16 +20,9 @@ from edgecomp.vocab import (ActivationDtype, DelegateName, Format, IoDtype, Prec
 
 # BatchNorm after a convolution or linear layer is folded into its weights at export.
 FOLDED_AT_EXPORT = frozenset({"batchnorm"})
-
-
 # Runtime overhead of an interpreter process beside the model (measured peak RSS of the
 # agent with a tiny model, LiteRT and onnxruntime on aarch64/x86-64: 30-50 MB).
 RUNTIME_OVERHEAD_MB = 50
-
-
-# How a reason names a runtime the board reports.
-RUNTIME_LABELS = {"ai_edge_litert": "LiteRT", "tflite_runtime": "tflite_runtime",
-                  "tensorflow": "TensorFlow Lite", "onnxruntime": "onnxruntime"}
 
 
 def _has(profile: Profile, board: BoardFacts, feature: str) -> bool:
@@ -54,7 +48,7 @@ def _isa_report(profile: Profile, board: BoardFacts, features: tuple[str, ...]) 
 
 def _runtime_label(board: BoardFacts, name: str) -> str:
     version = (board.runtimes or {}).get(name)
-    return f"{RUNTIME_LABELS.get(name, name)} {version}" if version else name
+    return f"{label(name)} {version}" if version else name
 
 
 def _installed_runtimes(board: BoardFacts, runtimes: list, chosen: bool

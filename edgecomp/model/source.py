@@ -99,5 +99,3 @@ def check_data(source: ModelSource, dataset: Dataset, *, what: str) -> Dataset:
                              f"({describe(source.inputs)}): "
                              f"{str(exc).splitlines()[0][:200]}") from exc
     return bound
-
-

@@ -170,5 +170,3 @@ def _keep(artifact: Artifact, final_dir: Path, tried: list[Tried], kept: Tried,
     log_ = SearchLog(target=target, kept=kept.name, met=kept.met, tried=tuple(tried))
     return artifact.moved_to(final_dir / artifact.path.name,
                              replace(artifact.manifest, search=log_))
-
-

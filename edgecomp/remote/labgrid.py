@@ -247,5 +247,3 @@ def _nothing_to_give_back(message: str) -> bool:
 
 def _tags_text(tags: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-
-

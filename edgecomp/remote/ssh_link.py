@@ -189,7 +189,6 @@ def describe(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
-
 def json_line(out: str, *, where: str, what: str) -> dict[str, Any]:
     """The last JSON line a command of edgecomp's printed on the board."""
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]

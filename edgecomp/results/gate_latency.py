@@ -67,7 +67,6 @@ from edgecomp.results.verdicts import Check, GateConfig, StabilityLimits, Verdic
 from edgecomp.results.stability import MAX_ROUND_SPREAD, off_rounds, round_spread, sample_reasons
 
 
-
 def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
     """Why a run's samples cannot be judged, or None when they can (the same figure as
     every measurement's, `results.stability`, with the gate's limits)."""
