@@ -14,6 +14,7 @@ power probes with it too (the agent's zipapp carries this module).
 
 import importlib
 import pkgutil
+import threading
 
 
 class UnknownName(LookupError):
@@ -35,6 +36,10 @@ class Registry(object):
         self.check = check
         self._found = {}
         self._state = "new"  # "loading" while the package's modules are imported, then "loaded"
+        # Boards of a fleet are opened from threads of their own: the first to ask loads the
+        # package, the others wait for it (the loading thread itself may ask again while a
+        # module imports, and gets what is registered so far).
+        self._lock = threading.RLock()
 
     def register(self, *names):
         """Class or function decorator: the implementation under `names` (default: its
@@ -53,19 +58,24 @@ class Registry(object):
 
     def load(self):
         """Every implementation by name, the package's modules imported on the first call."""
-        if self._state == "new":
-            self._state = "loading"  # a module importing its own registry does not recurse
-            try:
-                package = importlib.import_module(self.package)
-                for info in sorted(pkgutil.iter_modules(package.__path__),
-                                   key=lambda found: found.name):
-                    if not info.name.startswith("_"):
-                        importlib.import_module(self.package + "." + info.name)
-            except BaseException:
-                self._state = "new"
-                raise
-            self._state = "loaded"
+        if self._state != "loaded":
+            with self._lock:
+                if self._state == "new":
+                    self._import_all()
         return self._found
+
+    def _import_all(self):
+        self._state = "loading"  # a module importing its own registry does not recurse
+        try:
+            package = importlib.import_module(self.package)
+            for info in sorted(pkgutil.iter_modules(package.__path__),
+                               key=lambda found: found.name):
+                if not info.name.startswith("_"):
+                    importlib.import_module(self.package + "." + info.name)
+        except BaseException:
+            self._state = "new"
+            raise
+        self._state = "loaded"
 
     def get(self, name):
         """The implementation registered as `name`; UnknownName (listing the others) else."""

@@ -133,3 +133,34 @@ def test_every_extension_point_is_found_the_same_way():
     assert set(EXPORTERS) >= {"tflite", "onnx"}
     assert set(TRANSPORTS) == {"local", "ssh", "labgrid"}
     assert set(BACKENDS) == {"sqlite", "postgresql"}
+
+
+def test_threads_asking_at_once_all_wait_for_the_whole_package(tmp_path, monkeypatch):
+    """Boards of a fleet are opened from threads of their own: none may see the registry
+    half loaded (it once told a board there was no such transport as `ssh`)."""
+    import threading
+
+    package = tmp_path / "slow_registry_demo"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent(INIT))
+    for name in ("alpha", "beta", "gamma"):
+        (package / f"{name}.py").write_text(
+            "import time\ntime.sleep(0.2)\n" + textwrap.dedent(WIDGET.format(name=name)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        widgets = importlib.import_module("slow_registry_demo").WIDGETS
+        seen, start = [], threading.Barrier(4)
+
+        def ask():
+            start.wait()
+            seen.append(widgets.names())
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert seen == [["alpha", "beta", "gamma"]] * 4
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "slow_registry_demo"]:
+            del sys.modules[name]
