@@ -138,9 +138,9 @@ def model_spec(args: argparse.Namespace):
 
 
 def data_plan(args: argparse.Namespace):
-    """The data flags as a `DataPlan`."""
+    """The data flags as a `DataSpec`."""
     from edgecomp.model.signature import parse_shape
-    from edgecomp.pipeline.request import DataPlan
+    from edgecomp.pipeline.request import DataSpec
 
     if args.calib_size <= 0:
         raise InputError("--calib-size must be a positive number of samples.")
@@ -153,7 +153,7 @@ def data_plan(args: argparse.Namespace):
         image_options["std"] = _floats(args.std)
     if args.grayscale:
         image_options["grayscale"] = True
-    return DataPlan(calib=args.calib, eval=args.eval, calib_size=args.calib_size,
+    return DataSpec(calib=args.calib, eval=args.eval, calib_size=args.calib_size,
                     eval_size=args.eval_size, seed=args.seed, image_options=image_options)
 
 

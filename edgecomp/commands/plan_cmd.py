@@ -39,7 +39,7 @@ def run_plan(args) -> int:
     from edgecomp.atomic import atomic_write_json
     from edgecomp.commands.ui import print_plan
     from edgecomp.hardware.board import board_facts, resolve_board
-    from edgecomp.pipeline.request import DataPlan
+    from edgecomp.pipeline.request import DataSpec
     from edgecomp.pipeline.apply import plan_stage
     from edgecomp.pipeline.load import load_source
     from edgecomp.pipeline.request import ModelSpec
@@ -58,7 +58,7 @@ def run_plan(args) -> int:
     from edgecomp.commands.ui import progress_bars
 
     with progress_bars() as progress:  # the demo is trained the first time (a minute)
-        source = load_source(model, DataPlan(), progress=progress)
+        source = load_source(model, DataSpec(), progress=progress)
     facts = board_facts(board)  # for a target: what its agent said at the last connection
     plan = plan_stage(source, board, overrides, facts)
     print_plan(plan)

@@ -15,7 +15,8 @@ from edgecomp.errors import InputError
 from edgecomp.export.manifest import Manifest
 from edgecomp.hashing import file_sha256
 from edgecomp.model.signature import InputSpec
-from edgecomp.vocab import CalibrationMethod, Format, Precision  # noqa: F401  (re-exported)
+from edgecomp.vocab import ActivationDtype, Format, IoDtype
+from edgecomp.vocab import CalibrationMethod, Precision  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # torch stays out of `edgecomp --help`
     import numpy as np
@@ -35,13 +36,13 @@ class ExportRequest:
     precision: Precision
     out_dir: Path
     calib: Dataset | None = None
-    io_dtype: str = "float32"  # "float32" or "int8": the artifact's input/output tensors
+    io_dtype: IoDtype = IoDtype.FLOAT32  # the artifact's input/output tensors
     per_channel: bool = True
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
     activation_symmetric: bool = False  # static int8: activation zero points fixed at 0
     float_layers: int = 0  # static int8: keep this many most error-adding layers in float
-    activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
+    activation_dtype: ActivationDtype = ActivationDtype.INT8  # ONNX static int8 activations
     onnx_path: Path | None = None  # when the source already is an ONNX file
     technique: str = "none"
     progress: Callable[[str, int, int], None] | None = None

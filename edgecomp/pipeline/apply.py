@@ -9,6 +9,7 @@ caps it at the cores the board lets it use, and each record keeps both numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -24,7 +25,7 @@ from edgecomp.hardware.planner import make_plan
 from edgecomp.model.facts import ModelFacts
 from edgecomp.model.source import ModelSource
 from edgecomp.pipeline.agent import MeasureOptions
-from edgecomp.pipeline.build import ExportPlan
+from edgecomp.pipeline.build import ExportSettings, FormatScheme
 from edgecomp.pipeline.load import source_facts
 from edgecomp.pipeline.request import DeployRequest, ExportChoices, MeasureChoices
 from edgecomp.pipeline.rounds import Rounds
@@ -34,10 +35,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Settings:
+class BoardSettings:
     """The plan applied: what to export, and how to measure artifacts of each format."""
 
-    export: ExportPlan
+    export: ExportSettings
     measure: MeasureOptions  # for artifacts the plan's runtime does not load
     by_format: Mapping[str, MeasureOptions] = field(default_factory=dict)
     # The plans of the formats built beside the plan's own (the demo builds every format):
@@ -83,19 +84,17 @@ def format_plan(source: ModelSource, board: Board, overrides: Mapping[str, Any],
     return None
 
 
-def _scheme(wanted: ExportChoices, plan: Plan) -> dict[str, Any]:
+def _scheme(wanted: ExportChoices, plan: Plan) -> FormatScheme:
     """The quantization options a plan sets where the user left them open."""
-    changes = {"per_channel": not wanted.per_tensor and plan.per_channel,
-               "reduce_range": wanted.reduce_range or plan.reduce_range,
-               "activation_symmetric": plan.activation_symmetric,
-               "activation_dtype": plan.activation_dtype.value}
-    if wanted.io_dtype is None:
-        changes["io_dtype"] = plan.io_dtype.value
-    return changes
+    return FormatScheme(per_channel=not wanted.per_tensor and plan.per_channel,
+                        reduce_range=wanted.reduce_range or plan.reduce_range,
+                        activation_symmetric=plan.activation_symmetric,
+                        activation_dtype=plan.activation_dtype,
+                        io_dtype=plan.io_dtype if wanted.io_dtype is None else None)
 
 
 def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
-               plan_for: Callable[[Format], Plan | None] | None = None) -> Settings:
+               plan_for: Callable[[Format], Plan | None] | None = None) -> BoardSettings:
     """Let the plan decide what the user left open; explicit choices always win.
 
     The demo exports both formats at fp32 and int8 for comparison, unless the user set a
@@ -105,7 +104,7 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
     wanted = request.export
     demo = request.model.is_demo
     target = board.target
-    export = export_plan(wanted)
+    export = export_settings(wanted)
     choice = request.measure
     lock_timeout = target.lock_timeout if target is not None else MeasureOptions.lock_timeout
     measure = MeasureOptions(runs=choice.runs, seconds=choice.seconds,
@@ -117,9 +116,10 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
     changes: dict[str, Any] = {}
     plans: dict[str, Plan] = {}
     if plan is not None:
-        changes = _scheme(wanted, plan)
+        changes = {key: value for key, value in
+                   dataclasses.asdict(_scheme(wanted, plan)).items() if value is not None}
         if wanted.formats is None and (not demo or "format" in plan.overridden):
-            changes["formats"] = (plan.format.value,)
+            changes["formats"] = (plan.format,)
         if wanted.precisions is None and (not demo or "precision" in plan.overridden):
             chosen = plan.precision
             if chosen not in supported_precisions(plan.format):
@@ -131,12 +131,12 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
         by_format[plan.format.value] = _agent_options(measure, plan)
         for fmt in changes.get("formats", export.formats):
             other = plan_for(Format(fmt)) if plan_for is not None and \
-                fmt != plan.format.value else None
+                fmt != plan.format else None
             if other is not None:
                 plans[fmt] = other
                 by_format[fmt] = _agent_options(
                     replace(measure, threads=threads_for(choice, other)), other)
-        changes["by_format"] = tuple((fmt, tuple(sorted(_scheme(wanted, other).items())))
+        changes["by_format"] = tuple((Format(fmt), _scheme(wanted, other))
                                      for fmt, other in plans.items())
     user = _user_runtime(choice, target)
     if user is not None:
@@ -147,18 +147,18 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
         if planned.runtime == runtime:
             delegate = planned.delegate
         by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
-    return Settings(export=replace(export, **changes), measure=measure, by_format=by_format,
+    return BoardSettings(export=replace(export, **changes), measure=measure, by_format=by_format,
                     plans=plans, rounds=choice.rounds)
 
 
-def export_plan(wanted: ExportChoices, *,
-                default_formats: tuple[Format, ...] | None = None) -> ExportPlan:
+def export_settings(wanted: ExportChoices, *,
+                default_formats: tuple[Format, ...] | None = None) -> ExportSettings:
     """The artifacts the user's choices ask for, before any plan: every format (or
     `default_formats`) at fp32 and int8 where they left it open."""
-    return ExportPlan(
-        formats=tuple(f.value for f in wanted.formats or default_formats or formats_for()),
+    return ExportSettings(
+        formats=tuple(wanted.formats or default_formats or formats_for()),
         precisions=wanted.precisions or (Precision.FP32, Precision.INT8),
-        io_dtype=(wanted.io_dtype or IoDtype.FLOAT32).value,
+        io_dtype=wanted.io_dtype or IoDtype.FLOAT32,
         per_channel=not wanted.per_tensor, calibration_method=wanted.calibration_method,
         reduce_range=wanted.reduce_range)
 

@@ -20,7 +20,7 @@ from edgecomp.pipeline.build import Prepared
 from edgecomp.pipeline.fleet import Member, board_progress, concurrently, connect
 from edgecomp.pipeline.measure import MeasureData, measure_all, measured_inputs
 from edgecomp.pipeline.record import failed_record, record_stage
-from edgecomp.pipeline.request import DataPlan, DeployRequest, MeasureChoices
+from edgecomp.pipeline.request import DataSpec, DeployRequest, MeasureChoices
 from edgecomp.pipeline.rounds import bench_bases, interleave
 from edgecomp.remote.base import transport_errors
 from edgecomp.results.provenance import stamp
@@ -85,7 +85,7 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
         measured = concurrently([
             lambda member=member: _bench_member(
                 member, artifacts, base, prepared_sets,
-                DeployRequest(target=member.name, measure=measure, data=DataPlan(seed=seed)),
+                DeployRequest(target=member.name, measure=measure, data=DataSpec(seed=seed)),
                 fleet=fleet, progress=board_progress(progress, member.name, fleet))
             for member in members])
     records = stamp([r for rs in measured for r in rs], tag=tag)

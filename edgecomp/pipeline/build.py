@@ -6,6 +6,7 @@ measured; `edgecomp export` and `edgecomp compress` call them directly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,9 +16,10 @@ from edgecomp.model.data import Dataset, load_data, random_calibration
 from edgecomp.errors import ExportError, InputError
 from edgecomp.export import get_exporter, unsupported_reason
 from edgecomp.export.base import Artifact, CalibrationMethod, ExportRequest, Precision
+from edgecomp.vocab import ActivationDtype, Format, IoDtype
 from edgecomp.hardware.plan import PlanRecord
 from edgecomp.model.source import ModelSource, check_data
-from edgecomp.pipeline.request import DataPlan
+from edgecomp.pipeline.request import DataSpec
 from edgecomp.results.record import RecipeRun
 
 if TYPE_CHECKING:
@@ -29,24 +31,40 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class ExportPlan:
+class FormatScheme:
+    """The int8 scheme a format's own plan sets for its artifacts (a deploy that builds
+    several formats plans each); `io_dtype` None where the user chose it."""
+
+    per_channel: bool
+    reduce_range: bool
+    activation_symmetric: bool
+    activation_dtype: ActivationDtype
+    io_dtype: IoDtype | None = None
+
+
+@dataclass(frozen=True)
+class ExportSettings:
     """Which artifacts to build and how: the formats, precisions and quantization options."""
 
-    formats: tuple[str, ...] = ("tflite", "onnx")
+    formats: tuple[Format, ...] = (Format.TFLITE, Format.ONNX)
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8)
-    io_dtype: str = "float32"
+    io_dtype: IoDtype = IoDtype.FLOAT32
     per_channel: bool = True
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
     activation_symmetric: bool = False
-    activation_dtype: str = "int8"  # ONNX static int8 activations: "int8" or "uint8"
-    # Options that a format's own plan sets otherwise (when a deploy builds several
-    # formats): ((format, ((option, value), ...)), ...), read through `for_format`.
-    by_format: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    activation_dtype: ActivationDtype = ActivationDtype.INT8  # ONNX static int8 activations
+    # The schemes the other formats' own plans set, read through `for_format`.
+    by_format: tuple[tuple[Format, FormatScheme], ...] = ()
 
-    def for_format(self, fmt: str) -> ExportPlan:
+    def for_format(self, fmt: Format | str) -> ExportSettings:
         """The options `fmt`'s artifacts are built with."""
-        return replace(self, by_format=(), **dict(dict(self.by_format).get(fmt, ())))
+        scheme = dict(self.by_format).get(fmt)
+        if scheme is None:
+            return replace(self, by_format=())
+        chosen = {key: value for key, value in dataclasses.asdict(scheme).items()
+                  if value is not None}
+        return replace(self, by_format=(), **chosen)
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,7 @@ class DataSets:
     eval: Dataset | None = None
 
 
-def read_data(data: DataPlan) -> DataSets:
+def read_data(data: DataSpec) -> DataSets:
     """Read the calibration and evaluation data a request names (files, image folders, the
     digits), once: the model's loader and `prepare` share what was read."""
     calib = None
@@ -84,7 +102,7 @@ def read_data(data: DataPlan) -> DataSets:
     return DataSets(calib=calib, eval=eval_set)
 
 
-def prepare(source: ModelSource, data: DataPlan, *, needs_calib: bool,
+def prepare(source: ModelSource, data: DataSpec, *, needs_calib: bool,
             sets: DataSets | None = None) -> Prepared:
     """The model with its calibration and evaluation data, checked to fit it (`sets`: the
     data read already, else read here)."""
@@ -115,7 +133,7 @@ class Search:
     allow_dynamic: bool = False
 
 
-def export_all(prepared: Prepared, plan: ExportPlan, out_dir: Path, *,
+def export_all(prepared: Prepared, plan: ExportSettings, out_dir: Path, *,
                progress: ProgressFn | None = None, search: Search | None = None,
                cache: ArtifactCache | None = None) -> list[Artifact]:
     """Export every (format, precision) pair the plan asks for; refuse impossible pairs first.

@@ -16,9 +16,9 @@ from edgecomp.export.base import plain_file_name
 from edgecomp.hardware.plan import Plan
 from edgecomp.model.data import Dataset, load_data
 from edgecomp.model.source import check_data
-from edgecomp.pipeline.apply import Settings
+from edgecomp.pipeline.apply import BoardSettings
 from edgecomp.pipeline.build import Prepared
-from edgecomp.pipeline.request import DataPlan, ExportChoices, ModelSpec
+from edgecomp.pipeline.request import DataSpec, ExportChoices, ModelSpec
 from edgecomp.results.record import PassRun, RecipeRun
 from edgecomp.vocab import Format, Precision
 
@@ -113,9 +113,9 @@ def recipe_export_defaults(recipe) -> tuple[Precision | None, tuple[Format, ...]
             tuple(Format(f) for f in formats) if formats else None)
 
 
-def compress_stage(prepared: Prepared, settings: Settings, recipe, plan: Plan | None, *,
+def compress_stage(prepared: Prepared, settings: BoardSettings, recipe, plan: Plan | None, *,
                    training: Training, user_export: ExportChoices, out_dir: Path,
-                   progress: ProgressFn | None = None) -> tuple[Prepared, Settings]:
+                   progress: ProgressFn | None = None) -> tuple[Prepared, BoardSettings]:
     """Run the recipe (the plan fills in its pruning kind and channel multiple), then let the
     recipe's export defaults choose the precision and formats the user left open."""
     if plan is not None:
@@ -181,7 +181,7 @@ def compress_model(request: CompressRequest, *,
                             input_shape=request.model.input_shape, data=training.data)
     if request.model.name:
         source = replace(source, name=request.model.name)
-    data = DataPlan(calib=request.calib or ("digits:train" if demo else None),
+    data = DataSpec(calib=request.calib or ("digits:train" if demo else None),
                     eval=request.eval or ("digits:val" if demo else None), seed=request.seed)
     prepared = prepare(source, data, needs_calib=False)
     result, reports = compress(prepared, request.recipe, train=training.data,

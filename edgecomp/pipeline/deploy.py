@@ -20,7 +20,8 @@ from edgecomp.hardware.plan import Plan
 from edgecomp.model.facts import ModelFacts
 from edgecomp.model.source import ModelSource
 from edgecomp.pipeline import agent
-from edgecomp.pipeline.apply import Settings, apply_plan, export_plan, format_plan, plan_stage
+from edgecomp.pipeline.apply import (BoardSettings, apply_plan, export_settings, format_plan,
+                                     plan_stage)
 from edgecomp.pipeline.bench import bench
 from edgecomp.pipeline.build import DataSets, Prepared, Search, export_all, prepare, read_data
 from edgecomp.pipeline.compress import (Training, compress_stage, load_training,
@@ -30,7 +31,7 @@ from edgecomp.pipeline.load import data_for, load_recipe, load_source, source_fa
 from edgecomp.pipeline.measure import (MeasureData, Verified, measure_all, measured_inputs,
                                        reference_outputs, verify_on)
 from edgecomp.pipeline.record import failed_record, record_stage
-from edgecomp.pipeline.request import DataPlan, DeployRequest, ExportChoices, ModelSpec
+from edgecomp.pipeline.request import DataSpec, DeployRequest, ExportChoices, ModelSpec
 from edgecomp.pipeline.rounds import deploy_bases, interleave
 from edgecomp.remote.base import transport_errors
 from edgecomp.results.flags import flag_records
@@ -120,7 +121,7 @@ class Build:
     verified_on: str | None  # the board those verifications ran on
 
 
-def _build_key(plan: Plan | None, settings: Settings, recipe) -> tuple:
+def _build_key(plan: Plan | None, settings: BoardSettings, recipe) -> tuple:
     """What decides the artifacts: the export settings and, with a recipe, the plan's
     pruning choices. Threads and delegates only change how they are measured."""
     pruning = None
@@ -145,7 +146,7 @@ def _build_dir(group: list, index: int) -> str:
     return f"{index + 1}-{plan.profile if plan is not None else member.name}"
 
 
-def _build(request: DeployRequest, source: ModelSource, data: DataPlan, sets: DataSets,
+def _build(request: DeployRequest, source: ModelSource, data: DataSpec, sets: DataSets,
            group: list, recipe,
            training: Training, model: ModelFacts | None, out_dir: Path,
            prepared_by_need: dict[bool, Prepared], *,
@@ -198,7 +199,7 @@ def _build(request: DeployRequest, source: ModelSource, data: DataPlan, sets: Da
                  verified=verified, verified_on=member.name if search else None)
 
 
-def _measure_member(member: Member, plan: Plan | None, settings: Settings, build: Build, *,
+def _measure_member(member: Member, plan: Plan | None, settings: BoardSettings, build: Build, *,
                     progress: ProgressFn | None = None) -> list[ResultRecord]:
     """Verify and time a build's artifacts on one board, in that board's runtime; a board
     that cannot be reached gives one failed record per artifact."""
@@ -222,7 +223,7 @@ def _measure_member(member: Member, plan: Plan | None, settings: Settings, build
 
 
 def _search(request: DeployRequest, prepared: Prepared, reference, transport,
-            settings: Settings, verified: dict[str, Verified],
+            settings: BoardSettings, verified: dict[str, Verified],
             model: ModelFacts | None) -> Search | None:
     """Accuracy-aware int8 when there is evaluation data to judge it by (and the float
     model's outputs to compare with). Candidates are judged on `transport`'s board with
@@ -242,13 +243,13 @@ def _search(request: DeployRequest, prepared: Prepared, reference, transport,
                   and model.conv_share < 0.5)
 
 
-def export_model(model: ModelSpec, data: DataPlan, choices: ExportChoices, out_dir: Path, *,
+def export_model(model: ModelSpec, data: DataSpec, choices: ExportChoices, out_dir: Path, *,
                  progress: ProgressFn | None = None, rebuild: bool = False) -> list[Artifact]:
     """`edgecomp export`: the chosen formats (default LiteRT) and precisions, no board;
     artifacts exported before with the same key come from the artifact cache."""
     from edgecomp.export.cache import ArtifactCache
 
-    export = export_plan(choices, default_formats=(Format.TFLITE,))
+    export = export_settings(choices, default_formats=(Format.TFLITE,))
     sets = read_data(data)
     source = load_source(model, data, progress=progress, sets=sets)
     prepared = prepare(source, data, needs_calib=Precision.INT8 in export.precisions, sets=sets)

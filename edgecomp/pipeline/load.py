@@ -9,7 +9,7 @@ from typing import Callable
 from edgecomp.model.facts import ModelFacts
 from edgecomp.model.source import ModelSource
 from edgecomp.pipeline.build import DataSets, read_data
-from edgecomp.pipeline.request import DataPlan, DeployRequest, ModelSpec
+from edgecomp.pipeline.request import DataSpec, DeployRequest, ModelSpec
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -25,7 +25,7 @@ def source_facts(source: ModelSource) -> ModelFacts | None:
     return None
 
 
-def data_for(request: DeployRequest) -> DataPlan:
+def data_for(request: DeployRequest) -> DataSpec:
     """The demo's data is built in: real digits, named in every record."""
     if not request.model.is_demo:
         return request.data
@@ -42,7 +42,7 @@ def load_recipe(spec: str | None):
     return load(spec)
 
 
-def load_source(model: ModelSpec, data: DataPlan, *, progress: ProgressFn | None = None,
+def load_source(model: ModelSpec, data: DataSpec, *, progress: ProgressFn | None = None,
                 sets: DataSets | None = None) -> ModelSource:
     """Load the model; the data's sample shape helps find a factory's input shape (`sets`:
     the data read already, else read here)."""

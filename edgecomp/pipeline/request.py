@@ -53,7 +53,7 @@ class ExportChoices:
 
 
 @dataclass(frozen=True)
-class DataPlan:
+class DataSpec:
     """Where calibration and evaluation data come from."""
 
     calib: str | None = None  # a path, "demo", or "random"; None is an error for int8
@@ -98,7 +98,7 @@ class DeployRequest:
 
     model: ModelSpec = ModelSpec()
     target: str = "local"
-    data: DataPlan = DataPlan()
+    data: DataSpec = DataSpec()
     export: ExportChoices = ExportChoices()
     measure: MeasureChoices = MeasureChoices()
     overrides: Mapping[str, Any] = field(default_factory=dict)  # plan decisions (`--set`)

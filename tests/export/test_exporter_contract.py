@@ -68,7 +68,8 @@ def test_each_declared_precision_exports(fmt, precision, exported):
     # Only artifacts and manifests are left in the output folder.
     assert sorted(p.name for p in artifact.path.parent.iterdir()) == \
         sorted([artifact.path.name, artifact.manifest_path.name])
-    assert artifact_from_file(artifact.path).manifest == manifest
+    assert artifact_from_file(artifact.path).manifest.to_json() == manifest
+    assert artifact_from_file(artifact.path).manifest == artifact.manifest
 
 
 @pytest.mark.parametrize("fmt,precision", UNSUPPORTED,

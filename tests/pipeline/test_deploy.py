@@ -134,17 +134,17 @@ def test_a_board_failure_is_a_failed_record_and_the_others_are_kept(tmp_path):
     """An SFTP/SSH error while verifying one artifact does not abort the sweep."""
     import paramiko
 
-    from edgecomp.pipeline.build import ExportPlan, export_all, prepare
-    from edgecomp.pipeline.request import DataPlan
+    from edgecomp.pipeline.build import ExportSettings, export_all, prepare
+    from edgecomp.pipeline.request import DataSpec
     from edgecomp.pipeline.agent import MeasureOptions
     from edgecomp.remote.local import LocalTransport
     from edgecomp.model.demo import demo_model
     from edgecomp.vocab import Precision
 
     source = demo_model()
-    prepared = prepare(source, DataPlan(calib="digits:train", eval="digits:val",
+    prepared = prepare(source, DataSpec(calib="digits:train", eval="digits:val",
                                         calib_size=64, eval_size=50), needs_calib=True)
-    artifacts = export_all(prepared, ExportPlan(formats=("tflite",),
+    artifacts = export_all(prepared, ExportSettings(formats=("tflite",),
                                                 precisions=(Precision.FP32, Precision.INT8)),
                            tmp_path)
 

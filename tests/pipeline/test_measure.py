@@ -8,9 +8,9 @@ import os
 import pytest
 
 from edgecomp.pipeline.agent import MeasureOptions
-from edgecomp.pipeline.build import ExportPlan, export_all, prepare
+from edgecomp.pipeline.build import ExportSettings, export_all, prepare
 from edgecomp.pipeline.measure import MeasureData, measure_on, reference_outputs
-from edgecomp.pipeline.request import DataPlan
+from edgecomp.pipeline.request import DataSpec
 from edgecomp.remote.local import LocalTransport
 from edgecomp.vocab import Precision
 
@@ -20,9 +20,9 @@ CORES = len(os.sched_getaffinity(0))
 @pytest.fixture(scope="module")
 def built(demo_source, tmp_path_factory):
     """The demo's fp32 and int8 artifacts in both formats, with its evaluation data."""
-    prepared = prepare(demo_source, DataPlan(calib="digits:train", eval="digits:val",
+    prepared = prepare(demo_source, DataSpec(calib="digits:train", eval="digits:val",
                                              calib_size=64, eval_size=40), needs_calib=True)
-    artifacts = export_all(prepared, ExportPlan(formats=("tflite", "onnx"),
+    artifacts = export_all(prepared, ExportSettings(formats=("tflite", "onnx"),
                                                 precisions=(Precision.FP32, Precision.INT8)),
                            tmp_path_factory.mktemp("built"))
     data = MeasureData(prepared, reference=reference_outputs(prepared))

@@ -4,6 +4,7 @@ busy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -85,9 +86,9 @@ def test_fp32_and_int8_of_one_model_get_their_speedup_from_the_rounds(tmp_path, 
     int8 = tmp_path / "mm.int8.onnx"
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
     for path in (fp32, int8):  # one model: the same name and source in both manifests
-        manifest = artifact_from_file(path).manifest
-        manifest.update(model="mm", source_sha256="mm-source", model_sha256="mm-source")
-        path.with_suffix(".onnx.json").write_text(json.dumps(manifest))
+        manifest = dataclasses.replace(artifact_from_file(path).manifest, model="mm",
+                                       source_sha256="mm-source", model_sha256="mm-source")
+        path.with_suffix(".onnx.json").write_text(json.dumps(manifest.to_json()))
     results, captured = bench(tmp_path, capsys, fp32, int8)
     base, other = results["mm.fp32.onnx"], results["mm.int8.onnx"]
     assert base["p50_ratio"] == 1.0 and base["stability"]["ratio_to"] == "mm.fp32.onnx"
