@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from edgecomp.results.record import Agreement
 
 if TYPE_CHECKING:
     from edgecomp.model.data import Dataset
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely an artifact's outputs follow the float model on the evaluation set.
+
+    The headline numbers are for the model's first output: mean (and worst) cosine per
+    sample, absolute errors, and `decision`, the share of samples (percent) where the
+    artifact makes the float model's call: the same top class for a vector of scores,
+    the same side of 0.5 (probabilities) or 0 (logits) for a single value. `outputs`
+    holds the same numbers for every output of a model with several.
+    """
+
+    cosine: float
+    max_abs_err: float
+    mean_abs_err: float | None = None
+    cosine_min: float | None = None
+    decision: float | None = None
+    outputs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

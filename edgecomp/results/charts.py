@@ -1,7 +1,7 @@
 """The report's charts: plotly figures of the latency distributions, of quality against
 latency and against size with each Pareto front marked, and of energy per inference.
 
-Each figure is drawn from the page's entries (`report.Entry`) into a div with a fixed id;
+Each figure is drawn from the page's entries (`Entry`) into a div with a fixed id;
 the page embeds plotly.js once. Text handed to plotly is escaped (`plotly_text`), since
 plotly renders a subset of HTML (<b>, <a href>, ...) in labels.
 """
@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from edgecomp.results.record import ResultRecord
-
-if TYPE_CHECKING:
-    from edgecomp.results.report import Entry
 
 
 @dataclass(frozen=True)
@@ -78,6 +75,28 @@ def quality_of(records: Sequence[ResultRecord]) -> Quality | None:
 def plotly_text(text: str) -> str:
     """`text` shown literally by plotly (which reads <b>, <br>, <a> ... as markup)."""
     return html.escape(text, quote=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record as the page shows it: its anchor, labels and colour."""
+
+    record: ResultRecord
+    number: int  # its row in the page's tables, from 1
+    model: str  # the model's name, with its content's sha256 where the name is ambiguous
+    name: str  # model · format precision · technique @ target
+    when: str  # date and run
+    colour: str  # the artifact's, in every chart
+    dash: str  # which run of the artifact this is (ECDF line style)
+
+    @property
+    def anchor(self) -> str:
+        return f"artifact-{self.number}"
+
+    @property
+    def plot_label(self) -> str:
+        """Two lines for plotly, each escaped."""
+        return f"{plotly_text(self.name)}<br>{plotly_text(self.when)}"
 
 
 def _layout(fig, *, title: str, x_title: str, y_title: str | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 from edgecomp.agent.protocol import LatencyStats as Latency  # noqa: F401  (re-exported)
 from edgecomp.export.manifest import Manifest
 from edgecomp.hardware.plan import PlanRecord
+from edgecomp.results.agreement import Agreement
 from edgecomp.results.device import DeviceFacts, device_json_v1
 from edgecomp.results.stability import Stability
 from edgecomp.vocab import Vocabulary
@@ -89,25 +90,6 @@ class RecipeRun:
     text: str
     export: dict[str, Any]
     reports: tuple[PassRun, ...]
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How closely an artifact's outputs follow the float model on the evaluation set.
-
-    The headline numbers are for the model's first output: mean (and worst) cosine per
-    sample, absolute errors, and `decision`, the share of samples (percent) where the
-    artifact makes the float model's call: the same top class for a vector of scores,
-    the same side of 0.5 (probabilities) or 0 (logits) for a single value. `outputs`
-    holds the same numbers for every output of a model with several.
-    """
-
-    cosine: float
-    max_abs_err: float
-    mean_abs_err: float | None = None
-    cosine_min: float | None = None
-    decision: float | None = None
-    outputs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

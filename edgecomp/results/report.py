@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, chart_html,
-                                     energy_chart, latency_box, latency_ecdf, plotly_text,
-                                     quality_chart, quality_of)
 from edgecomp.agent.protocol import DeviceState
 from edgecomp.hardware.plan import PlanRecord
+from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, Entry, chart_html,
+                                     energy_chart, latency_box, latency_ecdf, quality_chart,
+                                     quality_of)
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import spread_text
 
@@ -65,28 +64,6 @@ def size_text(size: int | None) -> str:
 
 def number(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One record as the page shows it: its anchor, labels and colour."""
-
-    record: ResultRecord
-    number: int  # its row in the page's tables, from 1
-    model: str  # the model's name, with its content's sha256 where the name is ambiguous
-    name: str  # model · format precision · technique @ target
-    when: str  # date and run
-    colour: str  # the artifact's, in every chart
-    dash: str  # which run of the artifact this is (ECDF line style)
-
-    @property
-    def anchor(self) -> str:
-        return f"artifact-{self.number}"
-
-    @property
-    def plot_label(self) -> str:
-        """Two lines for plotly, each escaped."""
-        return f"{plotly_text(self.name)}<br>{plotly_text(self.when)}"
 
 
 def entries(records: Sequence[ResultRecord]) -> list[Entry]:
