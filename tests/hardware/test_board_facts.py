@@ -17,10 +17,8 @@ from edgecomp.hardware.board import Board, board_facts, cached_info, remember_in
 from edgecomp.hardware.facts import facts_from_info, profile_mismatches
 from edgecomp.cli import main
 from edgecomp.model.facts import model_facts
-from edgecomp.model.demo import DemoCNN
 from edgecomp.hardware.facts import BoardFacts
 from edgecomp.hardware.planner import make_plan
-from edgecomp.hardware.profiles import load_profiles
 from edgecomp.hardware.targets import parse_target
 from edgecomp.vocab import ActivationDtype, Format, Precision, RuntimeName
 
@@ -41,16 +39,6 @@ def agent_info(*, arch="aarch64", cores=4, isa=("neon",), mem_mb=3796.0, emulate
                      runtimes=runtimes or {"ai_edge_litert": "1.4.0", "tflite_runtime": None,
                                            "tensorflow": None, "onnxruntime": "1.20.1"},
                      execution_providers=("CPUExecutionProvider",), device=device, missing=())
-
-
-@pytest.fixture(scope="module")
-def profiles():
-    return load_profiles()
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return model_facts(DemoCNN(), torch.zeros(1, 1, 8, 8), name="cnn")
 
 
 @pytest.fixture()

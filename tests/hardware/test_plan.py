@@ -16,7 +16,6 @@ from edgecomp.model.demo import DemoCNN
 from edgecomp.hardware.facts import BoardFacts
 from edgecomp.hardware.plan import DECISIONS, parse_overrides
 from edgecomp.hardware.planner import make_plan
-from edgecomp.hardware.profiles import load_profiles
 from edgecomp.vocab import Format, Precision, PruningKind
 
 
@@ -38,16 +37,6 @@ class Huge(nn.Module):
 
     def forward(self, x):
         return self.body(x)
-
-
-@pytest.fixture(scope="module")
-def profiles():
-    return load_profiles()
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return model_facts(DemoCNN(), torch.zeros(1, 1, 8, 8), name="cnn")
 
 
 @pytest.fixture(scope="module")
