@@ -8,6 +8,7 @@ naming the file and field, instead of silently meaning "not accelerated".
 from __future__ import annotations
 
 import enum
+import os
 import re
 
 from edgecomp.agent.runtimes import delegate_names, runtime_formats, runtime_names
@@ -23,10 +24,16 @@ class Vocabulary(str, enum.Enum):
 
 
 class Format(Vocabulary):
-    """An artifact file format."""
+    """An artifact file format; its files end in "." and its name (.tflite, .onnx)."""
 
     TFLITE = "tflite"
     ONNX = "onnx"
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike) -> Format | None:
+        """The format a file's suffix names, or None for any other file."""
+        suffix = os.path.splitext(path)[1].lower()
+        return next((fmt for fmt in cls if suffix == f".{fmt.value}"), None)
 
 
 class Precision(Vocabulary):

@@ -147,12 +147,6 @@ def exporter_for_path(path: Path) -> Exporter:
     raise InputError(f"{path}: unknown artifact type; edgecomp reads {known} files.")
 
 
-def format_for_path(path: Path) -> Format | None:
-    """The format a file's suffix names, or None when no exporter writes such files."""
-    suffix = Path(path).suffix.lower()
-    return next((fmt for fmt, e in exporters().items() if e.suffix == suffix), None)
-
-
 def formats_for(precision: Precision | None = None, *, has_module: bool = True
                 ) -> tuple[Format, ...]:
     """Formats that can export `precision` (any, when None) from the kind of source given."""

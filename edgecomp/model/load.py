@@ -31,7 +31,7 @@ def load_model(spec: str | None, *, weights: Path | None = None,
     refuse_foreign(path)  # TorchScript, Keras, SavedModel: one sentence saying what to do
     if path.suffix == ".pt2":
         return load_program(path, data=data, input_shape=input_shape)
-    artifact_format = next((f for f in Format if path.suffix.lower() == f".{f.value}"), None)
+    artifact_format = Format.of_file(path)
     if artifact_format == Format.ONNX:
         return load_onnx(path, data=data, input_shape=input_shape)
     if artifact_format is not None:

@@ -42,6 +42,7 @@ def test_every_exporter_declares_its_facts():
     assert len(set(suffixes)) == len(suffixes), "two formats claim one suffix"
     for fmt, facts in format_facts().items():
         assert facts.format == fmt and facts.suffix.startswith(".")
+        assert Format.of_file(f"model{facts.suffix.upper()}") == fmt  # what the loader reads
         assert facts.precisions == supported_precisions(fmt) and facts.precisions
         assert not set(facts.declined) & facts.precisions
         json.dumps(facts.to_json())
