@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +84,7 @@ def test_a_tiny_real_shift_is_significant_but_within_the_tolerance():
 
 
 def test_an_interval_straddling_the_limit_is_inconclusive():
-    checks = judge([run(seed=0, samples=200)], [run(seed=1, samples=200, scale=1.15)], CONFIG)
+    checks = judge([run(seed=0, samples=200)], [run(seed=1, samples=200, scale=1.25)], CONFIG)
     p50 = next(c for c in checks if c.name == "latency p50")
     assert p50.interval[0] < CONFIG.latency.max_increase < p50.interval[1]
     assert p50.verdict is Verdict.INCONCLUSIVE and status(checks) == 2
@@ -133,7 +136,7 @@ def rounds_like(record: ResultRecord, scale: float = 1.0, count: int = 3):
 def test_a_measurement_out_of_line_with_its_own_rounds_does_not_fail():
     """Step 6 of the gate: the candidate's measurement ran 30 % slower (as a loaded CI
     machine gave once at p50 and p90), its three rounds, each a process of its own, did
-    not: the median over its processes decides, and the message says what happened."""
+    not: judged over the processes, and the message says what happened."""
     base = run(seed=0)
     baseline = timed_in_rounds(base, *rounds_like(base))
     stray = timed_in_rounds(run(seed=1, scale=1.3), *rounds_like(base))
@@ -145,30 +148,38 @@ def test_a_measurement_out_of_line_with_its_own_rounds_does_not_fail():
     for check in latency:
         assert check.change == pytest.approx(0.3, abs=0.03)  # the measurement, still shown
         assert abs(check.across_runs) < 0.02
-        assert "in the measurement alone, but the median over the runs' 4 and 4 agent " \
-            "processes (measurement and rounds) moved" in check.message
-        assert check.message.endswith(f"within the limit {check.limit:+.0%}; the candidate "
-                                      "measurement ran out of line with its own rounds.")
+        assert "in the measurements; over the runs' 4 and 4 agent processes" in check.message
+        assert check.message.endswith(f"within the limit {check.limit:+.0%}.")
 
 
-def test_a_regression_in_every_process_fails_and_a_measurement_hiding_one_is_inconclusive():
+def test_a_regression_in_every_process_fails_and_one_within_the_machines_spread_is_not_passed():
     base = run(seed=0)
     baseline = timed_in_rounds(base, *rounds_like(base))
     slower = timed_in_rounds(run(seed=1, scale=1.5), *rounds_like(base, 1.5))
     latency = [c for c in judge([baseline], [slower], CONFIG) if c.name.startswith("latency")]
     assert [c.verdict for c in latency] == [Verdict.FAIL, Verdict.FAIL]
     assert all(c.across_runs == pytest.approx(0.5, abs=0.02) for c in latency)
-    assert "; the median over the runs' 4 and 4 agent processes" in latency[0].message
-    # The candidate's measurement is as fast as the baseline, its three rounds 30 % slower.
+    assert "slower in every process beyond the limit" in latency[0].message
+    # The baseline's own processes differ by 50 %; a candidate 35 % slower in every process
+    # is beyond the limit of the baseline's median, within it of its slowest: not judged.
+    p50s, p90s = rounds_like(base)
+    spread = timed_in_rounds(base, [p50s[0], p50s[0], 1.5 * p50s[0]],
+                             [p90s[0], p90s[0], 1.5 * p90s[0]])
+    between = timed_in_rounds(run(seed=1, scale=1.35), *rounds_like(base, 1.35))
+    latency = [c for c in judge([spread], [between], CONFIG) if c.name.startswith("latency")]
+    assert latency[0].verdict is Verdict.INCONCLUSIVE
+    assert "cannot tell whether within" in latency[0].message
+    # A process as fast as the baseline's: noise only ever slows a process down, so the
+    # artifact itself is not slower, whatever its other processes met.
     hiding = timed_in_rounds(run(seed=1), *rounds_like(base, 1.3))
     latency = [c for c in judge([baseline], [hiding], CONFIG) if c.name.startswith("latency")]
-    assert [c.verdict for c in latency] == [Verdict.INCONCLUSIVE] * 2
-    assert "cannot tell whether within" in latency[0].message
+    assert [c.verdict for c in latency] == [Verdict.PASS] * 2
 
 
-def test_an_unstable_measurement_is_judged_on_rounds_that_agree():
-    """Step 7: the baseline's measurement drifted 40 % (a burst of load), its rounds did
-    not; re-measurements are judged on the rounds alone, and a slower artifact still fails."""
+def test_an_unstable_measurement_is_judged_on_its_rounds():
+    """Step 6 without the measurement: the baseline's measurement drifted 40 % (a burst of
+    load), its rounds did not; re-measurements are judged on the rounds, and a slower
+    artifact still fails."""
     base = run(seed=0)
     burst = list(base.samples_ms)
     burst[len(burst) // 2:] = [1.4 * v for v in burst[len(burst) // 2:]]
@@ -177,37 +188,55 @@ def test_an_unstable_measurement_is_judged_on_rounds_that_agree():
     checks = judge([drifted], [timed_in_rounds(again, *rounds_like(again))], CONFIG)
     latency = [c for c in checks if c.name.startswith("latency")]
     assert [c.verdict for c in latency] == [Verdict.PASS, Verdict.PASS]
-    assert "too unstable to judge: baseline: the medians of its tenths differ" in \
+    assert "too unstable to count: baseline: the medians of its tenths differ" in \
         latency[0].message
-    assert "on their interleaved rounds alone" in latency[0].message
-    assert abs(latency[0].change) < 0.05 and latency[0].change == latency[0].across_runs
+    assert "over the runs' 3 and 4 agent processes" in latency[0].message
+    assert abs(latency[0].across_runs) < 0.05
     slower = run(seed=1, scale=1.5)
     latency = [c for c in judge([drifted], [timed_in_rounds(slower, *rounds_like(slower))],
                                 CONFIG) if c.name.startswith("latency")]
     assert [c.verdict for c in latency] == [Verdict.FAIL, Verdict.FAIL]
-    assert all(c.change == pytest.approx(0.5, abs=0.05) for c in latency)
-    # Rounds that disagree, one round, or a throttled board: unstable, as before.
+    assert all(c.across_runs == pytest.approx(0.5, abs=0.05) for c in latency)
+    # Rounds that disagree still judge: one round 30 % slower is load, the others show the
+    # artifact's speed. One round, or a throttled board: unstable.
     p50s, p90s = rounds_like(base)
-    for candidate in (timed_in_rounds(again, [p50s[0], 1.3 * p50s[0], p50s[0]], p90s),
-                      timed_in_rounds(again, p50s[:1], p90s[:1])):
-        assert verdicts(judge([drifted], [candidate], CONFIG), "latency p50") == {
-            "m latency p50": "unstable"}
+    loaded = timed_in_rounds(again, [p50s[0], 1.3 * p50s[0], p50s[0]], p90s)
+    assert verdicts(judge([drifted], [loaded], CONFIG), "latency p50") == {
+        "m latency p50": "pass"}
+    assert verdicts(judge([drifted], [timed_in_rounds(again, p50s[:1], p90s[:1])], CONFIG),
+                    "latency p50") == {"m latency p50": "unstable"}
     hot = dataclasses.replace(timed_in_rounds(again, p50s, p90s),
                               device=device(throttled_during=True))
     assert verdicts(judge([timed_in_rounds(base, p50s, p90s)], [hot], CONFIG),
                     "latency p50") == {"m latency p50": "unstable"}
 
 
+def test_each_statistic_is_judged_on_the_evidence_it_has():
+    """A clear regression whose p50 rounds exist but p90 rounds do not (a record kept before
+    round p90s were): p50 fails on its rounds, p90 stays unstable — one does not hide the
+    other."""
+    base = run(seed=0)
+    burst = list(base.samples_ms)
+    burst[len(burst) // 2:] = [1.4 * v for v in burst[len(burst) // 2:]]
+    p50s, p90s = rounds_like(base)
+    drifted = timed_in_rounds(run(seed=0, samples_ms=burst), p50s, p90s)
+    slower = timed_in_rounds(run(seed=1, scale=8.0), [8 * v for v in p50s])
+    checks = judge([drifted], [slower], CONFIG)
+    assert verdicts(checks, "latency p50") == {"m latency p50": "fail"}
+    assert verdicts(checks, "latency p90") == {"m latency p90": "unstable"}
+    assert status(checks) == 1
+
+
 def test_records_without_round_p90s_or_rounds_are_judged_on_their_samples():
     base = run(seed=0)
     p50s, p90s = rounds_like(base)
-    older = timed_in_rounds(run(seed=1, scale=1.3), p50s)  # kept round p50s only
+    older = timed_in_rounds(run(seed=1, scale=1.5), p50s)  # kept round p50s only
     checks = judge([timed_in_rounds(base, p50s, p90s)], [older], CONFIG)
     assert verdicts(checks, "latency p50") == {"m latency p50": "pass"}
     assert verdicts(checks, "latency p90") == {"m latency p90": "fail"}
     p90 = next(c for c in checks if c.name == "latency p90")
     assert p90.across_runs is None and "processes" not in p90.message
-    one_round = timed_in_rounds(run(seed=1, scale=1.3), p50s[:1], p90s[:1])
+    one_round = timed_in_rounds(run(seed=1, scale=1.5), p50s[:1], p90s[:1])
     assert verdicts(judge([timed_in_rounds(base, p50s, p90s)], [one_round], CONFIG),
                     "latency p50") == {
         "m latency p50": "fail"}
@@ -362,7 +391,7 @@ def test_cli_passes_a_re_measurement_and_junit_reads_back(results_db, tmp_path, 
 
 def test_cli_fails_a_regression_with_the_numbers_in_junit(results_db, tmp_path, capsys):
     stored(two_artifacts(seed=0), tag="base")
-    slow = stored(two_artifacts(seed=1, scale=1.4))
+    slow = stored(two_artifacts(seed=1, scale=1.6))
     code, xml, summary, report = gate(tmp_path, "--baseline", "tag:base")
     assert code == 1 and report["outcome"] == "regression"
     assert slow in report["candidate"]
@@ -429,7 +458,7 @@ def test_cli_bad_baselines_exit_2_with_one_sentence(results_db, tmp_path, monkey
 def test_cli_files_as_baseline_and_candidate(results_db, tmp_path, capsys):
     base, slow = tmp_path / "base.json", tmp_path / "slow.json"
     base.write_text(json.dumps([r.to_json() for r in two_artifacts(seed=0)]))
-    slow.write_text(json.dumps([r.to_json() for r in two_artifacts(seed=1, scale=1.4)]))
+    slow.write_text(json.dumps([r.to_json() for r in two_artifacts(seed=1, scale=1.6)]))
     assert gate(tmp_path, "--baseline", str(base), "--results", str(slow))[0] == 1
     assert gate(tmp_path, "--baseline", f"file:{base}", "--results", str(base))[0] == 0
     # A file baseline against the latest stored run.
@@ -456,7 +485,7 @@ def test_cli_no_common_artifacts_exit_2(results_db, tmp_path):
 
 def test_cli_chooses_runs_by_id_tag_and_branch(results_db, tmp_path):
     main_old = stored(two_artifacts(seed=0), branch="main")
-    slow_main = stored(two_artifacts(seed=1, scale=1.4), branch="main")
+    slow_main = stored(two_artifacts(seed=1, scale=1.6), branch="main")
     feature = stored(two_artifacts(seed=2), tag="pr-7", branch="feat/x")
     # The latest run (the feature's) against the latest on main: slower main, so faster.
     code, _, _, report = gate(tmp_path, "--baseline", "branch:main")
@@ -477,7 +506,7 @@ def test_cli_chooses_runs_by_id_tag_and_branch(results_db, tmp_path):
 
 def test_cli_judges_only_the_model_and_target_asked_for(results_db, tmp_path):
     stored([run("a", seed=0), run("a", seed=0, target="pi4"), run("b", seed=0)], tag="base")
-    stored([run("a", seed=1), run("b", seed=1, scale=1.4)])
+    stored([run("a", seed=1), run("b", seed=1, scale=1.6)])
     code, _, _, report = gate(tmp_path, "--baseline", "base")
     assert code == 1 and {c["verdict"] for c in report["checks"]
                           if c["artifact"] == "a none pi4 tflite fp32"} == {"missing"}
@@ -507,7 +536,7 @@ def test_cli_thresholds_from_flags_and_config(results_db, tmp_path):
 def test_cli_names_are_written_as_given_in_every_report(results_db, tmp_path, capsys):
     odd = "[bold]|m<x>&\x01"
     stored([run(odd, seed=0)], tag="base")
-    stored([run(odd, seed=1, scale=1.4)])
+    stored([run(odd, seed=1, scale=1.6)])
     code, xml, summary, _ = gate(tmp_path, "--baseline", "base")
     assert code == 1
     assert {case.classname for case in cases(xml)} == {"[bold]|m<x>&? none local tflite fp32"}
@@ -523,13 +552,24 @@ MEASURE = ["--target", "local", "--runs", "30", "--seconds", "0.3", "--warmup-se
            "--threads", "1"]
 
 
+@pytest.fixture
+def busy_cores():
+    """A busy loop on every core, as on a CI runner that other jobs share."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(os.cpu_count() or 1)]
+    yield len(loops)
+    for loop in loops:
+        loop.kill()
+        loop.wait()
+
+
 @pytest.mark.slow
 def test_ten_re_measurements_pass_and_a_slower_artifact_fails_every_time(
-        demo_source, tmp_path, monkeypatch):
-    """The demo's LiteRT artifacts, deployed once and benched ten times, pass the gate at
-    least nine times; the demo with twice its channels (same identity), benched between
-    them, fails on latency every time. One thread: this machine has two cores and other
-    processes, and a thread pool sharing them with those measures its neighbours."""
+        demo_source, tmp_path, monkeypatch, busy_cores):
+    """While a busy loop runs on every core, the demo's LiteRT artifacts, deployed once and
+    benched ten times, pass the gate at least nine times; the demo with twice its channels
+    (same identity), benched between them, fails on latency every time. One thread: a
+    thread pool sharing the cores with other processes measures its neighbours."""
     monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "results.db"))
     base, wide = tmp_path / "base", tmp_path / "wide"
     assert main(["deploy", "--format", "tflite", "--tag", "base", "-o", str(base),
