@@ -41,10 +41,11 @@ The steps:
 The tolerance is what matters. With thousands of samples a run resolves shifts well under
 a percent, and two runs of the same artifact really do differ, by a few percent on a quiet
 board and by a fifth or more on a busy one: the process lands on other cores, memory is
-laid out differently, the machine is differently loaded. Those conditions are shared by every sample of a run, so no statistic computed
-within runs sees them, and a significance test alone flags tiny real-but-irrelevant
-shifts. The test and the interval only keep noise from being called a regression when
-samples are few or wild; `max_increase` decides what is relevant.
+laid out differently, the machine is differently loaded. Those conditions are shared by
+every sample of a run, so no statistic computed within runs sees them, and a significance
+test alone flags tiny real-but-irrelevant shifts. The test and the interval only keep
+noise from being called a regression when samples are few or wild; `max_increase` decides
+what is relevant.
 
 Measured on a shared 2-core x86 machine (the demo CNN's LiteRT artifacts, 0.008 to
 0.03 ms an inference, 0.3 s runs in three rounds). Once, quiet: 84 re-measurements gated
@@ -171,12 +172,8 @@ def _samples_check(on_samples: tuple[float, np.ndarray, np.ndarray], i: int, nam
     """Step 4: one statistic judged on the two measurements' raw samples."""
     p_value, low, high = on_samples
     change = float(new / old - 1)
-    if p_value < alpha and low[i] > limit:
-        verdict, word = Verdict.FAIL, "slower beyond"
-    elif p_value >= alpha or high[i] <= limit:
-        verdict, word = Verdict.PASS, "within"
-    else:
-        verdict, word = Verdict.INCONCLUSIVE, "cannot tell whether within"
+    verdict, word = _verdict(fails=p_value < alpha and low[i] > limit,
+                             passes=p_value >= alpha or high[i] <= limit)
     return Check(
         artifact, name, verdict,
         f"{_ms(old)} -> {_ms(new)} ({change:+.1%}, interval {low[i]:+.1%} to {high[i]:+.1%}, "
@@ -191,12 +188,9 @@ def _processes_check(before: list[float], after: list[float], name: str, limit: 
     """Step 3: one statistic judged on the runs' agent processes (module doc)."""
     typical, slowest, fastest = float(np.median(before)), max(before), min(after)
     change = float(np.median(after) / typical - 1)
-    if fastest / slowest - 1 > limit:
-        verdict, word = Verdict.FAIL, "slower in every process beyond"
-    elif fastest / typical - 1 <= limit:
-        verdict, word = Verdict.PASS, "within"
-    else:
-        verdict, word = Verdict.INCONCLUSIVE, "cannot tell whether within"
+    verdict, word = _verdict(fails=fastest / slowest - 1 > limit,
+                             passes=fastest / typical - 1 <= limit,
+                             beyond="slower in every process beyond")
     return Check(
         artifact, name, verdict,
         f"{why}; over the runs' {len(before)} and {len(after)} agent processes "
@@ -208,6 +202,15 @@ def _processes_check(before: list[float], after: list[float], name: str, limit: 
         unit="ms", limit=limit,
         interval=(float(fastest / slowest - 1), float(max(after) / min(before) - 1)),
         across_runs=change)
+
+
+def _verdict(*, fails: bool, passes: bool, beyond: str = "slower beyond") -> tuple[Verdict, str]:
+    """The verdict and the words before "the limit" in its message (fail wins)."""
+    if fails:
+        return Verdict.FAIL, beyond
+    if passes:
+        return Verdict.PASS, "within"
+    return Verdict.INCONCLUSIVE, "cannot tell whether within"
 
 
 def _process_values(record: ResultRecord, index: int, own: float, stable: bool) -> list[float]:
