@@ -9,7 +9,6 @@ caps it at the cores the board lets it use, and each record keeps both numbers.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -116,8 +115,7 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
     changes: dict[str, Any] = {}
     plans: dict[str, Plan] = {}
     if plan is not None:
-        changes = {key: value for key, value in
-                   dataclasses.asdict(_scheme(wanted, plan)).items() if value is not None}
+        changes = _scheme(wanted, plan).options()
         if wanted.formats is None and (not demo or "format" in plan.overridden):
             changes["formats"] = (plan.format,)
         if wanted.precisions is None and (not demo or "precision" in plan.overridden):

@@ -41,6 +41,11 @@ class FormatScheme:
     activation_dtype: ActivationDtype
     io_dtype: IoDtype | None = None
 
+    def options(self) -> dict[str, Any]:
+        """What it sets, as `ExportSettings` fields (`io_dtype` only where the plan chose)."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if value is not None}
+
 
 @dataclass(frozen=True)
 class ExportSettings:
@@ -60,11 +65,7 @@ class ExportSettings:
     def for_format(self, fmt: Format | str) -> ExportSettings:
         """The options `fmt`'s artifacts are built with."""
         scheme = dict(self.by_format).get(fmt)
-        if scheme is None:
-            return replace(self, by_format=())
-        chosen = {key: value for key, value in dataclasses.asdict(scheme).items()
-                  if value is not None}
-        return replace(self, by_format=(), **chosen)
+        return replace(self, by_format=(), **(scheme.options() if scheme is not None else {}))
 
 
 @dataclass(frozen=True)

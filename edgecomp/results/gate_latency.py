@@ -75,11 +75,15 @@ from edgecomp.results.stability import sample_reasons
 def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
     """Why a run's samples cannot be judged, or None when they can (the same figure as
     every measurement's, `results.stability`, with the gate's limits)."""
-    if record.device is not None and record.device.throttled_during:
+    if _throttled(record):
         return "the board throttled during the run"
     reasons = sample_reasons(record.samples_ms, min_samples=limits.min_samples,
                              max_tail_ratio=limits.max_tail_ratio, max_drift=limits.max_drift)
     return reasons[0] if reasons else None
+
+
+def _throttled(record: ResultRecord) -> bool:
+    return record.device is not None and bool(record.device.throttled_during)
 
 
 def block_bootstrap(samples: np.ndarray, quantiles: list[float], *, resamples: int,
@@ -122,7 +126,7 @@ def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
     conditions = _conditions(base, now)
     why = {side: reason for side, r in (("baseline", base), ("candidate", now))
            if (reason := instability(r, config.stability))}
-    throttled = any(r.device is not None and r.device.throttled_during for r in (base, now))
+    throttled = _throttled(base) or _throttled(now)
     on_samples = None
     checks = []
     for i, (name, limit) in enumerate(stats):
