@@ -13,11 +13,20 @@ them, as a fleet shares one build. An int8 artifact that a search picked on one 
 verified again on every board that measures it, so a board where it misses the agreement
 target is flagged in its records (`--rebuild` searches again there).
 
-Layout: <root>/<key[:2]>/<key>/ holds the artifact, its manifest and `entry.json`; an
-entry is written in a temporary folder and renamed into place whole, so a reader sees a
-complete entry or none. An entry whose files do not match its record is removed and the
-artifact exported again. The folder is kept under MAX_BYTES by removing the entries used
-longest ago; deleting it (or any entry) at any time is safe.
+Layout: <root>/<key[:2]>/<key>/ holds the artifact, its manifest and `entry.json`, the
+entry's record, which keeps the facts the key was computed from (`edgecomp.export.
+cache_entry`). An entry is written in a temporary folder and renamed into place whole, so a
+reader sees a complete entry or none.
+
+Nothing in the folder is trusted unchecked. An entry is served only when its record
+names a plain file name, its facts equal the facts of the export asking for it, its files
+match their hashes and its manifest describes that model, format and technique; any other
+entry is a miss (one line says why) and the artifact is exported again. The entries are
+kept under MAX_BYTES by removing those used longest ago, and pruning removes only folders
+it can prove are entries. Anything else in the root (a folder shared with other tools, a
+link to the user's data) is neither counted nor removed: a user who points
+EDGECOMP_ARTIFACT_CACHE at a shared folder loses nothing there, and the cache stays
+bounded. Deleting the folder (or any entry) at any time is safe.
 
 Written by hand: an entry is a few whole files copied out by name, for which a folder
 renamed into place is all that is needed (a key-value store such as diskcache would add a
@@ -28,9 +37,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -43,15 +52,16 @@ from typing import Any
 from edgecomp.atomic import atomic_path, strict_json
 from edgecomp.errors import InputError
 from edgecomp.export.base import Artifact, ExportRequest, tool_versions
-from edgecomp.export.manifest import Manifest
+from edgecomp.export.cache_entry import ENTRY, Key, entry_folders, read_entry, real_dir, \
+    real_dirs
 from edgecomp.hashing import file_sha256
 from edgecomp.vocab import Precision
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: an entry records the facts its key was computed from
 MAX_BYTES = 4 << 30  # 4 GiB: dozens of builds of a mobile-sized model
-ENTRY = "entry.json"
+STORING = re.compile(r"\.tmp-[0-9a-f]{16}-[0-9a-f]{8}")  # an entry being written
 # Every library whose version can change an exported file.
 EXPORT_TOOLS = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer", "torchao", "onnx",
                 "onnxruntime", "onnxscript", "numpy")
@@ -69,7 +79,8 @@ class Reused:
 
 class ArtifactCache:
     """The artifact cache at `root`; `built_for` names the boards (or command) that the
-    entries written now are built for, and `rebuild` exports again, replacing entries."""
+    entries written now are built for, and `rebuild` exports again, replacing entries.
+    `max_bytes` bounds what its entries take."""
 
     def __init__(self, root: Path, *, built_for: str, rebuild: bool = False,
                  max_bytes: int = MAX_BYTES):
@@ -89,11 +100,11 @@ class ArtifactCache:
     # -- keys ---------------------------------------------------------------------------
 
     def key(self, request: ExportRequest, fmt: str, *, model: dict[str, Any],
-            search: dict[str, Any] | None) -> str:
-        """The sha256 naming the artifact `request` asks for; `model` is `model_identity`
-        of its module, `search` the accuracy search's settings when one picks it."""
+            search: dict[str, Any] | None) -> Key:
+        """The key of the artifact `request` asks for; `model` is `model_identity` of its
+        module, `search` the accuracy search's settings when one picks it."""
         calib = request.calib
-        facts = {
+        return Key.of({
             "cache_version": CACHE_VERSION,
             "edgecomp": edgecomp_identity(),
             "tools": exporter_versions(),
@@ -112,67 +123,66 @@ class ArtifactCache:
             # The source too, as the manifest names it: a reused one never names old data.
             else {"sha256": calib.sha256, "samples": len(calib), "source": calib.source},
             "search": search,
-        }
-        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+        })
 
-    def _folder(self, key: str) -> Path:
-        return self.root / key[:2] / key
+    def _folder(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
 
     # -- reading ------------------------------------------------------------------------
 
-    def load(self, key: str, out_dir: Path) -> Reused | None:
+    def load(self, key: Key, out_dir: Path) -> Reused | None:
         """The stored artifact copied into `out_dir` (with its manifest), or None when there
-        is none, `rebuild` was asked for, or the entry is damaged (then it is removed)."""
-        folder = self._folder(key)
-        if self.rebuild or not folder.is_dir():
-            return None
+        is none, `rebuild` was asked for, or the entry is damaged or not the one `key`
+        names (then one line says why, and it is removed)."""
+        folder = self._folder(key.digest)
+        if self.rebuild or not (real_dir(folder.parent) and real_dir(folder)):
+            return None  # a folder reached through a symlink is not an entry
         try:
-            entry = json.loads((folder / ENTRY).read_text())
-            name = entry["file"]
-            stored = folder / name
-            manifest = Manifest.from_json(json.loads((folder / f"{name}.json").read_text()),
-                                          source=str(folder / f"{name}.json"))
-            found = file_sha256(stored)
-            if found != entry["sha256"] or manifest.sha256 != found:
-                raise ValueError(f"{name} does not match its record")
-            path = out_dir / name
+            entry, manifest = read_entry(folder, key)
+            found = file_sha256(folder / entry.file)
+            if found != entry.sha256 or manifest.sha256 != found:
+                raise ValueError(f"{entry.file} does not match its record")
+            path = out_dir / entry.file  # a plain name: inside `out_dir`
             with atomic_path(path) as tmp:
-                shutil.copyfile(stored, tmp)
-            with atomic_path(path.with_name(f"{name}.json")) as tmp:
-                shutil.copyfile(folder / f"{name}.json", tmp)
+                shutil.copyfile(folder / entry.file, tmp)
+            with atomic_path(path.with_name(f"{entry.file}.json")) as tmp:
+                shutil.copyfile(folder / f"{entry.file}.json", tmp)
             os.utime(folder)  # used now: pruning removes the entries used longest ago
-        except (OSError, ValueError, KeyError, TypeError, InputError) as exc:
+        except (OSError, ValueError, RecursionError, InputError) as exc:
             log.warning("ignoring the cached artifact in %s (%s); exporting it again",
                         folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
             return None
         artifact = Artifact(path=path, manifest=manifest)
-        return Reused(artifact=artifact, key=key, built=entry["built"],
-                      built_for=entry["built_for"])
+        return Reused(artifact=artifact, key=key.digest, built=entry.built,
+                      built_for=entry.built_for)
 
     # -- writing ------------------------------------------------------------------------
 
-    def store(self, key: str, artifact: Artifact) -> None:
+    def store(self, key: Key, artifact: Artifact) -> None:
         """Keep `artifact` and its manifest under `key`; a failure to write is logged and
         changes nothing (the cache only saves time)."""
-        folder = self._folder(key)
-        tmp = self.root / f".tmp-{key[:16]}-{secrets.token_hex(4)}"
+        folder = self._folder(key.digest)
+        tmp = self.root / f".tmp-{key.digest[:16]}-{secrets.token_hex(4)}"
         try:
+            for place in (folder.parent, folder):
+                if place.is_symlink() or (place.exists() and not place.is_dir()):
+                    raise OSError(f"{place} is not a folder the cache made; it is left as is")
             tmp.mkdir(parents=True)
             shutil.copyfile(artifact.path, tmp / artifact.path.name)
             shutil.copyfile(artifact.manifest_path, tmp / artifact.manifest_path.name)
-            entry = {"cache_version": CACHE_VERSION, "key": key, "file": artifact.path.name,
-                     "sha256": artifact.manifest.sha256, "format": artifact.format.value,
-                     "precision": artifact.precision.value,
+            entry = {"cache_version": CACHE_VERSION, "key": key.digest,
+                     "file": artifact.path.name, "sha256": artifact.manifest.sha256,
+                     "format": artifact.format.value, "precision": artifact.precision.value,
                      "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     "built_for": self.built_for}
+                     "built_for": self.built_for, "facts": key.facts}
             (tmp / ENTRY).write_text(strict_json(entry, indent=2))
             if folder.exists():  # --rebuild, or an entry found damaged
                 shutil.rmtree(folder, ignore_errors=True)
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.rename(tmp, folder)  # whole, or not at all
         except OSError as exc:  # another process stored the same key first, or disk full
-            if not folder.is_dir():
+            if not real_dir(folder):
                 log.warning("could not keep %s in the artifact cache %s: %s",
                             artifact.path.name, self.root, exc)
         finally:
@@ -180,12 +190,15 @@ class ArtifactCache:
         self.prune()
 
     def prune(self) -> None:
-        """Remove the entries used longest ago until the cache holds at most `max_bytes`."""
+        """Remove the entries used longest ago until the entries take at most `max_bytes`.
+
+        Only folders that are provably entries (`entry_folders`) are counted or removed:
+        whatever else the root holds is left alone, whatever its size."""
         entries = []
-        for folder in self.root.glob("??/*"):
+        for folder in entry_folders(self.root):
             try:
-                size = sum(f.stat().st_size for f in folder.iterdir())
-                entries.append((folder.stat().st_mtime, size, folder))
+                size = sum(f.lstat().st_size for f in folder.iterdir())
+                entries.append((folder.lstat().st_mtime, size, folder))
             except OSError:  # removed meanwhile by another process
                 continue
         total = sum(size for _, size, _ in entries)
@@ -195,9 +208,9 @@ class ArtifactCache:
             shutil.rmtree(folder, ignore_errors=True)
             total -= size
         stale = time.time() - 3600  # temporary folders of a process killed while storing
-        for tmp in self.root.glob(".tmp-*"):
+        for tmp in real_dirs(self.root):
             try:
-                if tmp.stat().st_mtime < stale:
+                if STORING.fullmatch(tmp.name) and tmp.lstat().st_mtime < stale:
                     shutil.rmtree(tmp, ignore_errors=True)
             except OSError:
                 continue
