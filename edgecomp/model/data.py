@@ -8,7 +8,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -16,11 +16,15 @@ from edgecomp.errors import InputError
 from edgecomp.hashing import array_sha256
 from edgecomp.model.untrusted import open_regular, size_text
 
+if TYPE_CHECKING:
+    from edgecomp.model.signature import InputSpec
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CALIB_SIZE = 256
 # Data is decoded into memory: one .npz file's arrays, or one image folder's pixels as
-# float32, may take this much; beyond it the host would run out of memory.
+# float32, may take this much; beyond it the host would run out of memory. Inputs edgecomp
+# makes itself (`generated`) are bounded the same way, before they are allocated.
 MAX_DATA_BYTES = 4 * 2**30
 # An image file is read whole before decoding; PIL's decompression-bomb guard bounds the
 # pixels it decodes to.
@@ -300,6 +304,8 @@ def timing_data(inputs, *, values: Mapping[str, float] | None = None, seed: int 
         raise InputError(f"--input-value {unknown[0]}: the model has no input named "
                          f"{unknown[0]!r}; its inputs are "
                          f"{', '.join(spec.name for spec in inputs)}.")
+    for spec in inputs:
+        generated(spec, what="the timing sample")
     rng = np.random.default_rng(seed)
     arrays = {}
     for spec in inputs:
@@ -312,10 +318,32 @@ def timing_data(inputs, *, values: Mapping[str, float] | None = None, seed: int 
                                  f"{spec.dtype}, so give a whole number.")
             arrays[spec.name] = np.full(shape, value, dtype=dtype)
         elif dtype.kind == "f":
-            arrays[spec.name] = rng.random(shape).astype(dtype)
+            arrays[spec.name] = uniform(rng, shape, dtype)
         else:
             arrays[spec.name] = np.zeros(shape, dtype=dtype)
     return make_dataset(arrays, None, source="timing inputs (no data given)")
+
+
+def generated(spec: InputSpec, *, what: str, count: int = 1) -> None:
+    """Refuse, before anything is allocated, `count` samples of an input that edgecomp would
+    make itself (`what`: the timing sample, random calibration, an example input) when they
+    take more memory than data may (MAX_DATA_BYTES): open dimensions chosen as 100000 x
+    100000 would need tens of GiB and end in MemoryError."""
+    shape = spec.concrete().shape
+    need = count * math.prod(shape) * np.dtype(spec.dtype).itemsize
+    if need > MAX_DATA_BYTES:
+        raise InputError(f"input {spec.name!r} of shape {list(shape)} would take "
+                         f"{size_text(need)} as {spec.dtype} for {what}, more than edgecomp "
+                         f"makes in memory ({size_text(MAX_DATA_BYTES)}); choose smaller "
+                         "open dimensions with --input-shape.")
+
+
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """Values uniform in [0, 1) made in `dtype` itself (float32 for float16, which numpy's
+    generator does not make), never in float64 first."""
+    dtype = np.dtype(dtype)
+    made = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    return rng.random(shape, dtype=made).astype(dtype, copy=False)
 
 
 def random_calibration(inputs, count: int, *, seed: int = 0) -> Dataset:
@@ -328,9 +356,11 @@ def random_calibration(inputs, count: int, *, seed: int = 0) -> Dataset:
     if integer:
         raise InputError(f"--calib random cannot make values for integer inputs "
                          f"({', '.join(integer)}); pass --calib with real samples.")
+    for spec in inputs:
+        generated(spec, what=f"{count} random calibration samples", count=count)
     log.warning("calibrating on random data: int8 ranges will not match real inputs; "
                 "pass --calib with real samples for a faithful int8 model")
     rng = np.random.default_rng(seed)
-    arrays = {spec.name: rng.random((count, *spec.sample_shape), dtype=np.float32)
+    arrays = {spec.name: uniform(rng, (count, *spec.sample_shape), np.float32)
               for spec in inputs}
     return make_dataset(arrays, None, source=f"random(seed={seed})")

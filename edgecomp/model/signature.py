@@ -64,8 +64,12 @@ class InputSpec:
         return replace(self, shape=tuple(1 if d == UNKNOWN else d for d in self.shape))
 
     def zeros(self) -> "torch.Tensor":
+        """An example input of zeros (for tracing and export), within the memory bound."""
         import torch
 
+        from edgecomp.model.data import generated
+
+        generated(self, what="an example input")
         return torch.from_numpy(np.zeros(self.concrete().shape, dtype=self.dtype))
 
     def to_json(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Every data file is read with limits: regular files only, headers checked before memory
-is allocated, PIL's decompression-bomb guard as a sentence. A bad file ends in one
-sentence, exit status 1, and nothing written."""
+is allocated, PIL's decompression-bomb guard as a sentence. Inputs edgecomp makes itself
+are bounded the same way before they are allocated, and made in their own dtype. A bad
+file or shape ends in one sentence, exit status 1, and nothing written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -18,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.lib import format as npy
+from onnx import TensorProto, helper
 
 from edgecomp.cli import main
-from edgecomp.model.data import load_data, read_npz
+from edgecomp.model.data import load_data, random_calibration, read_npz, timing_data
+from edgecomp.model.signature import InputSpec
 from edgecomp.errors import InputError
+from tests.user_cli import cli, error_line
 
 FACTORY = textwrap.dedent("""
     from torch import nn
@@ -163,3 +168,54 @@ def test_ordinary_images_still_load(tmp_path):
         Image.new("L", (8, 8), 128).save(tmp_path / label / "0.png")
     data = load_data(str(tmp_path), grayscale=True)
     assert data.x.shape == (2, 1, 8, 8) and list(data.y) == [0, 1]
+
+
+def _open_onnx(path: Path) -> Path:
+    """y = relu(x) for x of any [rows, columns]."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "open",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", "columns"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", "columns"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    import onnx
+
+    onnx.save(model, path)
+    return path
+
+
+def test_open_dimensions_chosen_too_large_are_refused_before_allocating(tmp_path):
+    _open_onnx(tmp_path / "open.onnx")
+    line = error_line(cli(tmp_path, "export", "open.onnx", "--input-shape", "x=100000,100000",
+                          "--format", "onnx", "--precision", "fp32", "-o", "out"))
+    assert "input 'x' of shape [100000, 100000] would take 37.3 GiB as float32 for the " \
+        "timing sample, more than edgecomp makes in memory (4.0 GiB)" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda: timing_data([InputSpec("x", (1, 3, 40000, 40000), "float16")]),
+     "input 'x' of shape [1, 3, 40000, 40000] would take 8.9 GiB as float16 for the timing "
+     "sample"),
+    (lambda: random_calibration([InputSpec("x", (1, 3, 8192, 8192))], 256),
+     "would take 192.0 GiB as float32 for 256 random calibration samples"),
+    (lambda: InputSpec("ids", (100000, 100000), "int64").zeros(),
+     "input 'ids' of shape [100000, 100000] would take 74.5 GiB as int64 for an example "
+     "input"),
+], ids=["timing", "random-calibration", "example-input"])
+def test_every_generated_input_is_bounded(make, needle):
+    with pytest.raises(InputError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        make()
+
+
+def test_generated_floats_are_made_in_their_dtype():
+    spec = InputSpec("x", (1, 4_000_000))  # 16 MB as float32; 32 MB more in float64 first
+    tracemalloc.start()
+    try:
+        data = timing_data([spec])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    x = data.arrays["x"]
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() < 1
+    assert peak < 2.5 * 16_000_000  # the array, and one copy while it is hashed
