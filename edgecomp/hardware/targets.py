@@ -198,10 +198,14 @@ def load_target_file(path: Path) -> Target:
 
 
 def load_targets() -> dict[str, Target]:
-    """Every target in the user's inventory, by name."""
+    """Every target in the user's inventory, by name; two files declaring one name are
+    refused (naming both), since either board would silently take the other's runs."""
     found: dict[str, Target] = {}
     for path in find_tomls(paths.targets_dir()).values():
         target = load_target_file(path)
+        if target.name in found:
+            raise InputError(f"{found[target.name].source} and {path} both declare the target "
+                             f"name {target.name!r}; give each board its own name.")
         found[target.name] = target
     return found
 

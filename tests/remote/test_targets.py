@@ -79,6 +79,18 @@ def test_unknown_target_lists_the_known_ones(tmp_path, monkeypatch):
         get_target("nope")
 
 
+def test_two_files_declaring_one_name_are_refused_naming_both(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECOMP_TARGETS", str(tmp_path))
+    for file, host in (("lab-pi.toml", "10.0.0.5"), ("old-pi.toml", "10.0.0.9")):
+        (tmp_path / file).write_text(f'[target]\nname = "pi"\nhost = "{host}"\n'
+                                     'profile = "pi4"\n')
+    with pytest.raises(InputError) as err:
+        get_target("pi")
+    assert str(err.value) == (f"{tmp_path / 'lab-pi.toml'} and {tmp_path / 'old-pi.toml'} "
+                              "both declare the target name 'pi'; give each board its own "
+                              "name.")
+
+
 def test_list_shows_a_labgrid_target_by_its_place(tmp_path, monkeypatch, capsys):
     from edgecomp.cli import main
 
