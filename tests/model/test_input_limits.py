@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from numpy.lib import format as npy
 from onnx import TensorProto, helper
@@ -178,8 +179,6 @@ def _open_onnx(path: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", "columns"])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    import onnx
-
     onnx.save(model, path)
     return path
 
