@@ -90,8 +90,9 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
 
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """Where and how long to measure, and the run's tag."""
-    from edgecomp.pipeline.agent import MeasureOptions
-    from edgecomp.pipeline.rounds import ROUNDS, ROUND_SECONDS
+    from edgecomp.pipeline.agent import (MAX_RUNS, MAX_SECONDS, MAX_WARMUP_RUNS,
+                                         MAX_WARMUP_SECONDS, MeasureOptions)
+    from edgecomp.pipeline.rounds import MAX_MIN_TIME, MAX_REPEAT, ROUNDS, ROUND_SECONDS
 
     parser.add_argument("--tag", metavar="NAME",
                         help="name this run (e.g. a release or a baseline) for `compare "
@@ -105,18 +106,23 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                         "profile=NAME, group=NAME (a target file's `groups`), all, or "
                         "NAME,NAME")
     parser.add_argument("--runs", type=int, default=MeasureOptions.runs,
-                        help="at least this many timed runs")
+                        help=f"at least this many timed runs (1 to {MAX_RUNS:,})")
     parser.add_argument("--seconds", type=float, default=MeasureOptions.seconds,
-                        help="and at least this many seconds of timed runs")
+                        help=f"and at least this many seconds of timed runs (0 to "
+                        f"{MAX_SECONDS:g})")
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="time compared artifacts in N interleaved rounds (A/B/A/B; "
-                        f"default {ROUNDS}); their ratio is the median of the rounds, its "
-                        "spread shown; with one artifact, N repeated measurements")
+                        f"default {ROUNDS}, at most {MAX_REPEAT}); their ratio is the median "
+                        "of the rounds, its spread shown; with one artifact, N repeated "
+                        "measurements")
     parser.add_argument("--min-time", type=float, metavar="SECONDS",
                         help="at least this many timed seconds per artifact over its rounds "
-                        f"(default {ROUND_SECONDS:g} s a round)")
-    parser.add_argument("--warmup-runs", type=int, default=MeasureOptions.warmup_runs)
-    parser.add_argument("--warmup-seconds", type=float, default=MeasureOptions.warmup_seconds)
+                        f"(default {ROUND_SECONDS:g} s a round; at most {MAX_MIN_TIME:g})")
+    parser.add_argument("--warmup-runs", type=int, default=MeasureOptions.warmup_runs,
+                        help=f"untimed runs first (0 to {MAX_WARMUP_RUNS:,})")
+    parser.add_argument("--warmup-seconds", type=float, default=MeasureOptions.warmup_seconds,
+                        help=f"and at least this many seconds of them (0 to "
+                        f"{MAX_WARMUP_SECONDS:g})")
     parser.add_argument("--threads", type=int,
                         help="runtime threads (default: the plan's, from the board's cores)")
     parser.add_argument("--runtime", default="auto",

@@ -103,7 +103,10 @@ def _coordinator(value: str) -> str:
 
 Name = Annotated[StrictStr, _safe(SAFE_NAME)]
 SafePath = Annotated[StrictStr, _safe(SAFE_PATH)]
-Seconds = Annotated[StrictFloat, Field(gt=0)]
+# Waits and time limits: finite, above 0 and at most a day (a connection's at most 5
+# minutes); a larger one never ends in practice.
+Seconds = Annotated[StrictFloat, Field(gt=0, le=24 * 3600, allow_inf_nan=False)]
+ConnectSeconds = Annotated[StrictFloat, Field(gt=0, le=300, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -147,7 +150,7 @@ class Target:
     workdir: Annotated[SafePath, AfterValidator(_workdir)] = "~/.cache/edgecomp-agent"
     runtime: Annotated[StrictStr, AfterValidator(_runtime)] = "auto"  # a RuntimeName or auto
     power_probe: Annotated[StrictStr, AfterValidator(_power_probe)] = "none"  # or file:PATH
-    connect_timeout: Seconds = 10.0
+    connect_timeout: ConnectSeconds = 10.0
     command_timeout: Seconds = 900.0
     lock_timeout: Seconds = 600.0
     description: StrictStr = ""

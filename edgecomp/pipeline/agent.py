@@ -10,6 +10,7 @@ count it is timed with. Reports come back typed (`edgecomp.agent.protocol`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,33 @@ from edgecomp.errors import DeviceError, InputError
 from edgecomp.remote.base import Transport
 
 R = TypeVar("R")
+
+# Upper bounds of the timing options, stated in each flag's --help: a run that asks for
+# more never ends in practice, and holds the board's lock while it runs.
+MAX_RUNS = 1_000_000
+MAX_SECONDS = 3600.0  # timed seconds per artifact
+MAX_WARMUP_RUNS = 10_000
+MAX_WARMUP_SECONDS = 600.0
+
+
+def check_count(flag: str, value: object, *, low: int, high: int, unit: str = "runs") -> int:
+    """`value` as a whole number from `low` to `high`; else InputError naming `flag`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{flag} must be a whole number of {unit} from {low} to {high}, "
+                         f"not {value!r}.")
+    return value
+
+
+def check_seconds(flag: str, value: object, *, high: float, above_zero: bool = False) -> float:
+    """`value` as a finite number of seconds from 0 (or above 0) to `high`; else InputError
+    naming `flag` (inf and NaN included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not (0 < value if above_zero else 0 <= value) \
+            or value > high:
+        low = "above 0" if above_zero else "from 0"
+        raise InputError(f"{flag} must be a number of seconds {low} and at most {high:g}, "
+                         f"not {value!r}.")
+    return float(value)
 
 
 @dataclass(frozen=True)

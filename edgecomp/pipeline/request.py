@@ -16,7 +16,8 @@ from edgecomp.errors import InputError
 from edgecomp.model.data import DEFAULT_CALIB_SIZE
 from edgecomp.model.signature import ShapeChoice
 from edgecomp.model.source import check_model_name
-from edgecomp.pipeline.agent import MeasureOptions
+from edgecomp.pipeline.agent import (MAX_RUNS, MAX_SECONDS, MAX_WARMUP_RUNS, MAX_WARMUP_SECONDS,
+                                      MeasureOptions, check_count, check_seconds)
 from edgecomp.pipeline.rounds import Rounds, rounds_for
 from edgecomp.quantize.target import AgreementTarget
 from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision
@@ -80,9 +81,10 @@ class MeasureChoices:
     min_time: float | None = None  # timed seconds per artifact over its rounds, at least
 
     def __post_init__(self) -> None:
-        if self.runs <= 0 or self.seconds < 0 or self.warmup_runs < 0 or \
-                self.warmup_seconds < 0:
-            raise InputError("--runs must be positive; --seconds and the warm-up not negative.")
+        check_count("--runs", self.runs, low=1, high=MAX_RUNS)
+        check_seconds("--seconds", self.seconds, high=MAX_SECONDS)
+        check_count("--warmup-runs", self.warmup_runs, low=0, high=MAX_WARMUP_RUNS)
+        check_seconds("--warmup-seconds", self.warmup_seconds, high=MAX_WARMUP_SECONDS)
         if self.threads is not None and self.threads < 1:
             raise InputError("--threads must be a positive number of threads.")
         rounds_for(self.repeat, self.min_time)  # refuses bad values with one sentence

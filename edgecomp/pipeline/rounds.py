@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from edgecomp.errors import InputError
 from edgecomp.export.base import Artifact
 from edgecomp.pipeline import agent
 from edgecomp.pipeline.agent import MeasureOptions
@@ -58,16 +56,10 @@ class Rounds:
 def rounds_for(repeat: int | None, min_time: float | None) -> Rounds:
     """Rounds for `--repeat N` (rounds) and `--min-time SECONDS` (timed seconds per
     artifact over all its rounds); a bad value raises InputError with one sentence."""
-    if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int)
-                               or not 1 <= repeat <= MAX_REPEAT):
-        raise InputError(f"--repeat must be a whole number of rounds from 1 to {MAX_REPEAT}, "
-                         f"not {repeat!r}.")
-    if min_time is not None and (isinstance(min_time, bool)
-                                 or not isinstance(min_time, (int, float))
-                                 or not math.isfinite(min_time)
-                                 or not 0 < min_time <= MAX_MIN_TIME):
-        raise InputError(f"--min-time must be a number of seconds above 0 and at most "
-                         f"{MAX_MIN_TIME:.0f}, not {min_time!r}.")
+    if repeat is not None:
+        agent.check_count("--repeat", repeat, low=1, high=MAX_REPEAT, unit="rounds")
+    if min_time is not None:
+        agent.check_seconds("--min-time", min_time, high=MAX_MIN_TIME, above_zero=True)
     count = repeat or ROUNDS
     seconds = max(ROUND_SECONDS, min_time / count) if min_time else ROUND_SECONDS
     return Rounds(count=count, seconds=seconds, repeat=repeat,
