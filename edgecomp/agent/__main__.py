@@ -8,6 +8,10 @@ Every command prints exactly one JSON object on stdout and exits 0, or prints
     python3 agent.pyz info
     python3 agent.pyz measure MODEL [--runs N] [--seconds S] [--delegate D] [--profile-ops]
     python3 agent.pyz run MODEL --input-npz IN.npz --output-npz OUT.npz
+
+With --watch-host (before the command) the agent exits as soon as its stdin closes or its
+parent goes away: the host keeps stdin open while it waits for the answer
+(`edgecomp.agent.watchdog`).
 """
 
 import argparse
@@ -19,6 +23,7 @@ from .failure import AgentError
 from .measure import COMMANDS
 from .protocol import failure
 from .runtimes import ON_MISSING, delegate_choices
+from .watchdog import watch_host
 
 
 class QuietParser(argparse.ArgumentParser):
@@ -41,6 +46,7 @@ def add_runtime_options(parser):
 
 def build_parser():
     parser = QuietParser(prog="edgecomp-agent")
+    parser.add_argument("--watch-host", action="store_true")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("info")
     measure = commands.add_parser("measure")
@@ -78,6 +84,8 @@ def main(argv=None):
     os.dup2(2, 1)
     try:
         args = build_parser().parse_args(argv)
+        if args.watch_host:
+            watch_host()
         if args.command not in COMMANDS:
             raise AgentError("give a command: info, measure or run", "bad_args")
         result, code = COMMANDS[args.command](args).to_dict(), 0

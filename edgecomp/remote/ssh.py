@@ -192,7 +192,9 @@ class SshTransport:
         agent = self._agent()
 
         def call() -> dict[str, Any]:
-            code, out, err = self._exec([self.config.python, agent, *args],
+            # --watch-host: the agent exits when this connection goes away, which frees
+            # the board lock at once (see edgecomp.agent.watchdog).
+            code, out, err = self._exec([self.config.python, agent, "--watch-host", *args],
                                         timeout=self.config.command_timeout)
             return parse_agent_output(out, where=self.target, stderr=err)
 

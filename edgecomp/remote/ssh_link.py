@@ -9,11 +9,17 @@ argument list with shlex quoting.
 A link that stops carrying bytes (frozen, not closed) is found by keepalive requests that
 need an answer, as OpenSSH's ServerAliveInterval does: a command that stays quiet is
 probed, and transfers give up when the board stops acknowledging data.
+
+A command edgecomp gives up on ends on the board too: every command runs under coreutils'
+`timeout` (in every Debian and Raspberry Pi OS image), which ends it and what it started
+at the same limit, and its stdin stays open while edgecomp waits, so the agent
+(`--watch-host`) exits as soon as the connection goes away.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import select
 import shlex
 import threading
@@ -32,6 +38,12 @@ PROBE_AFTER_S = 10.0
 # An upload or download whose acknowledgements stop for this long has a dead link.
 TRANSFER_STALL_S = 20.0
 POLL_S = 0.2
+# The board's `timeout` sends SIGTERM at the limit and SIGKILL this much later; edgecomp
+# waits that long, and a little more, for the board's own verdict.
+KILL_AFTER_S = 5
+BOARD_VERDICT_S = KILL_AFTER_S + 5.0
+TIMED_OUT = (124, 128 + 9)  # `timeout`'s status for a command it ended (SIGTERM; SIGKILL)
+NOT_FOUND = 127
 
 
 class LinkLost(OSError):
@@ -118,19 +130,18 @@ def alive(client, timeout: float) -> bool:
 
 def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple[int, str, str]:
     """Run a command given as an argument list (every argument shell-quoted, the target's
-    `env` set); (exit status, stdout, stderr).
+    `env` set) under the board's `timeout`; (exit status, stdout, stderr).
 
-    Raises `CommandTimeout` after `timeout` seconds, and `LinkLost` when the board stops
-    answering keepalive requests while the command is quiet.
+    Raises `CommandTimeout` after `timeout` seconds (the board has ended the command and
+    what it started), and `LinkLost` when the board stops answering keepalive requests
+    while the command is quiet. The command's stdin stays open until this returns.
     """
-    command = shlex.join(argv)
-    if target.env:
-        command = shlex.join(["env", *(f"{k}={v}" for k, v in target.env.items())]) + " " \
-            + command
+    limit = max(1, math.ceil(timeout))
+    env = ["env", *(f"{k}={v}" for k, v in target.env.items())] if target.env else []
+    command = shlex.join(["timeout", "-k", str(KILL_AFTER_S), str(limit), *env, *argv])
     channel = client.get_transport().open_session(timeout=target.connect_timeout)
     try:
         channel.exec_command(command)
-        channel.shutdown_write()
         out, err = bytearray(), bytearray()
         start = quiet_since = time.monotonic()
         while True:
@@ -152,7 +163,7 @@ def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple
                     continue  # it finished just now: drain what is left
                 raise LinkLost("the connection closed before the command finished")
             now = time.monotonic()
-            if now - start > timeout:
+            if now - start > limit + BOARD_VERDICT_S:
                 raise CommandTimeout(timeout)
             if got:
                 quiet_since = now
@@ -166,6 +177,12 @@ def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple
         channel.close()
     if status == -1:  # the channel closed without an exit status: the link went away
         raise LinkLost("the connection closed before the command finished")
+    if status in TIMED_OUT and time.monotonic() - start >= limit:
+        raise CommandTimeout(timeout)
+    if status == NOT_FOUND and (b"timeout: not found" in err
+                                or b"timeout: command not found" in err):
+        raise DeviceError(f"{target.name} has no `timeout` command, which edgecomp runs "
+                          "every board command under; install coreutils on the board.")
     return status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
