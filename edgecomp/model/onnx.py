@@ -61,6 +61,23 @@ def load_onnx(path: Path, *, data: Dataset | None,
                        timing=timing)
 
 
+def external_data_files(path: Path) -> list[tuple[str, Path]]:
+    """The files an ONNX model reads its weights from, beside it: (location as the model
+    names it, the file here), each a regular file inside the model's folder; [] when the
+    model is one file."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, OSError...
+        raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
+    locations = external_data_locations(model)
+    for location in locations:
+        _external_size(path, location)
+    return [(location, path.parent / location) for location in locations]
+
+
 def _external_size(path: Path, location: str) -> int:
     """The size of an external data file, refused unless it is a regular file inside the
     model's folder (checked here too, so sizes are only ever read from inside it)."""

@@ -130,6 +130,17 @@ def read_outputs(path: Path) -> list[np.ndarray]:
     return [arrays[f"out{k}"] for k in range(count)]
 
 
+def push_model(transport: Transport, model: Path) -> str:
+    """Put a model on the board with the files it reads beside it (an ONNX model's external
+    data, at the places the model names); the model's path there."""
+    if model.suffix != ".onnx":
+        return transport.push(model)
+    from edgecomp.model.onnx import external_data_files
+
+    beside = tuple(external_data_files(model))
+    return transport.push(model, beside=beside) if beside else transport.push(model)
+
+
 def info(transport: Transport) -> AgentInfo:
     """What the board says about itself: runtimes, cores and its state now."""
     return parse_report(AgentInfo, transport.run_agent(["info"], what="reading its state"),
@@ -163,7 +174,7 @@ def time_model(transport: Transport, model: str, options: MeasureOptions, *,
 def measure(transport: Transport, artifact: Path, options: MeasureOptions,
             inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
     """Push and time one file (fed the first sample of `inputs`, else seeded data)."""
-    model = transport.push(artifact)
+    model = push_model(transport, artifact)
     with tempfile.TemporaryDirectory(prefix="edgecomp-measure-") as tmp:
         pushed = None if inputs is None else \
             transport.push(write_inputs(Path(tmp) / "in.npz", inputs))
@@ -174,7 +185,7 @@ def outputs(transport: Transport, artifact: Path, inputs: Mapping[str, np.ndarra
             options: MeasureOptions) -> tuple[list[np.ndarray], RunReport]:
     """Push a file and its inputs, run every sample through it with `options`' executor,
     fetch the outputs (one stacked array per output) and remove them from the board."""
-    model = transport.push(artifact)
+    model = push_model(transport, artifact)
     remote = transport.scratch("out.npz")
     with tempfile.TemporaryDirectory(prefix="edgecomp-run-") as tmp:
         try:

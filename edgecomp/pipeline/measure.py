@@ -69,7 +69,7 @@ def measure_on(transport: Transport, artifact: Artifact, options: MeasureOptions
         here = Path(tmp)
         try:
             # Step 1: push the artifact and its inputs.
-            model = transport.push(artifact.path)
+            model = agent.push_model(transport, artifact.path)
             evaluation_there = None if evaluation is None else transport.push(write_inputs(
                 here / "eval.npz", stacked(evaluation, prepared.source.inputs)))
             timed_there = None if timed is None else \

@@ -41,8 +41,10 @@ class Transport(Protocol):
         """What a measurement record says about where it ran."""
         ...
 
-    def push(self, local: Path) -> str:
-        """Put a file on the board (once per content); its path there."""
+    def push(self, local: Path, *, beside: Sequence[tuple[str, Path]] = ()) -> str:
+        """Put a file on the board (once per content); its path there. `beside` holds the
+        files it reads at places relative to its own (relative path, file here), which
+        arrive there with it."""
         ...
 
     def scratch(self, name: str) -> str:

@@ -35,8 +35,8 @@ class LocalTransport:
     def facts(self) -> TargetFacts:
         return TargetFacts(name="local", transport="local")
 
-    def push(self, local: Path) -> str:
-        return str(local)  # the agent reads it in place
+    def push(self, local: Path, *, beside: Sequence[tuple[str, Path]] = ()) -> str:
+        return str(local)  # the agent reads it in place, and what it reads beside it
 
     def scratch(self, name: str) -> str:
         if self._run_dir is None:

@@ -15,6 +15,7 @@ frozen link).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -180,8 +181,15 @@ class SshTransport:
 
     # -- the primitives -----------------------------------------------------------------
 
-    def push(self, local: Path, *, name: str | None = None) -> str:
-        """Upload `local` to the board's cache unless an intact copy is there; its path."""
+    def push(self, local: Path, *, name: str | None = None,
+             beside: Sequence[tuple[str, Path]] = ()) -> str:
+        """Upload `local` to the board's cache unless an intact copy is there; its path.
+
+        With files it reads `beside` it, all of them go into a cache folder named by the
+        hash of every file and place, so models that name their data files alike never
+        share them; each file is hashed before a cached copy is used, as any upload."""
+        if beside:
+            return self._guard(f"uploading {local.name}", lambda: self._push_with(local, beside))
         return self._guard(f"uploading {local.name}", lambda: self._push(local, name))
 
     def scratch(self, name: str) -> str:
@@ -278,6 +286,14 @@ class SshTransport:
         self.bytes_sent += size
         self.files_sent += 1
         return final
+
+    def _push_with(self, local: Path, beside: Sequence[tuple[str, Path]]) -> str:
+        sha = file_sha256(local)
+        parts = [sha, *(f"{place}:{file_sha256(path)}" for place, path in beside)]
+        folder = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        for place, path in beside:
+            self._push(path, f"{folder}/{place}")
+        return self._push(local, f"{folder}/{sha}{local.suffix}")
 
     def _agent(self) -> str:
         """The agent zipapp's path in the board's cache (its name carries its hash)."""

@@ -91,10 +91,14 @@ print(json.dumps({"workdir": work, "python": sys.version.split()[0]}))
 
 
 # Before an upload: is the file in the cache, and is it what its name says? A copy that
-# does not hash to its name (corrupted, or replaced) is removed, and uploaded again.
+# does not hash to its name (corrupted, or replaced) is removed, and uploaded again. The
+# free space is that of the nearest folder there (a model's folder may not exist yet).
 CACHE_CHECK = """
 import hashlib, json, os, shutil, sys
 path, expected = sys.argv[1:3]
+where = os.path.dirname(path)
+while not os.path.isdir(where):
+    where = os.path.dirname(where)
 state = "missing"
 if os.path.isfile(path):
     digest = hashlib.sha256()
@@ -104,8 +108,7 @@ if os.path.isfile(path):
     state = "ok" if digest.hexdigest() == expected else "damaged"
     if state == "damaged":
         os.remove(path)
-print(json.dumps({"state": state,
-                  "free_bytes": shutil.disk_usage(os.path.dirname(path)).free}))
+print(json.dumps({"state": state, "free_bytes": shutil.disk_usage(where).free}))
 """
 
 
@@ -120,6 +123,8 @@ with open(tmp, "rb") as handle:
 if digest.hexdigest() != expected:
     os.remove(tmp)
     sys.exit("sha256 mismatch after upload")
+if not os.path.isdir(os.path.dirname(final)):
+    os.makedirs(os.path.dirname(final))
 os.rename(tmp, final)
 """
 
