@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,13 +46,27 @@ class LocalTransport:
         return str(Path(self._run_dir.name) / f"{self._count}-{name}")
 
     def run_agent(self, args: Sequence[str], *, what: str) -> dict[str, Any]:
+        # The agent's stdin is a pipe only this process holds open (--watch-host): when
+        # this process dies, the agent exits and frees the board lock at once.
+        read_end, write_end = os.pipe()
         try:
-            result = subprocess.run([sys.executable, str(agent_pyz()), *args],
-                                    capture_output=True, text=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise DeviceError(f"the local agent did not finish {what} within "
-                              f"{self.timeout:.0f} s.") from exc
-        return parse_agent_output(result.stdout, where="local", stderr=result.stderr)
+            with subprocess.Popen([sys.executable, str(agent_pyz()), "--watch-host", *args],
+                                  stdin=read_end, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) as agent:
+                os.close(read_end)
+                read_end = None
+                try:
+                    out, err = agent.communicate(timeout=self.timeout)
+                except subprocess.TimeoutExpired as exc:
+                    agent.kill()
+                    agent.communicate()
+                    raise DeviceError(f"the local agent did not finish {what} within "
+                                      f"{self.timeout:.0f} s.") from exc
+        finally:
+            os.close(write_end)
+            if read_end is not None:
+                os.close(read_end)
+        return parse_agent_output(out, where="local", stderr=err)
 
     def fetch(self, remote: str, local: Path) -> None:
         if Path(remote) != Path(local):

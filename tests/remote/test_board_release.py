@@ -93,6 +93,33 @@ def test_a_bench_killed_mid_run_frees_the_board_lock_at_once(board, deployed_art
             bench.wait()
 
 
+def test_a_local_bench_killed_mid_run_frees_the_lock_at_once(deployed_artifact, tmp_path):
+    """The same on this machine (`--target local`), with a lock of its own."""
+    runtime = tmp_path / "runtime"
+    lock = runtime / "edgecomp" / "board.lock"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "edgecomp.cli", "bench", str(deployed_artifact), "--target",
+         "local", "--seconds", "3000", "--warmup-seconds", "0", "--no-record"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, cwd=tmp_path)
+    agent = None
+    try:
+        assert wait_for(lambda: lock_holder(lock) is not None, 120), "the bench never started"
+        agent = lock_holder(lock)
+        bench.send_signal(signal.SIGKILL)
+        bench.wait(timeout=10)
+        assert wait_for(lambda: lock_is_free(lock), 5), "the lock is still held"
+        assert wait_for(lambda: not running(agent), 5), "the agent still runs"
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        if agent is not None and running(agent):
+            os.kill(agent, signal.SIGKILL)
+
+
 def test_a_hanging_board_python_is_ended_when_targets_check_gives_up(board, tmp_path,
                                                                      capsys):
     pid_file = tmp_path / "stuck.pid"
