@@ -10,6 +10,7 @@ whole command; a plain `python3 agent.pyz ...` from a shell with no stdin must n
 
 import os
 import select
+import signal
 import threading
 
 POLL_S = 0.5
@@ -46,4 +47,23 @@ def _exit_now(reason):
         os.write(2, ("edgecomp agent: %s; exiting\n" % reason).encode())
     except OSError:
         pass
+    end_children()
     os._exit(EXIT_CODE)
+
+
+def end_children():
+    """SIGKILL the agent's own child processes (a power probe's tegrastats, a runtime's
+    tool), which would otherwise outlive it; read from /proc, where boards have it."""
+    me = os.getpid()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            if parent == me:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read

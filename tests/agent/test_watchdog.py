@@ -84,6 +84,35 @@ def test_the_agent_ends_when_its_parent_dies(onnx_model, tmp_path):
             pass
 
 
+def test_the_agents_children_end_with_it(tmp_path):
+    """A child the agent started (a power probe's tegrastats) does not outlive it."""
+    code = ("import subprocess, sys, time\n"
+            "from edgecomp.agent.watchdog import watch_host\n"
+            "child = subprocess.Popen(['sleep', '300'])\n"
+            "print(child.pid, flush=True)\n"
+            "watch_host()\n"
+            "time.sleep(300)\n")
+    root = str(Path(__file__).resolve().parents[2])
+    agent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": root})
+    child = int(agent.stdout.readline())
+    try:
+        agent.stdin.close()
+        assert agent.wait(timeout=5) == EXIT_CODE
+        assert wait_for(lambda: not alive(child), 5), "the child outlived the agent"
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_without_the_flag_a_closed_input_changes_nothing(onnx_model):
     done = subprocess.run([sys.executable, str(agent_pyz()), "measure", str(onnx_model),
                            "--runs", "3", "--seconds", "0.2", "--warmup-seconds", "0"],
