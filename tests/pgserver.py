@@ -37,6 +37,7 @@ class PostgresServer:
     """Start with `start()`, make databases with `new_database()`, end with `stop()`."""
 
     user = "edgecomp"
+    password_user = "edgecomp_pw"  # the one role that logs in with a password
 
     def __init__(self) -> None:
         self.bin = binaries()
@@ -60,11 +61,22 @@ class PostgresServer:
             shutil.chown(self.home, "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
                   "--auth=trust", "--encoding=UTF8", "--no-sync")
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {self.password_user} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(rule + hba.read_text())  # rewritten in place: its owner stays
+        return self.resume()
+
+    def resume(self) -> "PostgresServer":
+        """Start the server on its data (again, after `halt`)."""
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.home} "
                    "-c fsync=off -c max_connections=200")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                   str(self.home / "log"), "-o", options, "-w", "-t", "60", "start")
         return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (a restart, or a server gone for a while)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -82,3 +94,18 @@ class PostgresServer:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
                   "stop", check=False)
         shutil.rmtree(self.home, ignore_errors=True)
+
+    def password_url(self, password: str, database: str = "postgres") -> str:
+        """A URL of `password_user`, who must log in with a password (the other users are
+        trusted); the role's password is set to `password` first. The URL holds no
+        password: the test writes it in the form it checks."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                (self.password_user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            db.execute(sql.SQL(verb + " ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                sql.Identifier(self.password_user), sql.Literal(password)))
+        return f"postgresql://{self.password_user}@127.0.0.1:{self.port}/{database}"

@@ -10,11 +10,12 @@ one that declares none serves file paths.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
 
 from edgecomp import paths
-from edgecomp.errors import EdgecompError
+from edgecomp.errors import EdgecompError, InputError
 from edgecomp.registry import Registry
 
 
@@ -29,6 +30,11 @@ class Backend(Protocol):
     INT64: str
     SERIAL_KEY: str
     location: str  # the open database, for messages (a URL without its password)
+
+    @staticmethod
+    def shown(where: Any) -> str:
+        """`where` (as `backend_for` gives it) as every message, report and record shows it:
+        never with a password."""
 
     @classmethod
     def open(cls, location: Any, timeout_s: float) -> "Backend":
@@ -83,6 +89,10 @@ def _check(backend: type) -> None:
 
 BACKENDS = Registry("results store", "edgecomp.results.store", check=_check)
 
+# A libpq key=value connection string ("host=db user=me password=..."): not a file name.
+_CONNINFO = re.compile(r"(^|\s)(host|hostaddr|port|dbname|user|password|passfile|service)"
+                       r"\s*=", re.IGNORECASE)
+
 
 def backend_for(location: str | Path | None) -> tuple[type[Backend], str | Path]:
     """The backend that serves `location` (default: EDGECOMP_DB), and the location as it
@@ -94,6 +104,12 @@ def backend_for(location: str | Path | None) -> tuple[type[Backend], str | Path]
         for _, backend in found:
             if backend.schemes and location.startswith(backend.schemes):
                 return backend, location
+    if _CONNINFO.search(str(location)):
+        # Never echoed: it may hold a password.
+        raise InputError("the results database is given as a key=value connection "
+                         "string, which edgecomp does not read; write it as a URL, "
+                         "postgresql://user@host:port/database (the password "
+                         "percent-encoded, or in ?passfile=PATH or PGPASSFILE).")
     files = [backend for _, backend in found if not backend.schemes]
     return files[0], Path(location)
 

@@ -38,6 +38,11 @@ class SQLite:
         self.raw = raw
         self.location = location
 
+    @staticmethod
+    def shown(where: Any) -> str:
+        """The file's path, as messages show it."""
+        return str(where)
+
     @classmethod
     def open(cls, path: Path, timeout_s: float) -> "SQLite":
         try:
