@@ -12,6 +12,8 @@ and $XDG_CACHE_HOME):
                (boards/NAME.facts.json: what a target's agent last reported)
     artifacts  $EDGECOMP_ARTIFACT_CACHE, else <cache>/artifacts/  ("off": never reuse)
                (exported artifacts by content key, reused by the next deploy or export)
+    spool      ~/.local/state/edgecomp/spool/  (runs measured while their store failed,
+               kept until the store takes them; see results/store/spool.py)
 
 Shipped profiles and recipes are package data under `edgecomp/shipped/`, read with
 importlib.resources so that they are found in a wheel install as in a checkout.
@@ -85,6 +87,16 @@ def artifact_cache_dir() -> Path | None:
     if os.environ.get("EDGECOMP_ARTIFACT_CACHE", "").strip().lower() == "off":
         return None
     return _override("EDGECOMP_ARTIFACT_CACHE") or cache_dir() / "artifacts"
+
+
+def state_dir() -> Path:
+    """edgecomp's own state on this machine (~/.local/state/edgecomp on Linux)."""
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def spool_dir() -> Path:
+    """Runs measured but not yet recorded, one folder per results store."""
+    return state_dir() / "spool"
 
 
 def board_facts_file(target: str) -> Path:

@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
 def run_deploy(args) -> int:
     from rich.markup import escape
 
-    from edgecomp.commands.outcome import show_outcome
+    from edgecomp.commands.outcome import measured_run
     from edgecomp.commands.ui import console, print_plan, progress_bars, shown_logs
     from edgecomp.hardware.plan import parse_overrides
     from edgecomp.pipeline.deploy import deploy
@@ -89,10 +89,12 @@ def run_deploy(args) -> int:
             console.print(f"[bold]{escape(target)}[/bold]")
         print_plan(plan)
 
-    with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
-        records = deploy(request, progress=progress, on_plan=on_plan)
-    status = show_outcome(records, command="deploy", recorded=not args.no_record,
-                          json_path=args.json)
+    def measure():
+        with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
+            return deploy(request, progress=progress, on_plan=on_plan)
+
+    records, status = measured_run(measure, command="deploy", recorded=not args.no_record,
+                                   json_path=args.json)
     below = [r for r in records if any(f.kind is FlagKind.BELOW_TARGET for f in r.flags)]
     if status == 0 and below and (args.require_target or args.min_agreement is not None):
         return 3

@@ -8,6 +8,7 @@ candidate each search kept, then on stderr every failure, flag and unstable timi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from rich.markup import escape
 
@@ -17,6 +18,24 @@ from edgecomp.commands.ui import (across_boards_table, comparison_table, console
 from edgecomp.results.compare import across_boards, run_rows
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import warning
+
+
+def measured_run(measure: Callable[[], list[ResultRecord]], *, command: str, recorded: bool,
+                 json_path: Path | None) -> tuple[list[ResultRecord], int]:
+    """Run `measure` (deploy or bench) and show its outcome; its records and exit status.
+    A run the store failed to record is shown and written all the same, then its one
+    sentence (where it is kept) ends the command with status 1."""
+    from edgecomp.pipeline.record import RunKept
+
+    try:
+        records = measure()
+    except RunKept as kept:
+        show_outcome(kept.records, command=command, recorded=False, json_path=json_path)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(kept))}", markup=True,
+                          highlight=False, soft_wrap=True)
+        return kept.records, 1
+    return records, show_outcome(records, command=command, recorded=recorded,
+                                 json_path=json_path)
 
 
 def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,

@@ -19,7 +19,7 @@ from edgecomp.pipeline.apply import apply_plan
 from edgecomp.pipeline.build import Prepared
 from edgecomp.pipeline.fleet import Member, board_progress, concurrently, connect
 from edgecomp.pipeline.measure import MeasureData, measure_all, measured_inputs
-from edgecomp.pipeline.record import failed_record, record_stage
+from edgecomp.pipeline.record import check_store, failed_record, record_stage
 from edgecomp.pipeline.request import DataSpec, DeployRequest, MeasureChoices
 from edgecomp.pipeline.rounds import bench_bases, interleave
 from edgecomp.remote.base import transport_errors
@@ -79,6 +79,8 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
         bound = check_data(source, eval_data, what="evaluation") if eval_data else None
         prepared_sets.append(Prepared(source=source, calib=None, eval=bound))
     names = list(dict.fromkeys(targets or [target]))
+    if record:
+        check_store()  # a store that cannot take the run fails before the work
     with ExitStack() as stack:
         members = connect(names, stack)
         fleet = len(members) > 1

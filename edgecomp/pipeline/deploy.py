@@ -30,7 +30,7 @@ from edgecomp.pipeline.fleet import Member, board_progress, concurrently, connec
 from edgecomp.pipeline.load import data_for, load_recipe, load_source, source_facts
 from edgecomp.pipeline.measure import (MeasureData, Verified, measure_all, measured_inputs,
                                        reference_outputs, verify_on)
-from edgecomp.pipeline.record import failed_record, record_stage
+from edgecomp.pipeline.record import check_store, failed_record, record_stage
 from edgecomp.pipeline.request import DataSpec, DeployRequest, ExportChoices, ModelSpec
 from edgecomp.pipeline.rounds import deploy_bases, interleave
 from edgecomp.remote.base import transport_errors
@@ -55,7 +55,8 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
 
     Returns one record per artifact and board; a measurement that failed (or a board that
     could not be reached, in a fleet) is a record with `error` set. Bad input raises
-    `InputError` before any artifact or row is written. A prebuilt `.tflite` is deployed as
+    `InputError` before any artifact or row is written, and so does a store that cannot
+    be opened; a store that fails after measuring raises `RunKept` with the records. A prebuilt `.tflite` is deployed as
     given: measured on the target (and run on `--eval` data). In a fleet, boards whose
     plans ask for the same artifacts share one build; each board verifies and times them
     in its own runtime. `on_plan(plan, target)` sees each board's plan.
@@ -72,6 +73,8 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     training = load_training(request.train or ("digits:train" if request.model.is_demo
                                                else None), loss=request.loss,
                              train_fn=request.train_fn) if recipe is not None else Training()
+    if request.record:
+        check_store()  # a store that cannot take the run fails before the work
     sets = read_data(data)  # read once: the model's loader and each build share it
     source = load_source(request.model, data, progress=progress, sets=sets)
     with ExitStack() as stack:

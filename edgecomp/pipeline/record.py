@@ -1,6 +1,11 @@
 """Records from what a board reported: one measured artifact each, failed ones included, and
 the store they go to.
 
+The store is opened and checked before anything is measured (`check_store`), so a wrong
+password or a missing server ends the command in seconds; if recording still fails after
+measuring, the run is kept in the spool (`results.store.spool`) and `RunKept` carries the
+records, so the command prints and writes them all the same.
+
 A record names what was measured where (`identity`: the artifact's manifest, the plan and
 recipe, the machine that built it), the agent's numbers, the board's state around the
 timing, and what ran the verification, so that a reader can check it ran where it was
@@ -15,7 +20,7 @@ from typing import Any
 
 import edgecomp
 from edgecomp.agent.protocol import MeasureReport, RunReport
-from edgecomp.errors import plain_text
+from edgecomp.errors import EdgecompError, plain_text
 from edgecomp.export.base import Artifact
 from edgecomp.pipeline.build import Prepared
 from edgecomp.remote.base import Transport
@@ -84,11 +89,42 @@ def failed_record(artifact: Artifact, prepared: Prepared, where: Any, error: str
         runtime=None, threads=None, device=None, error=plain_text(error))
 
 
-def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
-    """Store one run's records in a single transaction; returns the run id."""
+class RunKept(EdgecompError):
+    """The run was measured but the store failed when recording it: its records (`records`,
+    with their run id) are kept in the spool file `path` until the store takes them."""
+
+    def __init__(self, message: str, *, records: list[ResultRecord], path):
+        super().__init__(message)
+        self.records = records
+        self.path = path
+
+
+def check_store() -> None:
+    """Open the results store (connect, check or migrate its schema) and close it: called
+    before measuring, so that a store that cannot take the run fails before the work."""
     from edgecomp.results.store import Store
+
+    with Store():
+        pass
+
+
+def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
+    """Store one run's records in a single transaction; returns the run id. When the store
+    fails, the run is kept in the spool and `RunKept` is raised."""
+    from dataclasses import replace
+
+    from edgecomp.results.store import Store, new_run_id, spool, spool_name
 
     if not records:
         return None
-    with Store() as store:
-        return store.add_run(records, command=command)
+    run_id = new_run_id()
+    try:
+        with Store() as store:
+            return store.add_run(records, command=command, run_id=run_id)
+    except EdgecompError as exc:
+        path = spool.keep(records, run_id=run_id, command=command, store_name=spool_name())
+        raise RunKept(f"{str(exc).rstrip('.')}; the run's {len(records)} measured "
+                      f"result(s) are kept in {path} and are recorded by the next command "
+                      "that opens this store, or by `edgecomp results push`.",
+                      records=[replace(r, run_id=run_id) for r in records],
+                      path=path) from exc

@@ -3,7 +3,8 @@
 `Store` (store.py) is what callers use. Each server is a backend registered in `BACKENDS`
 (base.py: the `Backend` protocol and the choice of a backend for a location): sqlite.py,
 the default file, and postgres.py, a database shared by many machines. The tables, their
-migrations and the packing of raw samples are schema.py.
+migrations and the packing of raw samples are schema.py; runs measured while their store
+failed wait in spool.py.
 """
 
 from edgecomp.results.store.base import BACKENDS, Backend, backend_for
@@ -11,8 +12,10 @@ from edgecomp.results.store.postgres import POSTGRES_SCHEMES, Postgres
 from edgecomp.results.store.schema import (MIGRATIONS, SCHEMA_VERSION, pack_samples,
                                            unpack_samples)
 from edgecomp.results.store.sqlite import SQLite, default_db_path
-from edgecomp.results.store.store import BUSY_TIMEOUT_S, RunInfo, Store, parse_since
+from edgecomp.results.store.store import (BUSY_TIMEOUT_S, RunInfo, Store, new_run_id,
+                                          parse_since, spool_name)
 
 __all__ = ["BACKENDS", "BUSY_TIMEOUT_S", "Backend", "MIGRATIONS", "POSTGRES_SCHEMES",
            "Postgres", "RunInfo", "SCHEMA_VERSION", "SQLite", "Store", "backend_for",
-           "default_db_path", "pack_samples", "parse_since", "unpack_samples"]
+           "default_db_path", "new_run_id", "pack_samples", "parse_since", "spool_name",
+           "unpack_samples"]

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 from edgecomp.atomic import strict_json
 from edgecomp.errors import InputError
 from edgecomp.results.record import ResultRecord
-from edgecomp.results.store import schema
+from edgecomp.results.store import schema, spool
 from edgecomp.results.store.base import Backend, backend_for
 from edgecomp.results.store.schema import pack_samples, unpack_samples
 
@@ -61,15 +61,31 @@ def parse_since(text: str) -> str:
     return moment.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def new_run_id() -> str:
+    """A new run's id: chosen before recording, so a run kept in the spool keeps it."""
+    return uuid.uuid4().hex[:12]
+
+
+def spool_name(location: str | Path | None = None) -> str:
+    """The store at `location` (default: EDGECOMP_DB) as the spool knows it: its shown
+    location (no password), a file by its absolute path."""
+    backend, where = backend_for(location)
+    return backend.shown(where.resolve() if isinstance(where, Path) else where)
+
+
 class Store:
     """Open (creating or migrating) the results store: a SQLite file at `location`, or
-    a PostgreSQL database given as a `postgresql://` URL (default: EDGECOMP_DB)."""
+    a PostgreSQL database given as a `postgresql://` URL (default: EDGECOMP_DB).
+
+    Runs kept in the spool for this store (measured while it failed) are recorded on open;
+    `pushed` holds their ids."""
 
     def __init__(self, location: str | Path | None = None, *,
                  timeout_s: float = BUSY_TIMEOUT_S):
         backend, where = backend_for(location)
         self.timeout_s = timeout_s
         self.path: Path | None = where if isinstance(where, Path) else None
+        self.spool_name = spool_name(location)
         self.db: Backend = backend.open(where, timeout_s)
         self.location = self.db.location
         try:
@@ -80,6 +96,7 @@ class Store:
         except BaseException:
             self.db.close()
             raise
+        self.pushed = spool.push_quietly(self)
 
     @property
     def kind(self) -> str:
@@ -123,10 +140,11 @@ class Store:
         self.close()
 
     def add_run(self, records: Iterable[ResultRecord], *, command: str,
-                host: dict | None = None) -> str:
-        """Store one run's records in a single transaction and return the run id. The
-        run's tag and git facts are the records' (`provenance.stamp`)."""
-        run_id = uuid.uuid4().hex[:12]
+                host: dict | None = None, run_id: str | None = None) -> str:
+        """Store one run's records in a single transaction and return the run id (`run_id`,
+        else a new one). The run's tag and git facts are the records' (`provenance.stamp`).
+        A run whose id the store already holds is not recorded again."""
+        run_id = run_id or new_run_id()
         records = list(records)
         first = records[0] if records else None
         git = (first.git or {}) if first else {}
@@ -138,13 +156,14 @@ class Store:
                 for record in records]
         try:
             with self._transaction("write"):
-                self.db.execute(
+                # A second writer of the same run (a repeated push) inserts nothing.
+                added = self.db.execute(
                     "INSERT INTO runs (id, created_at, command, host_json, tag, git_commit,"
-                    " git_branch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " git_branch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                     (run_id, first.created_at if first else "", command,
                      json.dumps(host or {}), first.tag if first else None,
-                     git.get("commit"), git.get("branch")))
-                for record, text, samples in rows:
+                     git.get("commit"), git.get("branch"))).rowcount
+                for record, text, samples in rows if added else ():
                     self._insert_result(run_id, record, text, samples)
         except self.db.errors as exc:
             raise self.db.error(exc, "recording a run", self.timeout_s) from exc
