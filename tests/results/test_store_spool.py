@@ -118,7 +118,8 @@ def test_a_server_stopped_while_measuring_keeps_the_run_and_push_records_it_once
 
 
 def test_a_sqlite_store_that_fails_keeps_the_run_for_the_next_command(model, tmp_path,
-                                                                       monkeypatch, capsys):
+                                                                       monkeypatch, capsys,
+                                                                       caplog):
     db = tmp_path / "results.db"
     monkeypatch.setenv("EDGECOMP_DB", str(db))
     # The file is overwritten by something that is not a database while the board works.
@@ -133,6 +134,7 @@ def test_a_sqlite_store_that_fails_keeps_the_run_for_the_next_command(model, tmp
     monkeypatch.setenv("EDGECOMP_DB", str(db))
     assert main(["compare"]) == 0  # the next command that opens the store records it
     assert "model" in capsys.readouterr().out
+    assert "recorded 1 run(s) kept while" in caplog.text
     assert spool.pending(spool_name(db)) == []
     with Store(db) as store:
         assert len(store.records()) == 1 and store.pushed == []

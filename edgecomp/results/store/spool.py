@@ -84,7 +84,11 @@ def push_quietly(store: "Store") -> list[str]:
     """`push` where recording them is not what was asked for (opening the store for another
     command): a failure is a warning and the runs stay kept."""
     try:
-        return push(store)
+        done = push(store)
     except EdgecompError as exc:
         log.warning("runs kept in %s were not recorded yet: %s", folder(store.spool_name), exc)
         return []
+    if done:
+        log.warning("recorded %d run(s) kept while %s could not take them: %s", len(done),
+                    store.location, ", ".join(done))
+    return done
