@@ -9,5 +9,6 @@
 The requests are typed and frozen (`pipeline.request`); each stage is a function on frozen
 values a library user can call alone: `plan_stage`/`apply_plan` (pipeline.apply),
 `prepare`/`export_all` (pipeline.build), `measure_on` (pipeline.measure: the measuring
-steps, every failure on the board a failed record), `record_stage` (pipeline.record).
+steps, every failure on the board a failed record), `record_stage` (pipeline.record: a
+store that fails after measuring keeps the run in the spool and raises `RunKept`).
 """

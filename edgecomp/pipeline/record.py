@@ -122,9 +122,9 @@ def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
         with Store() as store:
             return store.add_run(records, command=command, run_id=run_id)
     except EdgecompError as exc:
+        records = [replace(r, run_id=run_id) for r in records]
         path = spool.keep(records, run_id=run_id, command=command, store_name=spool_name())
         raise RunKept(f"{str(exc).rstrip('.')}; the run's {len(records)} measured "
                       f"result(s) are kept in {path} and are recorded by the next command "
                       "that opens this store, or by `edgecomp results push`.",
-                      records=[replace(r, run_id=run_id) for r in records],
-                      path=path) from exc
+                      records=records, path=path) from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -15,7 +16,7 @@ from edgecomp.cli import main
 from edgecomp.pipeline import bench as bench_module
 from edgecomp.pipeline import deploy as deploy_module
 from edgecomp.results.store import Store, spool, spool_name
-from tests.results.test_identity import FAST, foreign_onnx
+from tests.results.test_identity import FACTORY, FAST, foreign_onnx
 from tests.results.test_store_secrets import PASSWORD, assert_hidden
 
 BENCH = FAST[4:]  # on `local`, briefly
@@ -68,15 +69,16 @@ def test_a_wrong_password_fails_before_anything_is_measured(command, model, post
     assert reached == []
 
 
-def halted_after_measuring(monkeypatch, stop) -> None:
-    """Call `stop` once the boards have measured and before the run is recorded."""
-    stamp = bench_module.stamp
+def halted_after_measuring(monkeypatch, stop, stage=bench_module) -> None:
+    """Call `stop` once the boards have measured and before the run is recorded (by bench,
+    or the `stage` module given)."""
+    stamp = stage.stamp
 
     def stamped(*args, **kwargs):
         stop()
         return stamp(*args, **kwargs)
 
-    monkeypatch.setattr(bench_module, "stamp", stamped)
+    monkeypatch.setattr(stage, "stamp", stamped)
 
 
 def kept_runs() -> list:
@@ -138,6 +140,29 @@ def test_a_sqlite_store_that_fails_keeps_the_run_for_the_next_command(model, tmp
     assert spool.pending(spool_name(db)) == []
     with Store(db) as store:
         assert len(store.records()) == 1 and store.pushed == []
+
+
+def test_a_deploy_whose_store_fails_after_measuring_keeps_the_run(tmp_path, monkeypatch,
+                                                                   capsys):
+    (tmp_path / "netdef.py").write_text(FACTORY.format(seed=1, hidden=8))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "netdef", raising=False)
+    db = tmp_path / "results.db"
+    monkeypatch.setenv("EDGECOMP_DB", str(db))
+    halted_after_measuring(monkeypatch, lambda: db.write_bytes(b"not a database" * 100),
+                           stage=deploy_module)
+    assert main(["deploy", "netdef:make", *FAST, "--json", "r.json"]) == 1
+    out, err = capsys.readouterr()
+    assert "artifact(s) measured" in out and "edgecomp results push" in err
+    written = json.loads((tmp_path / "r.json").read_text())
+    (kept,) = spool.pending(spool_name(db))
+    assert [r["run_id"] for r in json.loads(kept.read_text())["records"]] == \
+        [r["run_id"] for r in written]
+    db.unlink()
+    assert main(["results", "push"]) == 0
+    with Store(db) as store:
+        assert len(store.records()) == len(written)
 
 
 def test_add_run_with_a_known_run_id_records_nothing_more(tmp_path):
