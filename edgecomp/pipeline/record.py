@@ -91,7 +91,8 @@ def failed_record(artifact: Artifact, prepared: Prepared, where: Any, error: str
 
 class RunKept(EdgecompError):
     """The run was measured but the store failed when recording it: its records (`records`,
-    with their run id) are kept in the spool file `path` until the store takes them."""
+    with their run id) are kept in the spool file `path` until the store takes them (None
+    when the spool could not be written either)."""
 
     def __init__(self, message: str, *, records: list[ResultRecord], path):
         super().__init__(message)
@@ -123,8 +124,14 @@ def record_stage(records: list[ResultRecord], *, command: str) -> str | None:
             return store.add_run(records, command=command, run_id=run_id)
     except EdgecompError as exc:
         records = [replace(r, run_id=run_id) for r in records]
-        path = spool.keep(records, run_id=run_id, command=command, store_name=spool_name())
-        raise RunKept(f"{str(exc).rstrip('.')}; the run's {len(records)} measured "
-                      f"result(s) are kept in {path} and are recorded by the next command "
-                      "that opens this store, or by `edgecomp results push`.",
-                      records=records, path=path) from exc
+        reason = str(exc).rstrip(".")
+        try:
+            path = spool.keep(records, run_id=run_id, command=command,
+                              store_name=spool_name())
+        except OSError as lost:
+            raise RunKept(f"{reason}; the run could not be kept on this machine either "
+                          f"({lost.strerror or lost}): its results are only in what this "
+                          "command prints and in --json.", records=records, path=None) from exc
+        raise RunKept(f"{reason}; the run's {len(records)} measured result(s) are kept in "
+                      f"{path} and are recorded by the next command that opens this store, "
+                      "or by `edgecomp results push`.", records=records, path=path) from exc

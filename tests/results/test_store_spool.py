@@ -165,6 +165,21 @@ def test_a_deploy_whose_store_fails_after_measuring_keeps_the_run(tmp_path, monk
         assert len(store.records()) == len(written)
 
 
+def test_a_spool_that_cannot_be_written_still_leaves_the_table_and_json(model, tmp_path,
+                                                                        monkeypatch, capsys):
+    db = tmp_path / "results.db"
+    monkeypatch.setenv("EDGECOMP_DB", str(db))
+    (tmp_path / "state").write_text("a file where the state folder would be")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    halted_after_measuring(monkeypatch, lambda: db.write_bytes(b"not a database" * 100))
+    assert main(["bench", str(model), *BENCH, "--json", str(tmp_path / "r.json")]) == 1
+    out, err = capsys.readouterr()
+    assert "1 artifact(s) measured" in out
+    assert "could not be kept on this machine either" in " ".join(err.split())
+    assert "Traceback" not in err
+    assert json.loads((tmp_path / "r.json").read_text())[0]["latency_ms"]["p50"] > 0
+
+
 def test_add_run_with_a_known_run_id_records_nothing_more(tmp_path):
     from tests.results.records import record
 
