@@ -55,6 +55,9 @@ def test_shown_urls_never_hold_the_password(form):
     assert shown.startswith("postgresql://edgecomp_pw:***@db.lab:5432/results")
     assert postgres.shown("postgresql://u@h/db?sslpassword=k3y") == \
         "postgresql://u@h/db?sslpassword=***"
+    # A raw : in the user part belongs to the password; libpq reads it so too.
+    assert postgres.shown("postgres://u:Sup3r%40sec:ret%2Fpw@h:5432/db") == \
+        "postgres://u:***@h:5432/db"
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -108,3 +111,16 @@ def test_a_key_value_connection_string_is_refused_and_no_file_is_made(tmp_path,
     assert "key=value connection string" in err
     assert_hidden(err)
     assert list(Path(tmp_path).iterdir()) == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_driver_text_quoting_the_password_becomes_a_sentence_without_it(form, database):
+    import psycopg
+
+    with Store(FORMS[form](database)) as store:
+        for quoted in spellings()[:3]:
+            error = store.db.error(psycopg.OperationalError(
+                f'connection to server failed: password "{quoted}" was refused'),
+                "recording a run", 5.0)
+            assert "recording a run" in str(error) and "***" in str(error)
+            assert_hidden(str(error))

@@ -103,7 +103,8 @@ def secrets_of(url: str) -> list[str]:
         key, _, value = pair.partition("=")
         if unquote(key) in SECRET_PARAMETERS:
             found.add(value)
-    found |= {unquote(text) for text in found} | {quote(text, safe="") for text in found}
+    found |= {unquote(text) for text in found}
+    found |= {quote(text, safe=safe) for text in found for safe in ("", "/")}
     return sorted((text for text in found if text), key=len, reverse=True)
 
 
