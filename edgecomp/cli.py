@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from edgecomp.errors import EdgecompError, plain_text
+from edgecomp.errors import EdgecompError, plain_text, terminal_safe
 
 UNEXPECTED = 70  # EX_SOFTWARE: an error edgecomp has no sentence for (a bug)
 
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         from rich.markup import escape
 
         # soft_wrap: one line per message in a log file (a terminal wraps it itself)
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True,
-                          highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(terminal_safe(str(exc)))}",
+                          markup=True, highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was recorded for the unfinished step.")
@@ -124,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
 class PlainFormatter(logging.Formatter):
     """Log lines without the terminal escape codes that other tools' text carries (they
-    end up in CI logs and files, where they are noise)."""
+    end up in CI logs and files, where they are noise), one line per message: what else
+    a terminal cannot show (a line break in a file or model name) is escaped, so a name
+    can never forge a log line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return plain_text(super().format(record))
+        record = logging.makeLogRecord(record.__dict__)
+        record.msg, record.args = terminal_safe(plain_text(record.getMessage())), None
+        return super().format(record)
 
 
 def _quiet_runtimes() -> None:

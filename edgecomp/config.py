@@ -136,8 +136,12 @@ def _problem(error: dict, model: type) -> str:
         return "unknown key" + (f"; expected one of {', '.join(known)}" if known else "")
     if kind == "missing":
         return "required, but missing"
-    if kind == "too_short":
+    if kind in ("too_short", "string_too_short"):
         return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {context.get('max_length')} characters long"
+    if kind == "string_unicode":
+        return "must be valid Unicode text (it holds a lone surrogate)"
     if kind == "enum":
         vocabulary = _type_at(model, error["loc"])
         allowed = ", ".join(choices(vocabulary)) if _is_enum(vocabulary) else \

@@ -26,6 +26,20 @@ def plain_text(text: str) -> str:
     return _CONTROL.sub("", Text.from_ansi(text).plain)
 
 
+def terminal_safe(text: str) -> str:
+    """Text from users' files (model and file names, manifests, stored results) as a
+    terminal or CI log may show it: every character that is not printable (control
+    characters and so escape sequences, line breaks, tabs, lone surrogates, bidirectional
+    overrides) written as its Python escape (`\\x1b`, `\\n`, `\\u202e`), the rest as is.
+
+    A name is kept exact in the store and JSON; only where it is printed is it made
+    safe, so that it can neither colour, move or retitle a terminal nor forge a log line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class EdgecompError(Exception):
     """A problem the user can fix; the CLI prints the message and exits non-zero.
 

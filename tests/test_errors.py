@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from edgecomp.cli import PlainFormatter
-from edgecomp.errors import DeviceError, ExportError, plain_text
+from edgecomp.errors import DeviceError, ExportError, plain_text, terminal_safe
 
 # What torch.onnx's exporter raised for a model it cannot trace (see tests/export/test_onnx.py).
 TORCH_ONNX = ("Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m "
@@ -45,7 +45,7 @@ def test_a_failed_record_stores_a_plain_error(tmp_path):
 
     path = tmp_path / "m.fp32.tflite"
     path.write_bytes(b"model")
-    artifact = Artifact(path=path, manifest=manifest(sha256="a", source_sha256="s"))
+    artifact = Artifact(path=path, manifest=manifest(sha256="a" * 64, source_sha256="5" * 64))
     prepared = Prepared(source=None, calib=None, eval=None)  # only its plan is read
     failed = failed_record(artifact, prepared, LocalTransport(),
                            "the connection failed (SSHException: \x1b[31mreset\x1b[0m)")
@@ -59,3 +59,22 @@ def test_log_lines_are_plain():
     line = PlainFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert line.startswith("WARNING edgecomp.pipeline.build: int8 skipped: Failed to export")
     assert "\x1b" not in line
+
+
+def test_a_log_line_carrying_a_name_stays_one_line_with_its_controls_escaped():
+    """A file name with a line break cannot forge a log line in a CI log."""
+    record = logging.LogRecord("edgecomp.x", logging.WARNING, __file__, 1,
+                               "could not read %s: %s", ("m.onnx\nERROR forged", "\x1b]0;t\x07"),
+                               None)
+    line = PlainFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert line.startswith("WARNING edgecomp.x: could not read m.onnx\\nERROR forged: ")
+    assert not {"\n", "\x1b", "\x07"} & set(line)
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("plain name é", "plain name é"),
+    ("a\x1b[31mb", "a\\x1b[31mb"), ("one\ntwo\rthree\tfour", "one\\ntwo\\rthree\\tfour"),
+    ("c1\x9bJ", "c1\\x9bJ"), ("\u202eevil", "\\u202eevil"), ("lone\ud800", "lone\\ud800"),
+])
+def test_terminal_safe_escapes_only_what_a_terminal_cannot_show(raw, shown):
+    assert terminal_safe(raw) == shown

@@ -67,7 +67,9 @@ def run_gate(args) -> int:
     reports as well, so a CI page says why."""
     from contextlib import nullcontext
 
-    from edgecomp.commands.ui import err_console
+    from rich.text import Text
+
+    from edgecomp.commands.ui import err_console, shown
     from edgecomp.results.ci import write_reports
     from edgecomp.results.gate import GateReport, judge
     from edgecomp.results.verdicts import GateConfig, load_config
@@ -94,14 +96,14 @@ def run_gate(args) -> int:
         report = replace(report, checks=tuple(checks))
     except EdgecompError as exc:
         report = replace(report, problem=str(exc))
-        err_console.print(f"[bold red]could not judge:[/bold red] {_escape(str(exc))}",
-                          markup=True, highlight=False)
+        err_console.print(Text("could not judge:", style="bold red"), shown(str(exc)),
+                          highlight=False, soft_wrap=True)
     _print(report)
     try:
         write_reports(report, junit=args.junit, summary=args.summary, json=args.json)
     except EdgecompError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {_escape(str(exc))}", markup=True,
-                          highlight=False)
+        err_console.print(Text("error:", style="bold red"), shown(str(exc)), highlight=False,
+                          soft_wrap=True)
         return 2
     return report.status
 
@@ -110,23 +112,17 @@ def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def _print(report) -> None:
     """The verdicts as a table on the terminal, then every check that did not pass."""
     from rich.table import Table
     from rich.text import Text
 
-    from edgecomp.commands.ui import console
+    from edgecomp.commands.ui import console, shown
     from edgecomp.results.ci import verdict_counts
 
     if report.problem is not None:
         return
-    table = Table(title=Text(f"gate: {report.candidate} against {report.baseline}"),
+    table = Table(title=shown(f"gate: {report.candidate} against {report.baseline}"),
                   title_justify="left")
     for column in ("artifact", "check", "baseline", "candidate", "change", "verdict"):
         table.add_column(column, justify="left" if column in ("artifact", "check",
@@ -134,14 +130,14 @@ def _print(report) -> None:
     styles = {"pass": "green", "fail": "bold red", "new": "cyan", "not measured": "dim",
               "changed": "cyan"}
     for check in report.checks:
-        table.add_row(Text(check.artifact), check.name, check.shown(check.baseline),
+        table.add_row(shown(check.artifact), check.name, check.shown(check.baseline),
                       check.shown(check.candidate), check.shown_change(),
                       Text(check.verdict.value, style=styles.get(check.verdict.value,
                                                                  "yellow")))
     console.print(table)
     for check in report.checks:
         if check.verdict.value != "pass":
-            console.print(Text(f"{check.verdict.value}: {check.artifact} {check.name}: "
-                               f"{check.message}"))
+            console.print(shown(f"{check.verdict.value}: {check.artifact} {check.name}: "
+                                f"{check.message}"), soft_wrap=True)
     console.print(Text(f"gate: {report.outcome} ({verdict_counts(report)})",
                        style="bold " + ("green", "red", "yellow")[report.status]))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from rich.markup import escape
+from rich.text import Text
 
 from edgecomp.commands.profile_view import print_profiles
 from edgecomp.commands.ui import (across_boards_table, comparison_table, console, err_console,
-                                  write_json)
+                                  shown, write_json)
 from edgecomp.results.compare import across_boards, run_rows
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import warning
@@ -42,31 +42,32 @@ def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
                  json_path: Path | None) -> int:
     """Print the run's results (and write them to `json_path`); 1 when any failed."""
     run = next((r.run_id for r in records if r.run_id), None)
-    shown = run_rows(records, stored=recorded)
-    earlier = sum(row.earlier for row in shown)
+    rows = run_rows(records, stored=recorded)
+    earlier = sum(row.earlier for row in rows)
     title = (f"{command}: {len(records)} artifact(s) measured"
              + (f" in run {run}" if run else "")
              + (f"; {earlier} row(s) from earlier runs, marked (earlier)" if earlier else ""))
-    console.print(comparison_table(shown, title=title))
-    print_across_boards([row.record for row in shown])
+    console.print(comparison_table(rows, title=title))
+    print_across_boards([row.record for row in rows])
     print_profiles(records, console)
     if json_path:
         write_json(json_path, records)
     failed = [r for r in records if not r.ok]
     for record in failed:
-        err_console.print(f"[red]failed[/red] {escape(record.artifact_name)}: "
-                          f"{escape(str(record.error))}")
+        err_console.print(Text("failed", style="red"),
+                          shown(f"{record.artifact_name}: {record.error}"), soft_wrap=True)
     shown_search = set()
     for record in records:
         search = record.manifest.search
         if search and record.artifact_sha256 not in shown_search:
             shown_search.add(record.artifact_sha256)
-            console.print(f"{record.artifact_name}: kept int8 candidate \"{search.kept}\" "
-                          f"of {len(search.tried)} tried (all in its manifest)",
-                          markup=False, highlight=False)
+            console.print(shown(f"{record.artifact_name}: kept int8 candidate "
+                                f"\"{search.kept}\" of {len(search.tried)} tried (all in its "
+                                "manifest)"), highlight=False)
         for flag in record.flags:
-            err_console.print(f"[yellow](!)[/yellow] {escape(record.artifact_name)}: "
-                              f"{escape(flag.text)}", markup=True, highlight=False)
+            err_console.print(Text("(!)", style="yellow"),
+                              shown(f"{record.artifact_name}: {flag.text}"), highlight=False,
+                              soft_wrap=True)
         _warn_unstable(record)
     return 1 if failed else 0
 
@@ -83,4 +84,5 @@ def _warn_unstable(record: ResultRecord) -> None:
     line = warning(record.stability, artifact=record.artifact_name,
                    target=record.target) if record.stability is not None else None
     if line:
-        err_console.print(f"[yellow](!)[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        err_console.print(Text("(!)", style="yellow"), shown(line), highlight=False,
+                          soft_wrap=True)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from edgecomp.errors import terminal_safe
 from edgecomp.results.compare import AcrossBoards, ComparisonRow
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import load_text, spread_text, speedup_text
@@ -53,7 +54,7 @@ def shown_logs(*names: str) -> Iterator[None]:
 
     class ToConsole(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
+            text = terminal_safe(record.getMessage())
             if record.levelno >= logging.WARNING:
                 text = f"warning: {text}"
             err_console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -74,6 +75,12 @@ def shown_logs(*names: str) -> Iterator[None]:
             logger.propagate = propagate
 
 
+def shown(text: str, style: str = "") -> Text:
+    """A name or sentence from users' data as a table cell or line: never read as markup,
+    what a terminal cannot show escaped (`terminal_safe`)."""
+    return Text(terminal_safe(text), style=style)
+
+
 def _fmt(value, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
@@ -89,9 +96,10 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     ("new" where the baseline has none).
 
     Names and the title come from users' manifests, recipes and paths: they are shown as
-    written (rich Text), never read as markup.
+    written (rich Text), never read as markup, what a terminal cannot show escaped
+    (`terminal_safe`).
     """
-    table = Table(title=Text(title), title_justify="left")
+    table = Table(title=shown(title), title_justify="left")
     against = baseline_name is not None
     extra = ("p50 vs base", "p90 vs base", "size vs base", "acc vs base") if against else ()
     for column in ("model", "technique", "target", "format", "precision", "size",
@@ -104,11 +112,11 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
                          overflow="fold" if names else "ellipsis")
     for row in rows:
         r = row.record
-        names = [Text(name) for name in (row.model or r.model, r.technique, r.target, r.format)]
+        names = [shown(name) for name in (row.model or r.model, r.technique, r.target, r.format)]
         if r.emulated:
             names[2].append(" (emulated)", style="yellow")
         io = r.manifest.io_dtype
-        precision = Text(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
+        precision = shown(r.precision + (" (int8 I/O)" if io == "int8" and r.precision == "int8"
                                         else ""))
         changes = [*(_changes(row) if against else []), *_run_cells(row)]
         if not r.ok:
@@ -133,7 +141,7 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     if any(r.record.stability is not None and not r.record.stability.stable for r in rows):
         notes.append(UNSTABLE_NOTE)
     if notes:
-        table.caption, table.caption_justify = Text("\n".join(notes)), "left"
+        table.caption, table.caption_justify = Text("\n".join(map(terminal_safe, notes))), "left"
     return table
 
 
@@ -150,7 +158,7 @@ def _spread(record: ResultRecord) -> Text:
 def _run_cells(row: ComparisonRow) -> list[Text]:
     """The run a row comes from, marked when it is earlier than the newest shown, and
     when it was measured."""
-    run = Text(row.record.run_id or "not stored", style="" if row.record.run_id else "dim")
+    run = shown(row.record.run_id or "not stored", style="" if row.record.run_id else "dim")
     if row.earlier:
         run.append(" (earlier)", style="yellow")
     return [run, Text(row.record.when("%Y-%m-%d %H:%M"))]
@@ -168,7 +176,7 @@ def across_boards_table(targets: list[str], rows: list[AcrossBoards]) -> Table:
     for column in ("model", "technique", "format", "precision"):
         table.add_column(column, overflow="fold")
     for target in targets:
-        table.add_column(Text(target), justify="right", overflow="fold")
+        table.add_column(shown(target), justify="right", overflow="fold")
     table.add_column("same file")
     for row in rows:
         cells = []
@@ -186,7 +194,7 @@ def across_boards_table(targets: list[str], rows: list[AcrossBoards]) -> Table:
                 cells.append(cell)
         precision = row.precision + (" (int8 I/O)" if row.io_dtype == "int8" and
                                      row.precision == "int8" else "")
-        table.add_row(*[Text(v) for v in (row.model, row.technique, row.format, precision)],
+        table.add_row(*[shown(v) for v in (row.model, row.technique, row.format, precision)],
                       *cells, "yes" if row.same_build else "no")
     if any(r is not None and r.emulated for row in rows for r in row.on.values()):
         table.caption = EMULATED_NOTE
@@ -220,7 +228,7 @@ def write_json(path: Path, records: list[ResultRecord]) -> None:
 
 def print_plan(plan) -> None:
     """A plan's decisions with their reasons, its memory fit and its warnings."""
-    table = Table(title=f"plan for {plan.model} on {plan.profile}", title_justify="left")
+    table = Table(title=shown(f"plan for {plan.model} on {plan.profile}"), title_justify="left")
     table.add_column("decision")
     table.add_column("value")
     table.add_column("reason")
@@ -231,4 +239,4 @@ def print_plan(plan) -> None:
     table.add_row("memory", plan.memory_fit.value, plan.memory_reason)
     console.print(table)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(Text("warning:", style="yellow"), shown(warning))

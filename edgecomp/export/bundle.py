@@ -34,10 +34,11 @@ def artifact_from_file(path: Path) -> Artifact:
         raise InputError(f"{manifest_path} is not valid JSON ({exc}); delete it to measure "
                          "the artifact without it.") from exc
     try:
-        manifest = Manifest.from_json(data, source="manifest")
+        manifest = Manifest.from_json(
+            data, source=f"{manifest_path} is not an edgecomp manifest")
     except InputError as exc:
-        raise InputError(f"{manifest_path} is not an edgecomp manifest ({exc}); delete it to "
-                         "measure the artifact without it.") from None
+        raise InputError(f"{str(exc).rstrip('.')}; delete it to measure the artifact "
+                         "without it.") from None
     if manifest.sha256 != sha:
         raise InputError(f"{path} does not match its manifest {manifest_path.name} (sha256 "
                          "differs): the file changed after export; re-export it or delete "

@@ -10,6 +10,7 @@ anything is measured or stored.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -30,6 +31,48 @@ MANIFEST = ConfigDict(extra="forbid")
 Count = Annotated[StrictInt, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
+MAX_NAME_CHARS = 200  # a model, technique or file name; tables and file names stay usable
+MAX_TEXT_CHARS = 4096  # any other text: tensor and op names, tool versions, a data source
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _storable(text: str) -> str:
+    """Text every store and JSON file can hold: encodable as UTF-8 (a lone surrogate, e.g.
+    from a file name that is not UTF-8, is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{text!r} is not valid Unicode text (a lone surrogate)") from None
+    return text
+
+
+def _printable(text: str) -> str:
+    """A name shown in tables and logs: printable characters only (no control characters,
+    escape sequences or line breaks)."""
+    if not text.isprintable():
+        raise ValueError(f"{text!r} holds characters that are not printable (control "
+                         "characters, escape sequences or line breaks)")
+    return text
+
+
+def _sha256(text: str) -> str:
+    if not _SHA256.fullmatch(text):
+        raise ValueError(f"{text!r} is not a sha256 (64 lowercase hexadecimal digits)")
+    return text
+
+
+def _source_sha256(text: str) -> str:
+    """A source's sha256, or "unknown" for an artifact measured without a manifest."""
+    return text if text == "unknown" else _sha256(text)
+
+
+Text = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_storable)]
+# Names are what results are filed and shown under: printable text of bounded length.
+Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_CHARS),
+                 AfterValidator(_storable), AfterValidator(_printable)]
+Sha256 = Annotated[StrictStr, AfterValidator(_sha256)]
+SourceSha256 = Annotated[StrictStr, AfterValidator(_source_sha256)]
+
 
 def _numpy_dtype(name: str) -> str:
     import numpy as np
@@ -41,7 +84,7 @@ def _numpy_dtype(name: str) -> str:
     return name
 
 
-DType = Annotated[StrictStr, AfterValidator(_numpy_dtype)]
+DType = Annotated[Text, AfterValidator(_numpy_dtype)]
 
 
 @dataclass(frozen=True, config=MANIFEST)
@@ -56,8 +99,8 @@ class Quantization:
 class Tensor:
     """One input or output of the artifact, or one input the exporter fed."""
 
-    name: StrictStr
-    shape: tuple[StrictInt | StrictStr, ...]  # a name or -1 where the dimension is open
+    name: Text
+    shape: tuple[StrictInt | Text, ...]  # a name or -1 where the dimension is open
     dtype: DType
     quantization: Quantization | None = None
 
@@ -66,17 +109,17 @@ class Tensor:
 class Calibration:
     """The data an int8 artifact's activation ranges came from, and how they were chosen."""
 
-    source: StrictStr
-    sha256: StrictStr
+    source: Text
+    sha256: Sha256
     samples: Count
-    method: StrictStr
+    method: Text
     per_channel: StrictBool
     activation_symmetric: StrictBool = False
 
 
 @dataclass(frozen=True, config=MANIFEST)
 class Opset:
-    domain: StrictStr
+    domain: Text
     version: StrictInt
 
 
@@ -86,31 +129,31 @@ class Manifest:
     data that calibrated it, what it holds (read back from the file) and, for an int8
     artifact chosen by the accuracy-aware search, every candidate tried."""
 
-    file: StrictStr
+    file: Name
     format: Format
     precision: Precision
-    io_dtype: StrictStr  # the dtype of its input tensors ("float32", "int8", ...)
-    sha256: StrictStr
+    io_dtype: DType  # the dtype of its input tensors ("float32", "int8", ...)
+    sha256: Sha256
     size_bytes: Count
-    model: StrictStr
-    technique: StrictStr
-    source_sha256: StrictStr
+    model: Name
+    technique: Name
+    source_sha256: SourceSha256
     manifest_version: Literal[1] = MANIFEST_VERSION
     # The model as the user gave it, before any compression; None in manifests written
     # before it was kept.
-    model_sha256: StrictStr | None = None
+    model_sha256: Sha256 | None = None
     calibration: Calibration | None = None
     inputs_fed: tuple[Tensor, ...] = ()
-    tools: dict[StrictStr, StrictStr] = dataclasses.field(default_factory=dict)
+    tools: dict[Text, Text] = dataclasses.field(default_factory=dict)
     inputs: tuple[Tensor, ...] = ()
     outputs: tuple[Tensor, ...] = ()
-    ops: dict[StrictStr, Count] = dataclasses.field(default_factory=dict)
+    ops: dict[Text, Count] = dataclasses.field(default_factory=dict)
     opset: tuple[Opset, ...] | None = None  # ONNX
-    weight_bytes_by_dtype: dict[StrictStr, Count] = dataclasses.field(default_factory=dict)
+    weight_bytes_by_dtype: dict[Text, Count] = dataclasses.field(default_factory=dict)
     integer_weight_share: Finite = 0.0
     reduce_range: StrictBool | None = None  # ONNX
-    float_layers: tuple[StrictStr, ...] | None = None  # ONNX int8: nodes kept in float
-    activation_dtype: StrictStr | None = None  # ONNX static int8: "int8" or "uint8"
+    float_layers: tuple[Text, ...] | None = None  # ONNX int8: nodes kept in float
+    activation_dtype: Text | None = None  # ONNX static int8: "int8" or "uint8"
     search: SearchLog | None = None
 
     @property

@@ -33,7 +33,7 @@ class FakeExporter:
         path = request.out_dir / f"m.{request.precision.value}.onnx"
         path.write_bytes(b"x" * (10 + len(self.requests)))
         made = manifest(file=path.name, format="onnx", precision=request.precision,
-                        sha256=str(len(self.requests)),
+                        sha256=f"{len(self.requests):064x}",
                         float_layers=tuple(f"n{k}" for k in range(request.float_layers)))
         artifact = Artifact(path=path, manifest=made)
         artifact.manifest_path.write_text(json.dumps(made.to_json()))

@@ -14,11 +14,15 @@ from edgecomp.results.device import DeviceFacts
 from edgecomp.results.record import Agreement, Latency, ResultRecord
 
 
+SHA = "5a" * 32  # the artifact's sha256
+SRC = "5c" * 32  # its source's
+
+
 def manifest(**changes: Any) -> Manifest:
     """The manifest of an fp32 LiteRT artifact of model `m`, with `changes`."""
     base = Manifest(file="m.fp32.tflite", format="tflite", precision="fp32",
-                    io_dtype="float32", sha256="sha", size_bytes=1000, model="m",
-                    technique="none", source_sha256="src", model_sha256="src")
+                    io_dtype="float32", sha256=SHA, size_bytes=1000, model="m",
+                    technique="none", source_sha256=SRC, model_sha256=SRC)
     return dataclasses.replace(base, **changes)
 
 
@@ -57,7 +61,7 @@ def record(model: str = "m", *, samples: int = 50, seed: int = 0,
         load_ms=1.0, first_inference_ms=2.0, peak_rss_mb=50.0, rss_growth_mb=5.0,
         runtime="ai_edge_litert 2.3.0", threads=1, transport="local",
         device=None if error else device(),
-        artifact_sha256="sha", artifact_name="m.fp32.tflite", source_sha256="src",
+        artifact_sha256=SHA, artifact_name="m.fp32.tflite", source_sha256=SRC,
         calib_sha256=None, calib_source=None, manifest=manifest(model=model),
         samples_ms=[] if error else values, error=error,
         created_at="2026-01-01T00:00:00+00:00")

@@ -132,3 +132,34 @@ def test_compare_names_an_unknown_baseline_in_the_gate_s_sentence(
     assert sentence in err
     assert main(["gate", "--baseline", spec]) == 2
     assert sentence in " ".join(capsys.readouterr().err.split())
+
+
+EVIL_TARGET = "lab\x1b]0;owned\x07\x1b[31m"  # retitles the terminal, turns it red
+EVIL_FILE = "m.tflite\nerror: forged line\x9b2J"  # a line break and a C1 escape
+
+
+def test_names_reach_the_terminal_escaped_and_the_store_and_json_exact(
+        tmp_path, monkeypatch, capsys):
+    """compare's table and bench/deploy's lines show what a terminal would obey escaped,
+    so a name can neither colour nor retitle the terminal nor forge a line of a CI log;
+    the store and --json keep each name exactly."""
+    monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "r.db"))
+    good = dataclasses.replace(record("m"), target=EVIL_TARGET, artifact_name=EVIL_FILE)
+    failed = dataclasses.replace(record("m", error="lost\nerror: forged too"),
+                                 target=EVIL_TARGET, artifact_name=EVIL_FILE)
+    with Store() as store:
+        store.add_run([good, failed], command="bench")
+    assert main(["compare", "--failed", "--json", str(tmp_path / "out.json")]) == 0
+    out = capsys.readouterr().out
+    assert not {"\x1b", "\x07", "\x9b"} & set(out)
+    assert "lab\\x1b]0;owned\\x07\\x1b[31m" in out
+    assert {r["target"] for r in json.loads((tmp_path / "out.json").read_text())} == {
+        EVIL_TARGET}
+    with Store() as store:
+        assert {r.artifact_name for r in store.records(include_failed=True)} == {EVIL_FILE}
+
+    assert show_outcome([failed], command="bench", recorded=False, json_path=None) == 1
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("failed")]
+    assert line == ("failed m.tflite\\nerror: forged line\\x9b2J: lost\\nerror: forged too")
+    assert not any(line.startswith("error: forged") for line in err.splitlines())

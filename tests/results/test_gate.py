@@ -534,14 +534,31 @@ def test_cli_thresholds_from_flags_and_config(results_db, tmp_path):
 
 
 def test_cli_names_are_written_as_given_in_every_report(results_db, tmp_path, capsys):
-    odd = "[bold]|m<x>&\x01"
-    stored([run(odd, seed=0)], tag="base")
-    stored([run(odd, seed=1, scale=1.6)])
+    odd = "[bold]|m<x>&"
+    stored([run(odd, seed=0, target="lab\x01")], tag="base")
+    stored([run(odd, seed=1, scale=1.6, target="lab\x01")])
     code, xml, summary, _ = gate(tmp_path, "--baseline", "base")
     assert code == 1
-    assert {case.classname for case in cases(xml)} == {"[bold]|m<x>&? none local tflite fp32"}
-    assert "\\[bold\\]\\|m\\<x\\>&? none" in summary  # escaped in Markdown table cells
-    assert "[bold]|m<x>&" in capsys.readouterr().out
+    assert {case.classname for case in cases(xml)} == {"[bold]|m<x>& none lab? tflite fp32"}
+    assert "\\[bold\\]\\|m\\<x\\>& none lab?" in summary  # escaped in Markdown cells
+    assert "[bold]|m<x>& none lab\\x01" in capsys.readouterr().out
+
+
+def test_names_reach_the_terminal_escaped_and_the_reports_exact(results_db, tmp_path,
+                                                                 capsys):
+    """A target name with an escape sequence and a line break (stored by an older edgecomp,
+    or read from --results) colours nothing and forges no line in the gate's table and
+    verdict lines; the JSON report keeps it exactly."""
+    evil = "lab\x1b[31m\nfail: forged line"
+    stored([run(seed=0, target=evil)], tag="base")
+    stored([run(seed=1, scale=1.6, target=evil)])
+    code, _, _, report = gate(tmp_path, "--baseline", "base")
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nfail: forged" not in out
+    assert "lab\\x1b[31m\\nfail: forged line" in out
+    assert {check["artifact"] for check in report["checks"]} == {
+        f"m none {evil} tflite fp32"}
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 
 import pytest
@@ -101,3 +103,48 @@ def test_compare_keeps_the_latest_result_per_artifact():
     rows = compare_rows([record("fp32", 2.0), record("fp32", 4.0)])
     assert len(rows) == 1 and rows[0].record.latency_ms.p50 == 4.0
     assert len(compare_rows([record("fp32", 2.0), record("fp32", 4.0)], history=True)) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Rows that could not be read back
+
+
+def test_a_record_the_store_could_not_read_back_is_refused_and_nothing_written(results_db):
+    """A record whose model is not a name (123, as an unchecked manifest once gave) or not
+    valid Unicode is refused with one sentence; the store stays readable for everyone."""
+    from tests.results.records import record as measured
+
+    for bad, problem in ((123, "model: must be a string"),
+                         ("m\ud800", "not valid Unicode")):
+        with Store() as store:
+            with pytest.raises(InputError, match=problem):
+                store.add_run([measured(), dataclasses.replace(measured(), model=bad)],
+                              command="bench")
+            assert store.records() == [] and store.runs() == []
+
+
+def test_rows_an_older_edgecomp_stored_malformed_are_left_out_with_one_warning(
+        results_db, tmp_path, capsys, caplog):
+    """A run stored before manifests were checked (its model 123) no longer breaks
+    `compare` and `report` for everyone: its rows are left out, one warning names it."""
+    from edgecomp.cli import main
+    from tests.results.records import record as measured
+
+    with Store() as store:
+        good = store.add_run([measured("good")], command="edgecomp bench")
+        bad = store.add_run([measured("bad"), measured("bad", seed=1)], command="edgecomp bench")
+        rows = store.db.execute("SELECT id, record_json FROM results WHERE run_id = ?",
+                                [bad]).fetchall()
+        for row_id, text in rows:  # as stored when manifests were read unchecked
+            data = json.loads(text)
+            data["model"] = data["manifest"]["model"] = 123
+            store.db.execute("UPDATE results SET record_json = ? WHERE id = ?",
+                             [json.dumps(data), row_id])
+    assert main(["compare"]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and good in out and bad not in out
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"left out 2 result(s) of run {bad}" in warnings[0]
+    assert "model: must be a string, got 123" in warnings[0]
+    assert main(["report", "-o", str(tmp_path / "report.html")]) == 0
+    assert "good" in (tmp_path / "report.html").read_text()

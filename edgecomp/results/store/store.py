@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import re
 import uuid
 from contextlib import closing, contextmanager
@@ -24,6 +25,8 @@ from edgecomp.results.record import ResultRecord
 from edgecomp.results.store import schema, spool
 from edgecomp.results.store.base import Backend, backend_for
 from edgecomp.results.store.schema import pack_samples, unpack_samples
+
+log = logging.getLogger(__name__)
 
 # How long an open or a write waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -149,9 +152,7 @@ class Store:
         first = records[0] if records else None
         git = (first.git or {}) if first else {}
         # Encoded before taking the write lock, so other writers wait only for the inserts.
-        rows = [(record,
-                 strict_json(dataclasses.replace(record, samples_ms=[], run_id=run_id)
-                             .to_json(with_samples=False)),
+        rows = [(record, _readable_json(record, run_id),
                  pack_samples(record.samples_ms) if record.samples_ms else None)
                 for record in records]
         try:
@@ -216,6 +217,7 @@ class Store:
         if not include_failed:
             query += " AND results.ok = 1"
         out = []
+        unreadable: dict[str, tuple[int, str]] = {}  # run -> (rows, the first problem)
         try:
             with closing(self.db.execute(query + " ORDER BY results.id", args)) as rows:
                 for text, samples, run, run_tag, commit, git_branch in rows:
@@ -226,10 +228,19 @@ class Store:
                     data["tag"] = run_tag
                     if data.get("git") is None and commit:
                         data["git"] = {"commit": commit, "branch": git_branch}
-                    out.append(ResultRecord.from_json(
-                        data, source=f"the results store {self.location}: run {run}"))
+                    try:
+                        out.append(ResultRecord.from_json(data, source=f"run {run}"))
+                    except InputError as exc:
+                        count, problem = unreadable.get(run, (0, str(exc)))
+                        unreadable[run] = (count + 1, problem)
         except self.db.errors as exc:
             raise self.db.error(exc, "reading results", self.timeout_s) from exc
+        for run, (count, problem) in unreadable.items():
+            # Rows an older edgecomp stored from a malformed manifest: left out, so that
+            # one bad run does not keep everyone from reading the rest.
+            log.warning("left out %d result(s) of run %s in %s that are not valid records "
+                        "(%s); delete the run or record it again", count, run,
+                        self.location, problem.rstrip("."))
         return out
 
     def runs(self, *, tag: str | None = None, branch: str | None = None,
@@ -253,3 +264,19 @@ class Store:
                 return [RunInfo(*row[:7]) for row in rows]
         except self.db.errors as exc:
             raise self.db.error(exc, "reading runs", self.timeout_s) from exc
+
+
+def _readable_json(record: ResultRecord, run_id: str) -> str:
+    """The record's JSON as stored, once it has been read back as a record: the store
+    never holds a row that `records` could not read (InputError naming the field)."""
+    what = f"the result of {record.artifact_name!r} on {record.target!r}"
+    text = strict_json(dataclasses.replace(record, samples_ms=[], run_id=run_id)
+                       .to_json(with_samples=False))
+    data = json.loads(text)
+    ResultRecord.from_json(data, source=what)
+    try:  # JSON escapes a lone surrogate, which neither database takes as text
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{what} holds text that is not valid Unicode (a lone surrogate), "
+                         "which no results store can hold.") from None
+    return text
