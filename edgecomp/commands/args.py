@@ -148,8 +148,6 @@ def data_plan(args: argparse.Namespace):
     from edgecomp.model.signature import parse_shape
     from edgecomp.pipeline.request import DataSpec
 
-    if args.calib_size <= 0:
-        raise InputError("--calib-size must be a positive number of samples.")
     image_options = {}
     if args.image_size:
         image_options["size"] = parse_shape(args.image_size, flag="--image-size ")[-2:]
@@ -164,18 +162,14 @@ def data_plan(args: argparse.Namespace):
 
 
 def export_choices(args: argparse.Namespace):
-    """The export flags as `ExportChoices` (None where the plan decides)."""
+    """The export flags as `ExportChoices` (None where the plan decides; the request turns
+    the words into the vocabularies' members)."""
     from edgecomp.pipeline.request import ExportChoices
-    from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision
 
-    return ExportChoices(
-        formats=tuple(dict.fromkeys(Format(f) for f in args.formats)) if args.formats else None,
-        precisions=tuple(dict.fromkeys(Precision(p) for p in args.precisions))
-        if args.precisions else None,
-        io_dtype=IoDtype(args.io_dtype) if args.io_dtype else None,
-        per_tensor=args.per_tensor,
-        calibration_method=CalibrationMethod(args.calibration_method),
-        reduce_range=args.reduce_range)
+    return ExportChoices(formats=args.formats or None, precisions=args.precisions or None,
+                         io_dtype=args.io_dtype, per_tensor=args.per_tensor,
+                         calibration_method=args.calibration_method,
+                         reduce_range=args.reduce_range)
 
 
 def measure_choices(args: argparse.Namespace):

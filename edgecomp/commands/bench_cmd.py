@@ -36,14 +36,13 @@ def run_bench(args) -> int:
     from edgecomp.commands.ui import progress_bars
     from edgecomp.model.signature import parse_input_shapes
     from edgecomp.pipeline.bench import bench
-    from edgecomp.results.provenance import check_tag
 
     def measure():
         with progress_bars() as progress:
             return bench(args.artifacts, targets=shared.targets(args),
                          measure=shared.measure_choices(args), eval_spec=args.eval,
                          reference=args.reference, seed=args.seed, record=not args.no_record,
-                         tag=check_tag(args.tag), command=shared.command_line(),
+                         tag=args.tag, command=shared.command_line(),
                          progress=progress, input_shape=parse_input_shapes(args.input_shape),
                          input_values=shared.input_values(args.input_values), name=args.name)
 

@@ -67,7 +67,6 @@ def run_deploy(args) -> int:
     from edgecomp.pipeline.deploy import deploy
     from edgecomp.pipeline.request import DeployRequest
     from edgecomp.results.flags import FlagKind
-    from edgecomp.results.provenance import check_tag
 
     overrides = parse_overrides(args.overrides)
     if args.formats and len(set(args.formats)) == 1:
@@ -82,7 +81,7 @@ def run_deploy(args) -> int:
         baseline=not args.no_baseline, out_dir=args.out, record=not args.no_record,
         rebuild=args.rebuild, command=shared.command_line(),
         agreement=_agreement_target(args), search=not args.no_search,
-        tag=check_tag(args.tag))
+        tag=args.tag)
 
     def on_plan(plan, target: str) -> None:
         if len(targets) > 1:

@@ -23,7 +23,7 @@ from edgecomp.pipeline.record import check_store, failed_record, record_stage
 from edgecomp.pipeline.request import DataSpec, DeployRequest, MeasureChoices
 from edgecomp.pipeline.rounds import bench_bases, interleave
 from edgecomp.remote.base import transport_errors
-from edgecomp.results.provenance import stamp
+from edgecomp.results.provenance import check_tag, stamp
 from edgecomp.results.record import ResultRecord
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def bench(paths: list[Path], *, target: str = "local", measure: MeasureChoices =
     from edgecomp.export.bundle import artifact_from_file, artifact_inputs
     from edgecomp.model.signature import fix_shapes, resolve
 
+    check_tag(tag)  # refused before anything is measured, as the CLI refuses it
     if name is not None:
         check_model_name(name)
     artifacts = [artifact_from_file(Path(path)) for path in paths]

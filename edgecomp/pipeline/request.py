@@ -3,14 +3,17 @@
 `DeployRequest` holds everything `deploy` needs (the model, the data, what the user fixed
 about the artifacts and their measurement, the plan decisions they set); every field has
 a default that deploys the demo on this machine. Bad values are refused when a request is
-made, with one sentence.
+made, with one sentence: the CLI builds these same requests from its flags, so the Python
+API and the CLI accept and refuse exactly the same values. Words of a closed vocabulary
+(formats, precisions) may be given as their text ("onnx") and become the enum members.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from edgecomp.errors import InputError
 from edgecomp.model.data import DEFAULT_CALIB_SIZE
@@ -20,7 +23,29 @@ from edgecomp.pipeline.agent import (MAX_RUNS, MAX_SECONDS, MAX_WARMUP_RUNS, MAX
                                       MeasureOptions, check_count, check_seconds)
 from edgecomp.pipeline.rounds import Rounds, rounds_for
 from edgecomp.quantize.target import AgreementTarget
-from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision
+from edgecomp.results.provenance import check_tag
+from edgecomp.vocab import CalibrationMethod, Format, IoDtype, Precision, choices
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def vocabulary_word(vocabulary: type[E], value: Any, *, flag: str) -> E:
+    """`value` as a member of `vocabulary` (a member, or its text), or InputError naming
+    the flag and the words it takes."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is not one of {', '.join(choices(vocabulary))}."
+                         ) from None
+
+
+def _words(vocabulary: type[E], values: Any, *, flag: str) -> tuple[E, ...] | None:
+    """Several words (one word alone is one), each once, in the order given."""
+    if values is None:
+        return None
+    if isinstance(values, (str, enum.Enum)):
+        values = (values,)
+    return tuple(dict.fromkeys(vocabulary_word(vocabulary, v, flag=flag) for v in values))
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,17 @@ class ExportChoices:
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     reduce_range: bool = False
 
+    def __post_init__(self) -> None:
+        changes = {
+            "formats": _words(Format, self.formats, flag="--format"),
+            "precisions": _words(Precision, self.precisions, flag="--precision"),
+            "io_dtype": None if self.io_dtype is None else
+            vocabulary_word(IoDtype, self.io_dtype, flag="--io-dtype"),
+            "calibration_method": vocabulary_word(CalibrationMethod, self.calibration_method,
+                                                  flag="--calibration-method")}
+        for name, value in changes.items():
+            object.__setattr__(self, name, value)
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -63,6 +99,10 @@ class DataSpec:
     eval_size: int | None = None
     seed: int = 0
     image_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.calib_size <= 0:
+            raise InputError("--calib-size must be a positive number of samples.")
 
 
 @dataclass(frozen=True)
@@ -117,6 +157,9 @@ class DeployRequest:
     search: bool = True  # with evaluation data: choose int8 among candidates by agreement
     tag: str | None = None  # the run's name (`--tag`), recorded with its git commit and branch
     targets: tuple[str, ...] = ()  # a fleet: measure on every one of these boards at once
+
+    def __post_init__(self) -> None:
+        check_tag(self.tag)
 
     @property
     def target_names(self) -> list[str]:
