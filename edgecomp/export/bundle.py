@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgecomp.errors import InputError
+from edgecomp.errors import InputError, terminal_safe
 from edgecomp.export import Exporter, exporter_for_path
 from edgecomp.export.base import Artifact, Precision
-from edgecomp.export.manifest import Manifest
+from edgecomp.export.manifest import MAX_NAME_CHARS, Manifest
 from edgecomp.hashing import file_sha256
 from edgecomp.model.signature import InputSpec
 from edgecomp.model.untrusted import MAX_MODEL_BYTES, open_regular, read_regular
@@ -70,11 +70,17 @@ def _manifest_from_file(path: Path, exporter: Exporter, sha: str) -> Manifest:
     return Manifest.from_json({
         "file": path.name, "format": fmt, "precision": precision.value,
         "io_dtype": details["inputs"][0]["dtype"] if details["inputs"] else "float32",
-        "sha256": sha, "size_bytes": path.stat().st_size, "model": path.stem.split(".")[0],
+        "sha256": sha, "size_bytes": path.stat().st_size, "model": _model_name(path),
         "technique": "none", "source_sha256": "unknown", "calibration": None,
         # Nothing says which model it came from: the file is its own model, so two files
         # of one name are never compared as one model.
         "model_sha256": sha, **details}, source=f"what {path.name} holds")
+
+
+def _model_name(path: Path) -> str:
+    """A foreign artifact's model name: its file's stem up to the first dot, with what a
+    terminal cannot show escaped (a model name is printable; the file keeps its name)."""
+    return terminal_safe(path.stem.split(".")[0])[:MAX_NAME_CHARS] or path.name
 
 
 def artifact_inputs(artifact: Artifact) -> tuple[InputSpec, ...]:

@@ -70,6 +70,8 @@ Text = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_st
 # Names are what results are filed and shown under: printable text of bounded length.
 Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_CHARS),
                  AfterValidator(_storable), AfterValidator(_printable)]
+# The artifact's file name as it is on disk: any valid text (it is shown escaped).
+FileName = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(_storable)]
 Sha256 = Annotated[StrictStr, AfterValidator(_sha256)]
 SourceSha256 = Annotated[StrictStr, AfterValidator(_source_sha256)]
 
@@ -129,7 +131,7 @@ class Manifest:
     data that calibrated it, what it holds (read back from the file) and, for an int8
     artifact chosen by the accuracy-aware search, every candidate tried."""
 
-    file: Name
+    file: FileName
     format: Format
     precision: Precision
     io_dtype: DType  # the dtype of its input tensors ("float32", "int8", ...)

@@ -114,3 +114,15 @@ def test_bench_refuses_a_strangers_manifest_before_measuring_in_one_escaped_line
     assert "model: 'net\\x1b[2J\\nINFO forged' holds characters" in err
     with Store() as store:
         assert store.runs() == []
+
+
+def test_a_foreign_artifact_named_with_a_line_break_keeps_its_name_and_gets_a_printable_model(
+        exported, tmp_path):
+    """Without a manifest, the file is its own model: its name stays exact (the record's
+    artifact name, shown escaped), its model name is the stem with the line break escaped."""
+    path, _ = exported
+    foreign = tmp_path / "a\nINFO forged.onnx"
+    foreign.write_bytes(path.read_bytes())
+    artifact = artifact_from_file(foreign)
+    assert artifact.manifest.file == "a\nINFO forged.onnx"
+    assert artifact.manifest.model == "a\\nINFO forged"
