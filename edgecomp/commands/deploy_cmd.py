@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecomp.commands import args as shared
-from edgecomp.errors import InputError
 
 
 def add_parser(subparsers) -> None:
@@ -103,10 +102,6 @@ def run_deploy(args) -> int:
 def _agreement_target(args):
     from edgecomp.quantize.target import AgreementTarget
 
-    if not 0 < args.min_cosine <= 1 or args.max_top1_drop < 0 or (
-            args.min_agreement is not None and not 0 <= args.min_agreement <= 100):
-        raise InputError("--min-cosine must be in (0, 1], --max-top1-drop not negative and "
-                         "--min-agreement a percentage.")
     return AgreementTarget(min_cosine=args.min_cosine, max_top1_drop=args.max_top1_drop,
                            min_decision=args.min_agreement)
 

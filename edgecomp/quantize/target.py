@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from edgecomp.errors import InputError
+
 if TYPE_CHECKING:
     from edgecomp.results.agreement import Verification
 
@@ -22,6 +24,13 @@ class AgreementTarget:
     min_cosine: float = 0.99
     max_top1_drop: float = 1.0
     min_decision: float | None = None
+
+    def __post_init__(self) -> None:
+        # `not` of each bound, so that NaN is refused too.
+        if not 0 < self.min_cosine <= 1 or not self.max_top1_drop >= 0 or (
+                self.min_decision is not None and not 0 <= self.min_decision <= 100):
+            raise InputError("--min-cosine must be in (0, 1], --max-top1-drop not negative "
+                             "and --min-agreement a percentage.")
 
     def met(self, check: Verification | None) -> bool:
         if check is None or check.agreement is None:

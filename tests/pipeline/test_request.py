@@ -56,3 +56,18 @@ def test_a_calibration_size_the_cli_refuses_is_refused_by_the_api(capsys):
         DataSpec(calib_size=0)
     assert main(["deploy", "--calib-size", "0"]) == 1
     assert f"error: {info.value}" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("changes, flags", [
+    ({"min_cosine": 1.5}, ["--min-cosine", "1.5"]),
+    ({"max_top1_drop": -1.0}, ["--max-top1-drop", "-1"]),
+    ({"min_decision": 101.0}, ["--min-agreement", "101"]),
+    ({"min_cosine": float("nan")}, ["--min-cosine", "nan"]),
+])
+def test_an_agreement_target_the_cli_refuses_is_refused_by_the_api(changes, flags, capsys):
+    from edgecomp.quantize.target import AgreementTarget
+
+    with pytest.raises(InputError) as info:
+        AgreementTarget(**changes)
+    assert main(["deploy", *flags]) == 1
+    assert f"error: {info.value}" in " ".join(capsys.readouterr().err.split())
