@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from edgecomp.commands.ui import shown
+from edgecomp.errors import terminal_safe
 from edgecomp.results.record import ResultRecord
 
 
@@ -14,30 +16,33 @@ def _percent(share: float | None) -> str:
 
 
 def profile_table(record: ResultRecord) -> Table | str:
-    """The record's profile as a table, or the one-line reason it has none."""
+    """The record's profile as a table, or the one-line reason it has none. Node and file
+    names come from the user's model: never read as markup, shown escaped."""
     profile = record.profile or {}
     title = f"{record.artifact_name} on {record.target}: per-op profile"
     if not profile.get("top"):
-        return f"{title}: none ({profile.get('reason') or 'the runtime reported no ops'})"
+        return terminal_safe(
+            f"{title}: none ({profile.get('reason') or 'the runtime reported no ops'})")
     caption = (f"{profile['runs']} profiled runs, ops total {profile['total_ms']:.3f} ms "
                f"(timed p50 {record.latency_ms.p50:.3f} ms); outside the delegate "
                f"{_percent(profile['outside_delegate_share'])}; quantize/dequantize/"
                f"transpose/reshape-type {_percent(profile['data_movement_share'])}; "
                f"{profile['source']}")
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    table = Table(title=shown(title), caption=shown(caption), title_justify="left",
+                  caption_justify="left")
     for column in ("op type", "node", "ran on"):
         table.add_column(column)
     for column in ("ms", "share"):
         table.add_column(column, justify="right")
     for op in profile["top"]:
-        table.add_row(op["op_type"], op["name"], op["executor"], f"{op['ms']:.4f}",
-                      _percent(op["share"]))
+        table.add_row(shown(op["op_type"]), shown(op["name"]), shown(op["executor"]),
+                      f"{op['ms']:.4f}", _percent(op["share"]))
     return table
 
 
 def print_profiles(records: list[ResultRecord], console) -> None:
     for record in records:
         if record.ok and record.profile is not None:
-            shown = profile_table(record)
-            console.print(shown, markup=False) if isinstance(shown, str) else \
-                console.print(shown)
+            table = profile_table(record)
+            console.print(table, markup=False) if isinstance(table, str) else \
+                console.print(table)
