@@ -22,7 +22,7 @@ from edgecomp.export.cache import ArtifactCache, model_identity
 from edgecomp.export.cache_entry import Key
 from edgecomp.hashing import file_sha256, module_sha256
 from edgecomp.model.source import ModelSource
-from tests.results.records import manifest
+from tests.results.records import SRC, manifest
 
 # Only LiteRT and ONNX int8 of the demo, calibrated on 64 digits: a few seconds each time.
 EXPORT = ["export", "demo", "--format", "onnx", "--format", "tflite", "--precision", "int8",
@@ -120,7 +120,7 @@ def _artifact(folder, name: str, size: int) -> Artifact:
 
 def _key(number: int) -> Key:
     """The key of an fp32 ONNX artifact of model `m` (what `manifest` describes)."""
-    return Key.of({"n": number, "model": {"name": "m", "source_sha256": "src"},
+    return Key.of({"n": number, "model": {"name": "m", "source_sha256": SRC},
                    "format": "onnx", "precision": "fp32", "technique": "none",
                    "search": None})
 
