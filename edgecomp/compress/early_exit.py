@@ -54,11 +54,20 @@ class EarlyExitNet(nn.Module):
 
 
 def _split(model: nn.Module, after: list[int]) -> list[nn.Module]:
+    """The model's layers cut into blocks after the layers `after` names; an index with no
+    layer after it (where an exit would be the model's own output) is refused."""
     layers = list(model.features) + [model.classifier] if hasattr(model, "features") and \
         hasattr(model, "classifier") else list(model.children())
     if len(layers) == 1 and isinstance(layers[0], nn.Sequential):
         layers = list(layers[0])
-    cuts = sorted(i + 1 for i in after if 0 <= i < len(layers) - 1) + [len(layers)]
+    places = len(layers) - 1  # an exit goes after any layer but the last
+    outside = [index for index in after if index >= places]
+    if outside:
+        have = (f"{places} places for an exit (after = 0 to {places - 1})" if places
+                else "no place for an exit (it is not a sequence of layers)")
+        raise InputError(f"early_exit: after = {after} names layer {outside[0]}, but this "
+                         f"model has {have}; give indices the model has.")
+    cuts = sorted(i + 1 for i in after) + [len(layers)]
     blocks, start = [], 0
     for cut in cuts:
         blocks.append(nn.Sequential(*layers[start:cut]))

@@ -34,6 +34,11 @@ from edgecomp.hardware.targets import SAFE_NAME
 from edgecomp.vocab import Format, Precision
 
 
+# The most [[pass]] tables a recipe may hold. Real recipes chain a handful; far more is a
+# mistake or a generated file that would run for hours (each pass may fine-tune).
+MAX_PASSES = 64
+
+
 def load_all_passes() -> None:
     """Import every module of edgecomp.compress so the registry is complete."""
     PASSES.load()
@@ -135,6 +140,10 @@ def parse_recipe(text: str, *, source: str, default_name: str) -> Recipe:
     layout = load_toml(text, RecipeFile, source=source)
     if not layout.passes:
         raise field_error(source, "pass", "a recipe needs at least one [[pass]] table")
+    if len(layout.passes) > MAX_PASSES:
+        raise field_error(source, "pass", f"a recipe holds at most {MAX_PASSES} [[pass]] "
+                          f"tables, this one has {len(layout.passes)}; keep the passes the "
+                          "model needs")
     passes = []
     for index, table in enumerate(layout.passes):
         options = dict(table)

@@ -26,3 +26,23 @@ def test_exits_trade_cost_for_accuracy(trained_cnn, context, digits):
     assert rows[0]["exit_share"][0] > 0.3
     assert rows[-1]["accuracy"] >= evaluate(trained_cnn, digits[1]) - 3.0
     assert evaluate(exits[0], digits[1]) > 50.0  # the first head is a classifier on its own
+
+
+def test_an_exit_after_a_layer_the_model_lacks_is_refused(trained_cnn, context):
+    """`after = [99]` on a small model was dropped silently: one exit fewer, no word."""
+    import pytest
+
+    from edgecomp.errors import InputError
+
+    places = len(trained_cnn.features)  # its layers and the classifier: after any but the last
+    for after in ([99], [0, places]):
+        with pytest.raises(InputError) as err:
+            make_pass("early_exit", {"after": after, "epochs": 1}) \
+                .apply(trained_cnn, context(trained_cnn))
+        message = str(err.value)
+        assert f"names layer {after[-1]}" in message
+        assert f"this model has {places} places for an exit (after = 0 to {places - 1})" \
+            in message
+    net, _ = make_pass("early_exit", {"after": [places - 1], "epochs": 0}) \
+        .apply(trained_cnn, context(trained_cnn))
+    assert len(net.exit_models()) == 2  # the last place still takes an exit

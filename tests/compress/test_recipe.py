@@ -110,3 +110,20 @@ def test_passes_chain_in_order(tmp_path, trained_mlp, context):
     assert [r.name for r in reports] == ["prune.magnitude", "cluster"]
     assert total_sparsity(model) >= 0.69  # clustering kept the pruned zeros
     assert Path(reports[1].files["archive"]).is_file()
+
+
+def test_a_recipe_of_too_many_passes_is_refused_naming_the_bound(tmp_path):
+    """100,000 passes once ran for about 20 minutes and logged 200,000 lines."""
+    path = write(tmp_path, '[[pass]]\nname = "fold"\n' * 100_000)
+    with pytest.raises(InputError, match=r"pass: a recipe holds at most 64 \[\[pass\]\] "
+                                         r"tables, this one has 100000") as err:
+        load_recipe(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert len(load_recipe(write(tmp_path, '[[pass]]\nname = "fold"\n' * 64)).passes) == 64
+
+
+def test_too_many_pass_flags_are_refused_like_a_recipe():
+    from edgecomp.compress.recipe import recipe_from_passes
+
+    with pytest.raises(InputError, match="at most 64"):
+        recipe_from_passes(["fold"] * 65)
