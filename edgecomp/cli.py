@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from edgecomp.commands.ui import err_console
 
+    from edgecomp.commands.args import check_outputs
+
     try:
+        check_outputs(args)  # before any work: an unwritable -o/--json fails in a second
         return int(args.func(args) or 0)
     except EdgecompError as exc:
         if args.debug:

@@ -171,3 +171,71 @@ def test_an_unexpected_error_is_one_sentence_without_debug(monkeypatch, capsys):
     assert "--debug" in err
     with pytest.raises(RuntimeError):
         main(["--debug", "targets", "list"])
+
+
+def test_weights_naming_a_folder_say_it_is_a_folder(project, capsys):
+    """A folder given to --weights was reported as a file that does not exist."""
+    (project / "checkpoints").mkdir()
+    code, text = run_cli(capsys, "export", "mymodels:small_cnn", "--weights", "checkpoints",
+                         "--input-shape", "1,1,8,8", "-o", "out")
+    assert_clean_failure(code, text, project,
+                         match="weights file checkpoints is a folder, not a regular file")
+    assert "does not exist" not in text
+
+
+def _unwritable_outputs(project: Path) -> list[tuple[list[str], str]]:
+    """Outputs no command can write, with what the sentence must say about each."""
+    (project / "taken.txt").write_text("a file where a folder is wanted")
+    (project / "results").mkdir()
+    cases = [(["-o", "taken.txt"], "-o/--out taken.txt is a file, not a folder"),
+             (["-o", "taken.txt/out"], "-o/--out taken.txt/out cannot be written: taken.txt "
+                                       "is a file, not a folder"),
+             (["--json", "results"], "--json results is a folder; name the file to write"),
+             (["--json", "taken.txt/more/r.json"], "--json taken.txt/more/r.json cannot be "
+                                                   "written: taken.txt is a file")]
+    if sys.platform == "linux" and Path("/sys/kernel").is_dir():
+        # sysfs takes no new files, not even from root: a folder no user can write in
+        cases.append((["--json", "/sys/r.json"], "--json /sys/r.json cannot be written: "
+                                                 "/sys does not take new files"))
+    return cases
+
+
+@pytest.mark.parametrize("command", ["deploy", "bench"])
+def test_an_unwritable_output_is_refused_before_any_work(project, capsys, monkeypatch,
+                                                         command):
+    """Unwritable -o or --json was exit 70 "report it", for deploy after the whole run."""
+    import edgecomp.pipeline.bench
+    import edgecomp.pipeline.deploy
+
+    def work_started(*args, **kwargs):
+        raise AssertionError("the command started working before checking its outputs")
+
+    monkeypatch.setattr(edgecomp.pipeline.deploy, "deploy", work_started)
+    monkeypatch.setattr(edgecomp.pipeline.bench, "bench", work_started)
+    first = ["deploy", "mymodels:small_cnn", "--weights", "net.pt", "--input-shape",
+             "1,1,8,8", "--target", "local"] if command == "deploy" else \
+        ["bench", "net.tflite", "--target", "local"]
+    for flags, sentence in _unwritable_outputs(project):
+        if command == "bench" and flags[0] == "-o":
+            continue  # bench writes no folder
+        code, text = run_cli(capsys, *first, *flags)
+        assert code == 1, text
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), text
+        assert sentence in " ".join(text.split()), text
+    assert not (project / "more").exists() and not (project / "taken.txt").is_dir()
+
+
+def test_every_output_flag_is_checked_before_its_command_runs(tmp_path, capsys):
+    """export and compress (-o), compare, plan and gate (--json, --junit, --summary)."""
+    (tmp_path / "taken.txt").write_text("")
+    bad_file, bad_folder = str(tmp_path / "taken.txt" / "x"), str(tmp_path / "taken.txt")
+    for argv in (["export", "mymodels:small_cnn", "-o", bad_folder],
+                 ["compress", "--pass", "fold", "-o", bad_folder],
+                 ["compare", "--json", bad_file],
+                 ["plan", "--target", "local", "--json", bad_file],
+                 ["gate", "--baseline", "tag:main", "--junit", bad_file],
+                 ["gate", "--baseline", "tag:main", "--summary", bad_file]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 1, (argv, text)
+        assert "is a file, not a folder" in " ".join(text.split()), (argv, text)

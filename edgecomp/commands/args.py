@@ -20,6 +20,47 @@ NAME_HELP = ("the model's name in results and file names (letters, digits, . _ -
              "the factory's module and function (models.make), a file's stem, or demo-cnn")
 
 
+def add_output_arg(parser: argparse.ArgumentParser, *flags: str, folder: bool,
+                   **options) -> None:
+    """A flag naming what the command writes (a folder with `folder`, else a file): the
+    CLI checks it can be written before the command does any work (`check_outputs`), so
+    an hour of measuring never ends in a file that cannot be written."""
+    action = parser.add_argument(*flags, type=Path, **options)
+    declared = parser.get_default("output_flags") or ()
+    parser.set_defaults(output_flags=(*declared, (action.dest, "/".join(flags), folder)))
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, with one sentence naming the flag, an output given to a flag declared by
+    `add_output_arg` that cannot be written: a file where a folder is wanted or the
+    reverse, or a folder (the nearest one that exists) this user cannot write in.
+    Nothing is created: the test file is anonymous."""
+    import tempfile
+
+    for dest, flag, folder in getattr(args, "output_flags", ()):
+        path = getattr(args, dest, None)
+        if path is None:
+            continue
+        if folder and path.exists() and not path.is_dir():
+            raise InputError(f"{flag} {path} is a file, not a folder; name a folder to "
+                             "write into.")
+        if not folder and path.is_dir():
+            raise InputError(f"{flag} {path} is a folder; name the file to write in it.")
+        base = path if folder else path.parent
+        while not base.exists() and base != base.parent:
+            base = base.parent  # the nearest folder that exists; the rest is made later
+        if not base.is_dir():
+            raise InputError(f"{flag} {path} cannot be written: {base} is a file, not a "
+                             "folder.")
+        try:
+            with tempfile.TemporaryFile(dir=base):
+                pass
+        except OSError as exc:
+            raise InputError(f"{flag} {path} cannot be written: {base} does not take new "
+                             f"files ({exc.strerror or exc}); give a place you can write "
+                             "to.") from exc
+
+
 def add_model_args(parser: argparse.ArgumentParser, *, optional: bool) -> None:
     """MODEL, --weights, --input-shape and --name."""
     parser.add_argument("model", nargs="?" if optional else None, metavar="MODEL",

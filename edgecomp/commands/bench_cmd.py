@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
     bench.add_argument("--name", help="the model's name in the results (default: each "
                        "artifact's manifest's, else its file's stem)")
     shared.add_measure_args(bench)
-    bench.add_argument("--json", type=Path, help="write the result objects to this JSON file")
+    shared.add_output_arg(bench, "--json", folder=False,
+                          help="write the result objects to this JSON file")
     bench.add_argument("--no-record", action="store_true")
     bench.set_defaults(func=run_bench)
 

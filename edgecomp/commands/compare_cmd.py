@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from edgecomp.commands import args as shared
 
 
 def add_parser(subparsers) -> None:
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> None:
     compare.add_argument("--all", action="store_true",
                          help="every recorded run, not only the latest of each artifact")
     compare.add_argument("--failed", action="store_true", help="include failed measurements")
-    compare.add_argument("--json", type=Path, help="write the result objects to this JSON file")
+    shared.add_output_arg(compare, "--json", folder=False,
+                          help="write the result objects to this JSON file")
     compare.set_defaults(func=run_compare)
 
 

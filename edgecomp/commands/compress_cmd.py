@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--calib", help="calibration data for quantization passes")
     parser.add_argument("--seed", type=int, default=0)
     shared.add_training_args(parser)
-    parser.add_argument("-o", "--out", type=Path, help="output directory (required to compress)")
+    shared.add_output_arg(parser, "-o", "--out", folder=True,
+                          help="output directory (required to compress)")
     parser.add_argument("--list", action="store_true", help="list the available passes and recipes")
     parser.set_defaults(func=run_compress)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from edgecomp.commands import args as shared
 
 
@@ -25,9 +23,10 @@ def add_parser(subparsers) -> None:
     shared.add_training_args(deploy)
     deploy.add_argument("--no-baseline", action="store_true",
                         help="with --recipe, skip the uncompressed fp32 baseline artifacts")
-    deploy.add_argument("-o", "--out", type=Path, default=None,
-                        help="artifact directory (default ./edgecomp-out/<model>)")
-    deploy.add_argument("--json", type=Path, help="write the result objects to this JSON file")
+    shared.add_output_arg(deploy, "-o", "--out", folder=True, default=None,
+                          help="artifact directory (default ./edgecomp-out/<model>)")
+    shared.add_output_arg(deploy, "--json", folder=False,
+                          help="write the result objects to this JSON file")
     deploy.add_argument("--no-record", action="store_true",
                         help="do not add the results to the store")
     target = deploy.add_argument_group(
@@ -53,7 +52,8 @@ def add_parser(subparsers) -> None:
     shared.add_model_args(export, optional=False)
     shared.add_data_args(export)
     shared.add_export_args(export)
-    export.add_argument("-o", "--out", type=Path, required=True, help="artifact directory")
+    shared.add_output_arg(export, "-o", "--out", folder=True, required=True,
+                          help="artifact directory")
     export.set_defaults(func=run_export)
 
 

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from edgecomp.commands import args as shared
 from edgecomp.errors import EdgecompError
 from edgecomp.results.select import SPECS
 
@@ -54,10 +55,11 @@ def add_parser(subparsers) -> None:
     gate.add_argument("--config", type=Path, metavar="TOML", help="thresholds (gate.toml)")
     for flag, _, _, text in LIMIT_FLAGS:
         gate.add_argument(flag, type=float, metavar="X", help=text)
-    gate.add_argument("--junit", type=Path, metavar="XML", help="write JUnit XML here")
-    gate.add_argument("--summary", type=Path, metavar="MD",
-                      help="write a Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\")")
-    gate.add_argument("--json", type=Path, help="write the verdicts as JSON here")
+    shared.add_output_arg(gate, "--junit", folder=False, metavar="XML",
+                          help="write JUnit XML here")
+    shared.add_output_arg(gate, "--summary", folder=False, metavar="MD",
+                          help="write a Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\")")
+    shared.add_output_arg(gate, "--json", folder=False, help="write the verdicts as JSON here")
     gate.set_defaults(func=run_gate)
 
 

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
                       help="plan for this format (its runtime, delegate and precision)")
     plan.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a decision, repeatable")
-    plan.add_argument("--json", type=Path, help="write the plan as JSON")
+    shared.add_output_arg(plan, "--json", folder=False, help="write the plan as JSON")
     plan.set_defaults(func=run_plan)
 
     profiles = subparsers.add_parser("profiles", help="list or show hardware profiles")

@@ -26,6 +26,7 @@ from edgecomp.model.signature import (UNKNOWN, InputSpec, ShapeChoice, fix_shape
                                       forward_names, resolve, specs_from_data,
                                       specs_from_tensors)
 from edgecomp.model.source import ModelSource, factory_name
+from edgecomp.model.untrusted import open_regular
 
 if TYPE_CHECKING:
     from edgecomp.model.data import Dataset
@@ -130,11 +131,11 @@ def _declared_shape(spec: str, model: nn.Module) -> tuple[int, ...] | None:
 
 def load_state_dict(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """Read a state dict with weights_only=True, refusing pickles that would run code."""
-    if not path.is_file():
-        raise InputError(f"weights file {path} does not exist.")
     refuse_foreign(path)  # torch.load would refuse TorchScript with a misleading message
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # A missing file, a folder or a FIFO is refused, each in its own words.
+        with open_regular(path, what="weights file", max_bytes=None) as handle:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(f"{path} was refused: loading it would run code stored in the pickle "
                          "(weights_only=True blocks that). If you trust the file, re-save only "
