@@ -138,7 +138,7 @@ class PlainFormatter(logging.Formatter):
 
 
 def _quiet_runtimes() -> None:
-    """Keep TensorFlow/absl/torch chatter out of the user's terminal."""
+    """Keep TensorFlow/absl/torch chatter and paramiko's fault logs out of the user's terminal."""
     import os
     import warnings
 
@@ -150,6 +150,11 @@ def _quiet_runtimes() -> None:
     warnings.filterwarnings("ignore")
     for name in ("torch", "litert_torch", "absl", "onnxscript", "onnx_ir", "torchao"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # paramiko logs every fault of its transport thread at ERROR, most with a traceback
+    # (about 30 lines when a reconnect fails); edgecomp's SSH boundary (SshTransport._guard,
+    # ssh_link.open_client) turns the same fault into one sentence, so nothing of
+    # paramiko's own is shown without --debug.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
 
 
 if __name__ == "__main__":

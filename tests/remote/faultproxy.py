@@ -33,6 +33,7 @@ class FaultProxy:
         self.sent_up = 0  # bytes forwarded towards the board, all connections
         self.connections = 0
         self._cut_at: int | None = None
+        self._then_refuse = False
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -48,10 +49,12 @@ class FaultProxy:
             for sock in pair:
                 _reset(sock)
 
-    def cut_after(self, count: int) -> None:
-        """Reset the connections once `count` more bytes have gone towards the board."""
+    def cut_after(self, count: int, *, then_refuse: bool = False) -> None:
+        """Reset the connections once `count` more bytes have gone towards the board; with
+        `then_refuse`, refuse new connections from then on (the board is gone)."""
         with self._lock:
             self._cut_at = self.sent_up + count
+            self._then_refuse = then_refuse
 
     def freeze(self) -> None:
         """Pass nothing either way from now on; the connections stay open."""
@@ -127,6 +130,7 @@ class FaultProxy:
                     cut = self._cut_at is not None and self.sent_up >= self._cut_at
                 if cut:
                     self._cut_at = None
+                    self.refusing = self.refusing or self._then_refuse
                     self.cut()
                     return
             if self.rate:

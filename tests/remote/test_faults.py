@@ -185,6 +185,32 @@ def test_link_cut_for_good_while_uploading_keeps_the_finished_result(
     assert leftovers(board) == before
 
 
+def test_a_failed_reconnect_prints_one_sentence_and_no_paramiko_log(board, proxy, artifacts,
+                                                                    tmp_path):
+    """paramiko logged each link fault with its traceback (about 30 `ERROR
+    paramiko.transport` lines) when reconnecting failed. A real process: the CLI's own
+    logging, the terminal's stderr."""
+    from tests.user_cli import cli
+
+    (first, _), _, big = artifacts
+    for cached in board.workdir.glob("cache/*.npz"):  # the evaluation set goes up again:
+        cached.unlink()  # 2 MB, cut in the middle, and the board refuses from then on
+    before = leftovers(board)
+    proxy.cut_after(1 << 20, then_refuse=True)
+    with board_target(board, "sim-vanish", port=proxy.port, connect_timeout=3.0):
+        result = cli(tmp_path, "bench", str(first), "--target", "sim-vanish", "--eval",
+                     str(big), *QUICK, "--no-record", timeout=300)
+        assert proxy.refusing and proxy.connections == 1, result.stderr
+        assert result.returncode == 1, result.stderr
+        assert "reconnecting failed" in result.stderr + result.stdout
+        for noise in ("paramiko", "Traceback", "ERROR", "unexpected"):
+            assert noise not in result.stderr, result.stderr
+        proxy.heal()  # the board is back: the next run removes what the cut left
+        assert main(["bench", str(first), "--target", "sim-vanish", *QUICK,
+                     "--no-record"]) == 0
+    assert leftovers(board) == before
+
+
 def test_link_cut_once_while_uploading_the_evaluation_set_reconnects(
         board, proxy, artifacts, cut_during_put, tmp_path, capsys):
     (first, second), _, big = artifacts
