@@ -91,12 +91,53 @@ def open_client(target: Target):
     except DeviceError:
         client.close()
         raise
-    except (OSError, paramiko.SSHException, EOFError) as exc:
+    except OSError as exc:
         client.close()
-        raise DeviceError(f"cannot reach {target.name} at {target.host}:{target.port} "
-                          f"({describe(exc)}); is the board on and sshd running?") from exc
+        if identity is not None and exc.filename == identity:  # reading the key, not the net
+            problem = "does not exist" if isinstance(exc, FileNotFoundError) else \
+                f"cannot be read ({exc.strerror or describe(exc)})"
+            raise DeviceError(f"{target.name}: the identity_file {identity} {problem}; set "
+                              "target.identity_file to the private key the board "
+                              "accepts.") from exc
+        raise DeviceError(_unreachable(target, exc)) from exc
+    except (paramiko.SSHException, EOFError) as exc:
+        transport = client.get_transport()
+        # The board answered and its host key was checked, yet nobody logged in: edgecomp
+        # had no key to offer (or none it could load); paramiko says only "No
+        # authentication methods available".
+        no_login = transport is not None and transport.is_active() and \
+            not transport.is_authenticated()
+        client.close()
+        if no_login:
+            raise DeviceError(f"{target.name} answered, but edgecomp had no usable "
+                              f"credentials to log in as {target.user!r} ({describe(exc)}); "
+                              f"tried {_credentials_tried(identity)}. Set "
+                              "target.identity_file to the private key the board "
+                              "accepts.") from exc
+        raise DeviceError(_unreachable(target, exc)) from exc
     client.get_transport().set_keepalive(KEEPALIVE_S)
     return client
+
+
+def _unreachable(target: Target, exc: BaseException) -> str:
+    return (f"cannot reach {target.name} at {target.host}:{target.port} "
+            f"({describe(exc)}); is the board on and sshd running?")
+
+
+def _credentials_tried(identity: str | None) -> str:
+    """What paramiko offers the board when it logs in (as `open_client` asks it to)."""
+    if identity is not None:
+        return f"the identity_file {identity} only"
+    import os
+
+    agent = "ssh-agent's keys" if os.environ.get("SSH_AUTH_SOCK") else \
+        "ssh-agent (none running: SSH_AUTH_SOCK is not set)"
+    # paramiko's own list of default keys (SSHClient._auth, look_for_keys)
+    keys = [Path.home() / ".ssh" / f"id_{kind}" for kind in ("rsa", "ecdsa", "ed25519")]
+    found = [str(key) for key in keys if key.is_file()]
+    files = ", ".join(found) if found else \
+        f"the default keys in {Path.home() / '.ssh'} (none exist: id_rsa, id_ecdsa, id_ed25519)"
+    return f"{agent} and {files}"
 
 
 def close_quietly(client) -> None:

@@ -210,6 +210,47 @@ def test_unreachable_board_is_one_sentence(board, capsys):
         SshTransport(target)
 
 
+def test_a_missing_identity_file_is_named_not_an_unreachable_board(board, tmp_path):
+    """A missing key file said "is the board on and sshd running?"."""
+    from dataclasses import replace
+
+    missing = tmp_path / "no-such-key"
+    with pytest.raises(DeviceError) as err:
+        SshTransport(replace(get_target(board.name), identity_file=str(missing)))
+    message = str(err.value)
+    assert f"the identity_file {missing} does not exist" in message
+    assert "is the board on" not in message
+
+
+def test_no_credentials_at_all_says_so_and_what_was_tried(board, tmp_path, monkeypatch):
+    """No identity_file, no ssh-agent, no default keys: it said "is the board on"."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # a home without ~/.ssh keys
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(DeviceError) as err:
+        SshTransport(replace(get_target(board.name), identity_file=None))
+    message = " ".join(str(err.value).split())
+    assert "answered, but edgecomp had no usable credentials" in message
+    assert "ssh-agent (none running: SSH_AUTH_SOCK is not set)" in message
+    assert f"the default keys in {tmp_path / '.ssh'} (none exist" in message
+    assert "is the board on" not in message
+
+
+def test_a_refused_key_and_an_unreachable_board_keep_their_own_sentences(board, tmp_path):
+    from dataclasses import replace
+
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    target = get_target(board.name)
+    with pytest.raises(DeviceError, match="refused authentication as"):
+        SshTransport(replace(target, identity_file=str(stranger)))
+    with pytest.raises(DeviceError, match="is the board on and sshd running"):
+        SshTransport(replace(target, identity_file=str(tmp_path / "no-such-key"), port=1,
+                             connect_timeout=2.0))
+
+
 def test_sshd_killed_mid_run_gives_a_clear_error_and_no_success_row(deployed, board_factory,
                                                                     capsys):
     out, results = deployed
