@@ -31,8 +31,8 @@ def measured_run(measure: Callable[[], list[ResultRecord]], *, command: str, rec
         records = measure()
     except RunKept as kept:
         show_outcome(kept.records, command=command, recorded=False, json_path=json_path)
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(kept))}", markup=True,
-                          highlight=False, soft_wrap=True)
+        err_console.print(Text("error:", style="bold red"), shown(str(kept)), highlight=False,
+                          soft_wrap=True)
         return kept.records, 1
     return records, show_outcome(records, command=command, recorded=recorded,
                                  json_path=json_path)
