@@ -3,38 +3,16 @@ or its parent dies; without the flag a closed stdin changes nothing."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from edgecomp.agent.watchdog import EXIT_CODE
 from edgecomp.remote.agent_bundle import agent_pyz
-
-
-def held(lock: Path) -> bool:
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
-
-
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+from tests.lockwatch import end, held, wait_for
 
 
 def endless(model: Path, lock: Path) -> list[str]:
@@ -53,9 +31,7 @@ def test_closing_the_agents_input_ends_it_and_frees_the_lock(onnx_model, tmp_pat
         assert not held(lock)
         assert b"the host closed the agent's input" in agent.stderr.read()
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
+        end(agent)
 
 
 def test_the_agent_ends_when_its_parent_dies(onnx_model, tmp_path):
@@ -75,9 +51,7 @@ def test_the_agent_ends_when_its_parent_dies(onnx_model, tmp_path):
         assert json.loads(lock.read_text() or "{}").get("pid") in (None, pid)
     finally:
         parent.stdin.close()
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
+        end(parent)
         try:
             os.kill(pid, signal.SIGKILL)  # only if the watchdog failed
         except (ProcessLookupError, UnboundLocalError):
