@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecomp.commands import args as shared
 from edgecomp.errors import InputError
 
 DEFAULT_OUT = Path("edgecomp-report.html")
@@ -24,8 +25,8 @@ def add_parser(subparsers) -> None:
                              "(2026-11-01T08:00) or an age (90m, 12h, 7d, 2w)")
     report.add_argument("--failed", action="store_true",
                         help="list failed measurements too (in the tables, not the charts)")
-    report.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT,
-                        help=f"the HTML file to write (default ./{DEFAULT_OUT})")
+    shared.add_output_arg(report, "-o", "--out", folder=False, default=DEFAULT_OUT,
+                          help=f"the HTML file to write (default ./{DEFAULT_OUT})")
     report.set_defaults(func=run_report)
 
 
@@ -35,9 +36,6 @@ def run_report(args) -> int:
     from edgecomp.results.store import Store, parse_since
 
     since = parse_since(args.since) if args.since else None
-    if args.out.is_dir():
-        raise InputError(f"-o {args.out} is a folder; name the HTML file to write, "
-                         f"e.g. -o {args.out / DEFAULT_OUT}.")
     filters = [f"{flag} {value}" for flag, value in (
         ("--model", args.model), ("--target", args.target), ("--technique", args.technique),
         ("--tag", args.tag), ("--since", args.since)) if value]
