@@ -36,8 +36,7 @@ def load_onnx(path: Path, *, data: Dataset | None,
     import onnx
 
     try:
-        model = onnx.load_model_from_string(
-            read_regular(path, what="model file", max_bytes=MAX_ONNX_BYTES))
+        model = _read_model(path)
         locations = external_data_locations(model)
         sizes = [_external_size(path, location) for location in locations]
         if path.stat().st_size + sum(sizes) > MAX_ONNX_BYTES:
@@ -50,8 +49,7 @@ def load_onnx(path: Path, *, data: Dataset | None,
     except InputError:
         raise
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
-        raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
-                         f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
+        raise _not_onnx(path, exc) from exc
     specs = resolve(fix_shapes(onnx_inputs(model), input_shape, model=path.name), data,
                     model=path.name)
     # The artifact keeps the file's open dimensions: without data, time it on the chosen ones.
@@ -65,17 +63,30 @@ def external_data_files(path: Path) -> list[tuple[str, Path]]:
     """The files an ONNX model reads its weights from, beside it: (location as the model
     names it, the file here), each a regular file inside the model's folder; [] when the
     model is one file."""
-    import onnx
-
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, OSError...
-        raise InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
-                         f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from exc
+        model = _read_model(path)
+    except InputError:
+        raise
+    except Exception as exc:  # protobuf DecodeError
+        raise _not_onnx(path, exc) from exc
     locations = external_data_locations(model)
     for location in locations:
         _external_size(path, location)
     return [(location, path.parent / location) for location in locations]
+
+
+def _read_model(path: Path):
+    """The model in `path` without its external data, read as a regular file of bounded
+    size (a FIFO or a huge file is refused before protobuf sees it)."""
+    import onnx
+
+    return onnx.load_model_from_string(
+        read_regular(path, what="model file", max_bytes=MAX_ONNX_BYTES))
+
+
+def _not_onnx(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"{path} is not a valid ONNX model (truncated or corrupt?): "
+                      f"{str(exc).splitlines()[0][:200] if str(exc) else exc!r}")
 
 
 def _external_size(path: Path, location: str) -> int:
