@@ -166,7 +166,7 @@ class ArtifactCache:
         tmp = self.root / f".tmp-{key.digest[:16]}-{secrets.token_hex(4)}"
         try:
             for place in (folder.parent, folder):
-                if place.is_symlink() or (place.exists() and not place.is_dir()):
+                if os.path.lexists(place) and not real_dir(place):  # a link, or a file
                     raise OSError(f"{place} is not a folder the cache made; it is left as is")
             tmp.mkdir(parents=True)
             shutil.copyfile(artifact.path, tmp / artifact.path.name)
