@@ -238,8 +238,8 @@ class SshTransport:
 
     # -- content-addressed uploads ------------------------------------------------------
 
-    def _push(self, local: Path, name: str | None) -> str:
-        sha = file_sha256(local)
+    def _push(self, local: Path, name: str | None, sha: str | None = None) -> str:
+        sha = sha or file_sha256(local)  # given by a caller that has hashed it already
         final = f"{self.workdir}/cache/{name or sha + local.suffix}"
         code, out, err = self._exec([self.config.python, "-c", CACHE_CHECK, final, sha],
                                     timeout=120)
@@ -289,11 +289,12 @@ class SshTransport:
 
     def _push_with(self, local: Path, beside: Sequence[tuple[str, Path]]) -> str:
         sha = file_sha256(local)
-        parts = [sha, *(f"{place}:{file_sha256(path)}" for place, path in beside)]
+        hashed = [(place, path, file_sha256(path)) for place, path in beside]
+        parts = [sha, *(f"{place}:{data}" for place, _, data in hashed)]
         folder = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        for place, path in beside:
-            self._push(path, f"{folder}/{place}")
-        return self._push(local, f"{folder}/{sha}{local.suffix}")
+        for place, path, data in hashed:
+            self._push(path, f"{folder}/{place}", data)
+        return self._push(local, f"{folder}/{sha}{local.suffix}", sha)
 
     def _agent(self) -> str:
         """The agent zipapp's path in the board's cache (its name carries its hash)."""
