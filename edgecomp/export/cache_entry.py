@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, StrictInt, StrictStr
 from pydantic.dataclasses import dataclass as schema
 
 from edgecomp.config import SCHEMA, validate
 from edgecomp.errors import InputError
 from edgecomp.export.base import plain_file_name
-from edgecomp.export.manifest import Manifest
+from edgecomp.export.manifest import Manifest, Sha256
 from edgecomp.model.untrusted import read_regular
 from edgecomp.vocab import Format, Precision
 
@@ -59,9 +59,6 @@ def _plain_name(name: str) -> str:
     except InputError:
         pass
     raise ValueError(f"{name!r} is not a plain file name")
-
-
-Sha256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 @schema(frozen=True, config=SCHEMA)
