@@ -56,10 +56,11 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
     Returns one record per artifact and board; a measurement that failed (or a board that
     could not be reached, in a fleet) is a record with `error` set. Bad input raises
     `InputError` before any artifact or row is written, and so does a store that cannot
-    be opened; a store that fails after measuring raises `RunKept` with the records. A prebuilt `.tflite` is deployed as
-    given: measured on the target (and run on `--eval` data). In a fleet, boards whose
-    plans ask for the same artifacts share one build; each board verifies and times them
-    in its own runtime. `on_plan(plan, target)` sees each board's plan.
+    be opened; a store that fails after measuring raises `RunKept` with the records. A
+    prebuilt `.tflite` is deployed as given: measured on the target (and run on `--eval`
+    data). In a fleet, boards whose plans ask for the same artifacts share one build; each
+    board verifies and times them in its own runtime. `on_plan(plan, target)` sees each
+    board's plan.
     """
     names = request.target_names
     if request.model.spec and Path(request.model.spec).suffix.lower() == ".tflite":
