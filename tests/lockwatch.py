@@ -1,4 +1,5 @@
-"""Watching a board lock and waiting on a condition, for the tests of runs that must free it."""
+"""Watching a board lock and processes, and waiting on a condition, for the tests of runs
+that must free the board."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def held(lock: Path) -> bool:
             return True
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         return False
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def wait_for(condition, seconds: float) -> bool:

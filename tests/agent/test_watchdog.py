@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgecomp.agent.watchdog import EXIT_CODE
 from edgecomp.remote.agent_bundle import agent_pyz
-from tests.lockwatch import end, held, wait_for
+from tests.lockwatch import end, held, running, wait_for
 
 
 def endless(model: Path, lock: Path) -> list[str]:
@@ -73,18 +73,10 @@ def test_the_agents_children_end_with_it(tmp_path):
     try:
         agent.stdin.close()
         assert agent.wait(timeout=5) == EXIT_CODE
-        assert wait_for(lambda: not alive(child), 5), "the child outlived the agent"
+        assert wait_for(lambda: not running(child), 5), "the child outlived the agent"
     finally:
-        if alive(child):
+        if running(child):
             os.kill(child, signal.SIGKILL)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_without_the_flag_a_closed_input_changes_nothing(onnx_model):

@@ -18,20 +18,11 @@ import pytest
 from edgecomp.cli import main
 from edgecomp.hardware.targets import get_target, inventory_dir
 from edgecomp.remote.ssh_board import RUN_MARKER
-from tests.lockwatch import end, held, wait_for
+from tests.lockwatch import end, held, running, wait_for
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def running(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def board_lock(board) -> Path:
