@@ -584,27 +584,30 @@ def busy_cores():
 def test_ten_re_measurements_pass_and_a_slower_artifact_fails_every_time(
         demo_source, tmp_path, monkeypatch, busy_cores):
     """While a busy loop runs on every core, the demo's LiteRT artifacts, deployed once and
-    benched ten times, pass the gate at least nine times; the demo with twice its channels
-    (same identity), benched between them, fails on latency every time. One thread: a
-    thread pool sharing the cores with other processes measures its neighbours."""
+    benched ten times, pass the gate at least nine times; the demo run on four copies of its
+    input (the same weights: files of the same size, four times the compute; same identity),
+    benched between them, fails on latency every time, and only on latency: its JUnit names
+    the latency checks. One thread: a thread pool sharing the cores with other processes
+    measures its neighbours."""
     monkeypatch.setenv("EDGECOMP_DB", str(tmp_path / "results.db"))
-    base, wide = tmp_path / "base", tmp_path / "wide"
+    base, slow = tmp_path / "base", tmp_path / "repeated"
     assert main(["deploy", "--format", "tflite", "--tag", "base", "-o", str(base),
                  *MEASURE]) == 0
-    assert main(["export", "tests.wide_demo:demo_cnn", "--name", "demo-cnn", "--calib",
-                 "demo", "--format", "tflite", "-o", str(wide)]) == 0
+    assert main(["export", "tests.wide_demo:repeated_cnn", "--name", "demo-cnn", "--calib",
+                 "demo", "--format", "tflite", "-o", str(slow)]) == 0
     artifacts = sorted(p.name for p in base.glob("*.tflite"))
     assert artifacts == ["demo-cnn.fp32.tflite", "demo-cnn.int8.tflite"]
-    assert sorted(p.name for p in wide.glob("*.tflite")) == artifacts
+    assert sorted(p.name for p in slow.glob("*.tflite")) == artifacts
     passes, ratios, slower = [], [], []
     for i in range(10):
-        for folder, tag in ((base, f"again-{i}"), (wide, f"wide-{i}")):
+        for folder, tag in ((base, f"again-{i}"), (slow, f"repeated-{i}")):
             assert main(["bench", *[str(folder / name) for name in artifacts], "--tag", tag,
                          *MEASURE]) == 0
-            out = tmp_path / f"{tag}.json"
-            code = main(["gate", "--baseline", "base", "--tag", tag, "--json", str(out)])
-            latency = [c for c in json.loads(out.read_text())["checks"]
-                       if c["name"].startswith("latency")]
+            out, xml = tmp_path / f"{tag}.json", tmp_path / f"{tag}.xml"
+            code = main(["gate", "--baseline", "base", "--tag", tag, "--json", str(out),
+                         "--junit", str(xml)])
+            checks = json.loads(out.read_text())["checks"]
+            latency = [c for c in checks if c["name"].startswith("latency")]
             assert len(latency) == 4
             if folder is base:
                 passes.append(code == 0)
@@ -612,6 +615,10 @@ def test_ten_re_measurements_pass_and_a_slower_artifact_fails_every_time(
             else:
                 assert code == 1
                 slower.append(latency)
+                assert [c["verdict"] for c in checks if c["name"] == "size"] == ["pass"] * 2
+                failed = {case.name for case in cases(JUnitXml.fromfile(str(xml)))
+                          if any(isinstance(r, Failure) for r in case.result)}
+                assert failed and all(name.startswith("latency") for name in failed), failed
     assert sum(passes) >= 9, (passes, ratios)
     for latency in slower:
         assert not [c for c in latency if c["verdict"] == "pass"], latency
