@@ -1,6 +1,6 @@
 """`edgecomp gate`: judge a run against a baseline for CI, exit 0 pass, 1 regression, 2
 could not judge; the terminal table here, the JUnit, Markdown and JSON reports written by
-`results.ci`."""
+`results.ci`, and the HTML report (`results.report`) with the verdict at its top."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ def add_parser(subparsers) -> None:
     shared.add_output_arg(gate, "--summary", folder=False, metavar="MD",
                           help="write a Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\")")
     shared.add_output_arg(gate, "--json", folder=False, help="write the verdicts as JSON here")
+    shared.add_output_arg(gate, "--report", folder=False, metavar="HTML",
+                          help="write the HTML report of the candidate's results here, the "
+                               "verdict and the failed checks at its top")
     gate.set_defaults(func=run_gate)
 
 
@@ -81,6 +84,7 @@ def run_gate(args) -> int:
     # Filled in step by step, so that a report of a gate that could not judge says how
     # far it got.
     report = GateReport(baseline=args.baseline, candidate="", config=GateConfig())
+    judged: list = []  # the candidate's records the verdict is about, for --report
     try:
         overrides = {flag: (section, key, getattr(args, _dest(flag)))
                      for flag, section, key, _ in LIMIT_FLAGS
@@ -91,8 +95,8 @@ def run_gate(args) -> int:
             baseline, candidate = choose(store, args.baseline, run=args.run, tag=args.tag,
                                          results=args.results)
         report = replace(report, baseline=baseline.name, candidate=candidate.name)
-        checks = judge(only(baseline.records, model=args.model, target=args.target),
-                       only(candidate.records, model=args.model, target=args.target),
+        judged = only(candidate.records, model=args.model, target=args.target)
+        checks = judge(only(baseline.records, model=args.model, target=args.target), judged,
                        report.config, baseline_name=baseline.name,
                        candidate_name=candidate.name)
         report = replace(report, checks=tuple(checks))
@@ -103,11 +107,29 @@ def run_gate(args) -> int:
     _print(report)
     try:
         write_reports(report, junit=args.junit, summary=args.summary, json=args.json)
+        if args.report is not None:
+            _write_html(args.report, report, judged, args)
     except EdgecompError as exc:
         err_console.print(Text("error:", style="bold red"), shown(str(exc)), highlight=False,
                           soft_wrap=True)
         return 2
     return report.status
+
+
+def _write_html(path: Path, report, records: list, args) -> None:
+    """The HTML report of the judged records with the gate's verdict at its top."""
+    from edgecomp.errors import InputError
+    from edgecomp.results.report import write_report
+
+    filters = [f"{flag} {value}" for flag, value in (("--model", args.model),
+                                                      ("--target", args.target)) if value]
+    try:
+        write_report(path, records, gate=report, title="edgecomp gate report",
+                     source=f"{report.candidate or 'the candidate'} against {report.baseline}",
+                     filters=filters)
+    except OSError as exc:
+        raise InputError(f"cannot write {path} ({exc.strerror or exc}); choose a writable "
+                         "place.") from exc
 
 
 def _dest(flag: str) -> str:

@@ -88,6 +88,7 @@ class Entry:
     when: str  # date and run
     colour: str  # the artifact's, in every chart
     dash: str  # which run of the artifact this is (ECDF line style)
+    short: str = ""  # format precision · technique, where model and target go without saying
 
     @property
     def anchor(self) -> str:
@@ -99,8 +100,8 @@ class Entry:
         return f"{plotly_text(self.name)}<br>{plotly_text(self.when)}"
 
 
-def _layout(fig, *, title: str, x_title: str, y_title: str | None = None,
-            height: int = 460, x_log: bool = False) -> Any:
+def chart_layout(fig, *, title: str, x_title: str, y_title: str | None = None,
+                 height: int = 460, x_log: bool = False) -> Any:
     """Give a figure the look every chart of the page shares: title, axes, legend below."""
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left"), template="plotly_white", height=height,
@@ -139,11 +140,23 @@ def latency_box(measured: Sequence[Entry]) -> Any:
             x=[p99], y=[entry.plot_label], mode="markers", showlegend=False,
             marker=dict(symbol="x-thin-open", size=10, color=entry.colour, line=dict(width=2)),
             hovertemplate=f"p99 %{{x:.4g}} ms of {s.size} samples<extra></extra>"))
-    return _layout(fig, title="Latency per inference (box: quartiles, whiskers 1.5 IQR, "
-                   "× p99)", x_title="ms", height=140 + 48 * len(measured), x_log=_wide(every))
+    return chart_layout(fig, title="Latency per inference (box: quartiles, whiskers 1.5 IQR, "
+                        "× p99)", x_title="ms", height=140 + 48 * len(measured),
+                        x_log=_wide(every))
 
 
-def latency_ecdf(measured: Sequence[Entry], *, points: int = 400) -> Any:
+def latency_ecdfs(measured: Sequence[Entry], *, points: int = 400) -> list[tuple[str, Any]]:
+    """Small multiples: one ECDF per model and target (latencies compare only there), each
+    line named by what tells it apart in its panel, as (panel name, figure)."""
+    panels: dict[tuple[str, str], list[Entry]] = {}
+    for entry in measured:
+        panels.setdefault((entry.model, entry.record.target), []).append(entry)
+    return [(f"{model} @ {target}", latency_ecdf(members, title=f"{model} @ {target}",
+                                                  points=points))
+            for (model, target), members in panels.items()]
+
+
+def latency_ecdf(measured: Sequence[Entry], *, title: str, points: int = 400) -> Any:
     """The share of inferences at or below each latency, one line per artifact (at most
     `points` exact points of each ECDF, the first and last sample included)."""
     import numpy as np
@@ -151,19 +164,28 @@ def latency_ecdf(measured: Sequence[Entry], *, points: int = 400) -> Any:
 
     fig = go.Figure()
     every = []
+    runs: dict[str, int] = {}
+    for entry in measured:
+        runs[entry.short] = runs.get(entry.short, 0) + 1
     for entry in measured:
         s = np.sort(np.asarray(entry.record.samples_ms, dtype=float))
         at = np.unique(np.linspace(0, s.size - 1, min(points, s.size)).round().astype(int))
         every += [s[0], s[-1]]
+        label = entry.short + (f" · {entry.record.run_id or entry.record.when('%m-%d %H:%M')}"
+                               if runs[entry.short] > 1 else "")
         fig.add_trace(go.Scatter(
             x=s[at], y=(at + 1) / s.size * 100, mode="lines", line=dict(shape="hv", width=2,
                                                                         color=entry.colour,
                                                                         dash=entry.dash),
-            name=entry.plot_label,
-            hovertemplate="%{y:.1f} % of inferences ≤ %{x:.4g} ms<extra></extra>"))
-    return _layout(fig, title="Latency distribution (ECDF of every timed run)", x_title="ms",
-                   y_title="% of inferences", height=440 + 34 * len(measured),
-                   x_log=_wide(every))
+            name=f"#{entry.number} {plotly_text(label)}",
+            customdata=[entry.plot_label] * len(at),
+            hovertemplate="%{customdata}<br>%{y:.1f} % of inferences ≤ %{x:.4g} ms"
+                          "<extra></extra>"))
+    chart_layout(fig, title=f"Latency distribution, {plotly_text(title)} (ECDF of every "
+                 "timed run)", x_title="ms", y_title="% of inferences",
+                 height=330 + 22 * len(measured), x_log=_wide(every))
+    fig.update_layout(legend=dict(orientation="v", y=-0.22, font=dict(size=11)))
+    return fig
 
 
 @dataclass(frozen=True)
@@ -186,9 +208,23 @@ AXES = (
 )
 
 
+# One marker shape per precision, so that points differ by more than colour; others take
+# the remaining shapes in turn.
+SYMBOLS = {"fp32": "circle", "fp16": "square", "int8": "triangle-up", "int16": "diamond"}
+OTHER_SYMBOLS = ("star", "hexagon", "cross", "pentagon", "x", "triangle-down")
+
+
+def precision_symbol(precision: str) -> str:
+    """The marker shape of an artifact of `precision`."""
+    if precision in SYMBOLS:
+        return SYMBOLS[precision]
+    return OTHER_SYMBOLS[sum(map(ord, precision)) % len(OTHER_SYMBOLS)]
+
+
 def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tuple[Any, list]:
-    """Quality against `axis`: one marker trace per artifact (its runs together), each
-    group's Pareto front as diamonds joined by a step line. Also returns the fronts as
+    """Quality against `axis`: one marker trace per artifact (its runs together), shaped by
+    precision and labelled with the artifact's row number, each group's Pareto front as
+    larger outlined markers joined by a step line. Also returns the fronts as
     (group, [entries]) for the page's text."""
     import plotly.graph_objects as go
 
@@ -206,13 +242,17 @@ def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tup
         for i, entry in enumerate(members):
             by_artifact.setdefault(entry.name, []).append(i)
         for name, points in by_artifact.items():
+            first = members[points[0]]
+            symbol = precision_symbol(first.record.precision)
             fig.add_trace(go.Scatter(
-                x=[xs[i] for i in points], y=[ys[i] for i in points], mode="markers",
+                x=[xs[i] for i in points], y=[ys[i] for i in points], mode="markers+text",
                 name=plotly_text(name), customdata=[members[i].plot_label for i in points],
-                marker=dict(color=members[points[0]].colour,
-                            size=[16 if i in front else 10 for i in points],
-                            symbol=["diamond" if i in front else "circle" for i in points],
-                            line=dict(width=1, color="#222")), hovertemplate=hover))
+                text=[f"#{members[i].number}" for i in points], textposition="top center",
+                textfont=dict(size=10, color="#333"), showlegend=False,
+                marker=dict(color=first.colour, symbol=symbol,
+                            size=[15 if i in front else 10 for i in points],
+                            line=dict(width=[2.5 if i in front else 0.5 for i in points],
+                                      color="#111")), hovertemplate=hover))
         steps = sorted(front, key=lambda i: (xs[i], ys[i]))
         fig.add_trace(go.Scatter(
             x=[xs[i] for i in steps], y=[ys[i] for i in steps], mode="lines",
@@ -221,9 +261,14 @@ def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tup
             name=f"Pareto front ({axis.front_name}): {plotly_text(' @ '.join(group))}",
             hoverinfo="skip"))
         fronts.append((" @ ".join(group), [members[i] for i in steps]))
-    _layout(fig, title=f"{quality.title[0].upper() + quality.title[1:]} against "
-            f"{axis.title.split(' (')[0]}", x_title=axis.title, y_title=quality.title,
-            x_log=_wide([axis.value(e.record) for e in plotted]))
+    for precision in sorted({e.record.precision for e in plotted}):
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", name=plotly_text(precision),
+            marker=dict(symbol=precision_symbol(precision), size=10, color="#888",
+                        line=dict(width=0.5, color="#111"))))
+    chart_layout(fig, title=f"{quality.title[0].upper() + quality.title[1:]} against "
+                 f"{axis.title.split(' (')[0]}", x_title=axis.title, y_title=quality.title,
+                 x_log=_wide([axis.value(e.record) for e in plotted]))
     return fig, fronts
 
 
@@ -241,8 +286,8 @@ def energy_chart(measured: Sequence[Entry]) -> Any:
                          power.avg_w if power else None]],
             hovertemplate="%{x:.4g} mJ per inference<br>probe %{customdata[0]}, "
                           "average %{customdata[1]:.3g} W<extra></extra>"))
-    return _layout(fig, title="Energy per inference", x_title="mJ",
-                   height=140 + 48 * len(measured))
+    return chart_layout(fig, title="Energy per inference", x_title="mJ",
+                        height=140 + 48 * len(measured))
 
 
 def chart_html(fig, chart_id: str) -> str:

@@ -15,15 +15,20 @@ import datetime as _dt
 from collections import Counter
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from edgecomp.agent.protocol import DeviceState
 from edgecomp.hardware.plan import PlanRecord
 from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, Entry, chart_html,
-                                     energy_chart, latency_box, latency_ecdf, quality_chart,
+                                     energy_chart, latency_box, latency_ecdfs, quality_chart,
                                      quality_of)
+from edgecomp.results.op_chart import op_chart, profile_rows, profiled, unprofiled
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.report_top import best_rows, gate_verdict
 from edgecomp.results.stability import spread_text
+
+if TYPE_CHECKING:
+    from edgecomp.results.gate import GateReport
 
 
 def throttled(record: ResultRecord) -> bool:
@@ -85,7 +90,8 @@ def entries(records: Sequence[ResultRecord]) -> list[Entry]:
         when = run_date(record) + (f" · run {record.run_id}" if record.run_id else "") + (
             " · THROTTLED" if throttled(record) else "")
         out.append(Entry(record, index + 1, model, name, when, colour,
-                         DASHES[runs[name] % len(DASHES)]))
+                         DASHES[runs[name] % len(DASHES)],
+                         short=f"{record.format} {precision_text(record)} · {record.technique}"))
         runs[name] += 1
     return out
 
@@ -242,11 +248,12 @@ def _energy_reasons(entries_: Sequence[Entry]) -> list[str]:
 
 def build_report(records: Sequence[ResultRecord], *, source: str = "",
                  filters: Sequence[str] = (), title: str = "edgecomp report",
-                 generated_at: str | None = None) -> str:
+                 generated_at: str | None = None, gate: GateReport | None = None) -> str:
     """The report's HTML for `records` (read with their raw samples), as one string.
 
     `source` names where the records came from and `filters` how they were chosen; both
-    are shown in the page's header.
+    are shown in the page's header. A `gate` judged on these records puts its verdict
+    at the top.
     """
     from markupsafe import Markup
     from plotly.offline import get_plotlyjs
@@ -254,10 +261,15 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
     all_entries = entries(records)
     ok = [e for e in all_entries if e.record.ok]
     sampled = [e for e in ok if e.record.samples_ms]
-    charts: dict[str, Any] = {"latency": [], "quality": [], "energy": None}
+    charts: dict[str, Any] = {"latency": [], "ecdf": [], "quality": [], "energy": None,
+                              "ops": None}
     if sampled:
-        charts["latency"] = [Markup(chart_html(latency_box(sampled), "chart-latency-box")),
-                             Markup(chart_html(latency_ecdf(sampled), "chart-latency-ecdf"))]
+        charts["latency"] = [Markup(chart_html(latency_box(sampled), "chart-latency-box"))]
+        charts["ecdf"] = [Markup(chart_html(fig, f"chart-latency-ecdf-{n}"))
+                          for n, (_, fig) in enumerate(latency_ecdfs(sampled), 1)]
+    with_ops = profiled(ok)
+    if with_ops:
+        charts["ops"] = Markup(chart_html(op_chart(with_ops), "chart-ops"))
     by_quality: dict[str, list[Entry]] = {}
     models = sorted({e.model for e in ok})
     no_quality = []
@@ -280,12 +292,15 @@ def build_report(records: Sequence[ResultRecord], *, source: str = "",
     if energy:
         charts["energy"] = Markup(chart_html(energy_chart(energy), "chart-energy"))
     rows = [_row(e) for e in all_entries]
+    by_record = {id(e.record): row for e, row in zip(all_entries, rows)}
     board_names, boards = _across_boards(all_entries)
     page = _template().render(
         title=title, source=source, filters=list(filters),
         generated=generated_at or _dt.datetime.now(_dt.timezone.utc)
         .strftime("%Y-%m-%d %H:%M:%S UTC"),
         rows=rows, charts=charts, board_names=board_names, boards=boards,
+        best=best_rows(records, by_record), gate=gate_verdict(gate),
+        profiles=profile_rows(with_ops), unprofiled=unprofiled(ok),
         boards_emulated=any(c and c["emulated"] for b in boards for c in b["cells"]),
         runs=len({e.record.run_id or e.anchor for e in all_entries}),
         models=models,

@@ -113,7 +113,7 @@ def test_models_without_labels_are_plotted_by_agreement():
     assert quality_of(nothing) is None
     text, charts = page_text(build_report(nothing))
     assert "No successful measurement here has accuracy or agreement." in text
-    assert charts == ["chart-latency-box", "chart-latency-ecdf"]
+    assert charts == ["chart-latency-box", "chart-latency-ecdf-1"]
     _, charts = page_text(build_report(unlabelled))
     assert "chart-decision-latency" in charts and "chart-decision-size" in charts
 
@@ -272,7 +272,7 @@ def test_two_demo_deploys_make_one_offline_report(tmp_path, monkeypatch, capsys)
 
     text, chart_ids = page_text(report.read_text())
     assert sorted(chart_ids) == ["chart-accuracy-latency", "chart-accuracy-size",
-                                 "chart-latency-box", "chart-latency-ecdf"]
+                                 "chart-latency-box", "chart-latency-ecdf-1"]
     for result in deployed:  # every plan reason, int8 candidate and condition is on the page
         for decision in result["plan"]["decisions"].values():
             assert decision["reason"] in text
@@ -296,7 +296,7 @@ def test_two_demo_deploys_make_one_offline_report(tmp_path, monkeypatch, capsys)
         by_id = {c["id"]: c for c in charts}
         # One box and one ECDF line per artifact of both runs.
         assert by_id["chart-latency-box"]["types"].count("box") == len(deployed)
-        assert by_id["chart-latency-ecdf"]["types"].count("scatter") == len(deployed)
+        assert by_id["chart-latency-ecdf-1"]["types"].count("scatter") == len(deployed)
         shot = tmp_path / "report.png"
         visit.page.screenshot(path=str(shot), full_page=True)
     assert shot.exists() and shot.stat().st_size > 10_000
