@@ -228,7 +228,7 @@ def test_an_unwritable_output_is_refused_before_any_work(project, capsys, monkey
 
 def test_every_output_flag_is_checked_before_its_command_runs(tmp_path, capsys):
     """export, compress and report (-o), compare, plan and gate (--json, --junit,
-    --summary)."""
+    --summary, --report)."""
     (tmp_path / "taken.txt").write_text("")
     bad_file, bad_folder = str(tmp_path / "taken.txt" / "x"), str(tmp_path / "taken.txt")
     for argv in (["export", "mymodels:small_cnn", "-o", bad_folder],
@@ -237,6 +237,7 @@ def test_every_output_flag_is_checked_before_its_command_runs(tmp_path, capsys):
                  ["plan", "--target", "local", "--json", bad_file],
                  ["gate", "--baseline", "tag:main", "--junit", bad_file],
                  ["gate", "--baseline", "tag:main", "--summary", bad_file],
+                 ["gate", "--baseline", "tag:main", "--report", bad_file],
                  ["report", "-o", bad_file]):
         code, text = run_cli(capsys, *argv)
         assert code == 1, (argv, text)

@@ -23,6 +23,7 @@ from edgecomp.results.record import Agreement, ResultRecord
 from edgecomp.results.stability import judged, measured
 from edgecomp.results.store import Store
 from tests.results.records import device, record
+from tests.results.test_report import page_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = GateConfig()
@@ -392,8 +393,17 @@ def test_cli_passes_a_re_measurement_and_junit_reads_back(results_db, tmp_path, 
 def test_cli_fails_a_regression_with_the_numbers_in_junit(results_db, tmp_path, capsys):
     stored(two_artifacts(seed=0), tag="base")
     slow = stored(two_artifacts(seed=1, scale=1.6))
-    code, xml, summary, report = gate(tmp_path, "--baseline", "tag:base")
+    html = tmp_path / "gate.html"
+    code, xml, summary, report = gate(tmp_path, "--baseline", "tag:base", "--report", str(html))
     assert code == 1 and report["outcome"] == "regression"
+    # The HTML report: the verdict first, each failed check with its sentence, then the best
+    # artifact of the candidate's results.
+    text, _ = page_text(html.read_text())
+    assert text.index("Gate: regression") < text.index("Best artifact per model and board")
+    assert f"{report['candidate']} against {report['baseline']}" in text
+    for check in report["checks"]:
+        if check["verdict"] == "fail":
+            assert f"fail {check['artifact']} {check['name']}: {check['message']}" in text
     assert slow in report["candidate"]
     failed = [case for case in cases(xml) if any(isinstance(r, Failure) for r in case.result)]
     assert {(case.classname.split()[0], case.name) for case in failed} == {
@@ -479,8 +489,12 @@ def test_cli_files_as_baseline_and_candidate(results_db, tmp_path, capsys):
 def test_cli_no_common_artifacts_exit_2(results_db, tmp_path):
     stored([run("a", seed=0)], tag="base")
     stored([run("z", seed=1)])
-    code, _, _, report = gate(tmp_path, "--baseline", "base")
+    html = tmp_path / "gate.html"
+    code, _, _, report = gate(tmp_path, "--baseline", "base", "--report", str(html))
     assert code == 2 and "share no artifact" in report["problem"]
+    text, _ = page_text(html.read_text())  # the candidate's results, and why none was judged
+    assert f"Gate: could not judge {report['candidate']} against {report['baseline']}" in text
+    assert f"Could not judge: {report['problem']}" in text and "z · tflite fp32" in text
 
 
 def test_cli_chooses_runs_by_id_tag_and_branch(results_db, tmp_path):

@@ -12,10 +12,13 @@ import pytest
 
 from edgecomp.cli import main
 from edgecomp.results.charts import AXES, QUALITIES, pareto_front, quality_chart, quality_of
-from edgecomp.agent.protocol import PowerReport
+from edgecomp.agent.protocol import OpProfile, OpTime, PowerReport
 from edgecomp.hardware.plan import Decision, PlanRecord
 from edgecomp.quantize.target import AgreementTarget, SearchLog, Tried
+from edgecomp.results.execution import summarize_profile
+from edgecomp.results.gate import GateReport
 from edgecomp.results.record import Agreement, Flag, FlagKind, Latency
+from edgecomp.results.verdicts import Check, GateConfig, Verdict
 from edgecomp.results.report import build_report, entries, write_report
 from edgecomp.results.store import Store
 from tests.browser import distinct_colours, offline_page
@@ -164,9 +167,69 @@ def hostile_records():
     return [good, failed]
 
 
+# Seven artifacts of two models on two boards: 28 latency distributions, as a user had them.
+WIDE = [("none", "fp32", 1.0, 0.0), ("none", "fp16", 0.8, 0.1), ("ptq", "int8", 0.45, 0.6),
+        ("ptq-per-channel", "int8", 0.5, 0.2), ("prune-30", "fp32", 0.75, 0.4),
+        ("prune-50+ptq", "int8", 0.3, 2.5), ("lowrank", "fp32", 0.7, 1.2)]
+LONG_FLAG = ("below target: cosine 0.97 under 0.99; 12 layers kept in float: "
+             + ",".join(f"features.{i}.block.conv_pw" for i in range(12)))
+
+
+def wide_records() -> list:
+    """The 28 artifacts, every third profiled per op (one op named by a hostile model), the
+    least accurate ones flagged with a long unbroken list of layers."""
+    made, seed = [], 0
+    for model in ("mobilenet-v3-small", "efficientnet-lite0"):
+        for target in ("pi4", "jetson-orin"):
+            for technique, precision, speed, drop in WIDE:
+                seed += 1
+                scale = 20 * speed * (3 if target == "pi4" else 1) * (1 + (model[0] == "e"))
+                base = record(model, seed=seed)
+                samples = sorted(v * scale for v in base.samples_ms)
+                ops = (OpTime("Conv", HOSTILE, 2.0 * speed, "CPUExecutionProvider", False),
+                       OpTime("QuantizeLinear", "q", 0.4 * (precision == "int8"), "cpu", False),
+                       OpTime("Transpose", "t", 0.3, "xnnpack", True),
+                       OpTime("MatMul", "fc", 0.6, "xnnpack", True))
+                made.append(dataclasses.replace(
+                    base, technique=technique, target=target, precision=precision,
+                    samples_ms=samples, latency_ms=Latency(samples[25], samples[45],
+                                                           samples[49], samples[25], 0.1, 50),
+                    accuracy=75.0 - drop, float_accuracy=75.0, size_bytes=int(4e6 * speed),
+                    manifest=manifest(model=model, precision=precision),
+                    profile=summarize_profile(OpProfile("onnxruntime", 20, ops))
+                    if seed % 3 == 0 else None,
+                    flags=[Flag(FlagKind.NOTE, LONG_FLAG)] if drop > 2 else []))
+    return made
+
+
+# Where the page's parts are at the current width: the document's width, the top cards, the
+# tables against their containers, and each chart's plot area and legend.
+LAYOUT_JS = """() => {
+  const box = el => { const r = el.getBoundingClientRect();
+                      return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+  return {
+    width: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    gate: box(document.getElementById('gate')), summary: box(document.getElementById('summary')),
+    tables: Array.from(document.querySelectorAll('table')).map(t => ({
+        width: t.scrollWidth, room: t.parentElement.clientWidth,
+        scrolls: getComputedStyle(t.parentElement).overflowX === 'auto',
+        artifacts: t.id === 'artifact-table'})),
+    charts: Array.from(document.querySelectorAll('.plotly-graph-div')).map(div => ({
+        id: div.id, box: box(div), plot: box(div.querySelector('.nsewdrag')),
+        legend: div.querySelector('.legend') ? box(div.querySelector('.legend')) : null})),
+  };
+}"""
+
+
 def test_hostile_names_are_text_and_never_run(tmp_path):
-    path = write_report(tmp_path / "evil.html", hostile_records(), source=HOSTILE,
-                        filters=[f"--model {HOSTILE}"])
+    slower = Check("mobilenet-v3-small ptq pi4 tflite int8", "latency p50", Verdict.FAIL,
+                   "0.9 -> 1.4 ms (+55.0%): beyond the limit +25%.")
+    gate = GateReport("tag:release-1", "run 42", GateConfig(), checks=(
+        slower, Check(HOSTILE, "accuracy", Verdict.PASS, "within"),
+        Check("efficientnet-lite0 none pi4 tflite fp32", "measured", Verdict.MISSING,
+              "the candidate failed: lost the board.")))
+    path = write_report(tmp_path / "evil.html", hostile_records() + wide_records(),
+                        source=HOSTILE, filters=[f"--model {HOSTILE}"], gate=gate)
     html = path.read_text()
     for hostile in (HOSTILE, HOSTILE_IMG, HOSTILE_LINK):
         assert hostile not in html  # never as markup
@@ -188,6 +251,31 @@ def test_hostile_names_are_text_and_never_run(tmp_path):
             assert hostile in dom["body"]
         # plotly shows the names as written, tags and all.
         assert HOSTILE in dom["box"] and HOSTILE_LINK in dom["box"]
+
+        # A reviewer's first screen at 1280 x 800: the gate's verdict, then the best artifacts.
+        visit.page.set_viewport_size({"width": 1280, "height": 800})
+        for width, height in ((1280, 800), (1920, 1080)):
+            visit.page.set_viewport_size({"width": width, "height": height})
+            visit.page.wait_for_timeout(200)  # plotly redraws at the new width
+            layout = visit.page.evaluate(LAYOUT_JS)
+            shot = tmp_path / f"report-{width}.png"
+            visit.page.screenshot(path=str(shot))
+            assert shot.stat().st_size > 10_000
+            assert 0 <= layout["gate"]["top"] < layout["summary"]["top"]
+            assert layout["summary"]["bottom"] <= height, layout["summary"]
+            assert layout["width"] <= layout["viewport"]  # nothing wider than the window
+            for table in layout["tables"]:  # each fits, or scrolls within its own card
+                assert table["width"] <= table["room"] or table["scrolls"], table
+            (artifacts,) = [t for t in layout["tables"] if t["artifacts"]]
+            assert artifacts["width"] <= artifacts["room"]  # flags and all, never cut
+            ecdfs = [c for c in layout["charts"] if c["id"].startswith("chart-latency-ecdf")]
+            assert len(ecdfs) == 5  # one per model and board (the hostile one's included)
+            for chart in layout["charts"]:
+                assert chart["box"]["right"] <= width, chart
+                if chart["legend"]:  # below the plot, never over it
+                    assert chart["legend"]["top"] >= chart["plot"]["bottom"], chart
+        side_by_side = [c for c in layout["charts"] if c["id"].startswith("chart-latency-ecdf")]
+        assert len({c["box"]["top"] for c in side_by_side}) < len(side_by_side)
 
 
 # --- the command ----------------------------------------------------------------------------
