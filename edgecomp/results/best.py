@@ -82,14 +82,13 @@ def _best(model: str, target: str, members: list[ResultRecord]) -> Best:
 def _tolerance(quality: Quality, members: list[ResultRecord]) -> tuple[float, str]:
     """The lowest quality still close to the float model, and how to say it."""
     if quality.key == "accuracy":
+        drop = TARGET.max_top1_drop
+        within = f"within {drop:g} point{'s' * (drop != 1)} of"
         reference = _float_accuracy(members)
         if reference is not None:
-            drop = TARGET.max_top1_drop
-            return reference - drop, (f"within {drop:g} point{'s' * (drop != 1)} of the "
-                                      f"float model's top-1 ({reference:.2f} %)")
+            return reference - drop, f"{within} the float model's top-1 ({reference:.2f} %)"
         best = max(quality.value(r) for r in members if quality.value(r) is not None)
-        return best - TARGET.max_top1_drop, (f"within {TARGET.max_top1_drop:g} point of the "
-                                             f"best top-1 here ({best:.2f} %)")
+        return best - drop, f"{within} the best top-1 here ({best:.2f} %)"
     if quality.key == "decision":
         share = 100 - TARGET.max_top1_drop
         return share, f"making the float model's call on ≥ {share:g} % of samples"

@@ -106,7 +106,10 @@ def chart_layout(fig, *, title: str, x_title: str, y_title: str | None = None,
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left"), template="plotly_white", height=height,
         margin=dict(l=20, r=20, t=50, b=40), font=dict(size=12),
-        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0), hoverlabel=dict(align="left"))
+        # The legend at the foot of the figure (its container, not the plot), which grows
+        # its bottom margin to hold it: never over the plot, however many rows it takes.
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, x=0.0),
+        hoverlabel=dict(align="left"))
     fig.update_xaxes(title_text=x_title, type="log" if x_log else "linear", automargin=True)
     fig.update_yaxes(title_text=y_title, automargin=True)
     return fig
@@ -184,7 +187,7 @@ def latency_ecdf(measured: Sequence[Entry], *, title: str, points: int = 400) ->
     chart_layout(fig, title=f"Latency distribution, {plotly_text(title)} (ECDF of every "
                  "timed run)", x_title="ms", y_title="% of inferences",
                  height=330 + 22 * len(measured), x_log=_wide(every))
-    fig.update_layout(legend=dict(orientation="v", y=-0.22, font=dict(size=11)))
+    fig.update_layout(legend=dict(orientation="v", font=dict(size=11)))
     return fig
 
 
@@ -258,17 +261,19 @@ def quality_chart(plotted: Sequence[Entry], quality: Quality, axis: Axis) -> tup
             x=[xs[i] for i in steps], y=[ys[i] for i in steps], mode="lines",
             line=dict(shape="hv", dash=DASHES[(index + 1) % len(DASHES)], color="#333",
                       width=1.5),
-            name=f"Pareto front ({axis.front_name}): {plotly_text(' @ '.join(group))}",
+            name=f"Pareto front: {plotly_text(' @ '.join(group))}",
             hoverinfo="skip"))
         fronts.append((" @ ".join(group), [members[i] for i in steps]))
-    for precision in sorted({e.record.precision for e in plotted}):
+    precisions = sorted({e.record.precision for e in plotted})
+    for precision in precisions:
         fig.add_trace(go.Scatter(
             x=[None], y=[None], mode="markers", name=plotly_text(precision),
             marker=dict(symbol=precision_symbol(precision), size=10, color="#888",
                         line=dict(width=0.5, color="#111"))))
     chart_layout(fig, title=f"{quality.title[0].upper() + quality.title[1:]} against "
                  f"{axis.title.split(' (')[0]}", x_title=axis.title, y_title=quality.title,
-                 x_log=_wide([axis.value(e.record) for e in plotted]))
+                 x_log=_wide([axis.value(e.record) for e in plotted]),
+                 height=420 + 16 * (len(groups) + len(precisions)))  # room for the legend
     return fig, fronts
 
 

@@ -252,8 +252,8 @@ def test_hostile_names_are_text_and_never_run(tmp_path):
         # plotly shows the names as written, tags and all.
         assert HOSTILE in dom["box"] and HOSTILE_LINK in dom["box"]
 
-        # A reviewer's first screen at 1280 x 800: the gate's verdict, then the best artifacts.
-        visit.page.set_viewport_size({"width": 1280, "height": 800})
+        # A reviewer's first screen at 1280 x 800 and at 1920 x 1080: the gate's verdict, then
+        # the best artifacts; nothing wider than the window, no legend over its plot.
         for width, height in ((1280, 800), (1920, 1080)):
             visit.page.set_viewport_size({"width": width, "height": height})
             visit.page.wait_for_timeout(200)  # plotly redraws at the new width
@@ -272,6 +272,7 @@ def test_hostile_names_are_text_and_never_run(tmp_path):
             assert len(ecdfs) == 5  # one per model and board (the hostile one's included)
             for chart in layout["charts"]:
                 assert chart["box"]["right"] <= width, chart
+                assert chart["plot"]["bottom"] - chart["plot"]["top"] >= 200, chart
                 if chart["legend"]:  # below the plot, never over it
                     assert chart["legend"]["top"] >= chart["plot"]["bottom"], chart
         side_by_side = [c for c in layout["charts"] if c["id"].startswith("chart-latency-ecdf")]
