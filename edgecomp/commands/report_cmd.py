@@ -13,9 +13,10 @@ DEFAULT_OUT = Path("edgecomp-report.html")
 def add_parser(subparsers) -> None:
     report = subparsers.add_parser(
         "report", help="write an HTML report of recorded results (opens offline)",
-        description="Latency distributions, accuracy against latency and size with the Pareto "
-                    "front, energy, every artifact's plan and int8 search, and the conditions "
-                    "of each run, from the results store, in one HTML file.")
+        description="The best artifact per model and board with the reason, latency "
+                    "distributions, the per-op profile, accuracy against latency and size "
+                    "with the Pareto front, energy, every artifact's plan and int8 search, and "
+                    "the conditions of each run, from the results store, in one HTML file.")
     report.add_argument("--model", help="only this model")
     report.add_argument("--target", help="only this target")
     report.add_argument("--technique", help="only this technique (a recipe's name, or none)")

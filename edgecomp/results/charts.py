@@ -1,5 +1,6 @@
-"""The report's charts: plotly figures of the latency distributions, of quality against
-latency and against size with each Pareto front marked, and of energy per inference.
+"""The report's charts: plotly figures of the latency distributions (one ECDF per model and
+target), of quality against latency and against size with each Pareto front marked, and of
+energy per inference.
 
 Each figure is drawn from the page's entries (`Entry`) into a div with a fixed id;
 the page embeds plotly.js once. Text handed to plotly is escaped (`plotly_text`), since
@@ -148,14 +149,13 @@ def latency_box(measured: Sequence[Entry]) -> Any:
                         x_log=_wide(every))
 
 
-def latency_ecdfs(measured: Sequence[Entry], *, points: int = 400) -> list[tuple[str, Any]]:
+def latency_ecdfs(measured: Sequence[Entry], *, points: int = 400) -> list[Any]:
     """Small multiples: one ECDF per model and target (latencies compare only there), each
-    line named by what tells it apart in its panel, as (panel name, figure)."""
+    line named by what tells it apart in its panel."""
     panels: dict[tuple[str, str], list[Entry]] = {}
     for entry in measured:
         panels.setdefault((entry.model, entry.record.target), []).append(entry)
-    return [(f"{model} @ {target}", latency_ecdf(members, title=f"{model} @ {target}",
-                                                  points=points))
+    return [latency_ecdf(members, title=f"{model} @ {target}", points=points)
             for (model, target), members in panels.items()]
 
 
