@@ -221,7 +221,7 @@ LAYOUT_JS = """() => {
 }"""
 
 
-def test_hostile_names_are_text_and_never_run(tmp_path):
+def test_hostile_names_are_text_and_never_run_and_the_page_fits_the_window(tmp_path):
     slower = Check("mobilenet-v3-small ptq pi4 tflite int8", "latency p50", Verdict.FAIL,
                    "0.9 -> 1.4 ms (+55.0%): beyond the limit +25%.")
     gate = GateReport("tag:release-1", "run 42", GateConfig(), checks=(
