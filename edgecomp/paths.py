@@ -15,7 +15,7 @@ and $XDG_CACHE_HOME):
     spool      ~/.local/state/edgecomp/spool/  (runs measured while their store failed,
                kept until the store takes them; see results/store/spool.py)
 
-Shipped profiles and recipes are package data under `edgecomp/shipped/`, read with
+Shipped profiles, recipes and CI files are package data under `edgecomp/shipped/`, read with
 importlib.resources so that they are found in a wheel install as in a checkout.
 Every function reads the environment when called, so a changed variable takes effect.
 """
@@ -105,5 +105,6 @@ def board_facts_file(target: str) -> Path:
 
 
 def shipped(kind: str) -> Traversable:
-    """The package-data directory of one kind of shipped file: "profiles" or "recipes"."""
+    """The package-data directory of one kind of shipped file: "profiles", "recipes" or
+    "ci" (what `edgecomp ci init` writes into a repository)."""
     return resources.files("edgecomp").joinpath("shipped", kind)
