@@ -3,7 +3,8 @@
 On a terminal the CLI draws rich progress bars (`ui.progress_bars`); in a CI log or a pipe
 those draw nothing, and a 26-minute pruning run looked hung. There each phase (one
 progress description) gets a line when it starts, a "step i/n" line at most every
-`interval` seconds while it runs, and a line with its duration when it ends.
+`interval` seconds while it runs (with the time left at the pace of its steps so far),
+and a line with its duration when it ends.
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ def duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes} min {rest:02d} s"
+
+
+def time_left(elapsed: float, done: int, total: int) -> float | None:
+    """Seconds left at the pace of the steps done so far; None before the first step."""
+    if done <= 0 or total <= done or elapsed <= 0:
+        return None
+    return elapsed / done * (total - done)
+
+
+def step_line(description: str, done: int, total: int, elapsed: float) -> str:
+    """`training: step 11/100 after 10.0 s, about 1 min 21 s left`."""
+    line = f"{description}: step {done}/{total} after {duration(elapsed)}"
+    left = time_left(elapsed, done, total)
+    return line if left is None else f"{line}, about {duration(left)} left"
 
 
 class PhaseLines:
@@ -67,6 +82,5 @@ class PhaseLines:
                 return
             if done > phase.done and now - phase.shown >= self.interval:
                 phase.shown = now
-                self.write(f"{description}: step {done}/{total} after "
-                           f"{duration(now - phase.started)}")
+                self.write(step_line(description, done, total, now - phase.started))
             phase.done = done

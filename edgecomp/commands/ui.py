@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -26,22 +27,26 @@ err_console = Console(stderr=True, highlight=False)
 
 @contextmanager
 def progress_bars() -> Iterator:
-    """A `progress(description, done, total)` callback drawing one bar per description;
-    plain phase lines when stderr is not a terminal (CI logs, pipes), where bars show
-    nothing (`edgecomp.commands.progress`)."""
+    """A `progress(description, done, total)` callback drawing one bar per description,
+    with the time left at its pace so far (a finished bar makes room for the next); plain
+    phase lines when stderr is not a terminal (CI logs, pipes), where bars show nothing
+    (`edgecomp.commands.progress`)."""
     if not err_console.is_terminal:
         from edgecomp.commands.progress import PhaseLines
 
         yield PhaseLines()
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bars:
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bars:
         tasks: dict[str, int] = {}
 
         def progress(description: str, done: int, total: int) -> None:
             if description not in tasks:
                 tasks[description] = bars.add_task(description, total=total)
             bars.update(tasks[description], completed=done, total=total)
+            if total and done >= total:
+                bars.remove_task(tasks.pop(description))
 
         yield progress
 
