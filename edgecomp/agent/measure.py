@@ -10,6 +10,7 @@ from .failure import AgentError, first_line
 from .lock import BoardLock, default_lock_path
 from .opprofile import profile_ops
 from .power import make_probe
+from .progress import Reporter, expected_runs
 from .protocol import AGENT_VERSION, AgentInfo, MeasureReport, RunReport, Warmup
 from .runtimes import (agent_runtimes, format_runtimes, import_runtime, load_model,
                        open_runtime, ort_available_providers, runtime_available,
@@ -43,25 +44,39 @@ def thread_count(requested):
 
 
 def _timed_runs(runtime, arrays, args):
-    """(first inference ms, Warmup, samples ms) of the artifact, per the options."""
+    """(first inference ms, Warmup, samples ms) of the artifact, per the options; each loop
+    reports its progress (`edgecomp.agent.progress`), its length guessed from the pace."""
     runtime.set_inputs(arrays)
     start = time.perf_counter()
     runtime.invoke()
-    first_ms = (time.perf_counter() - start) * 1000.0
+    first_s = time.perf_counter() - start
     warm_runs, warm_start = 0, time.perf_counter()
+    report = Reporter("warm-up")
+    per_run = first_s
     while warm_runs < args.warmup_runs or time.perf_counter() - warm_start < args.warmup_seconds:
+        report(warm_runs, expected_runs(args.warmup_runs, args.warmup_seconds, warm_runs,
+                                        time.perf_counter() - warm_start, per_run), per_run)
         runtime.set_inputs(arrays)
         runtime.invoke()
         warm_runs += 1
+        per_run = (time.perf_counter() - warm_start) / warm_runs
     warmup = Warmup(runs=warm_runs, seconds=time.perf_counter() - warm_start)
+    if warm_runs:
+        report(warm_runs, warm_runs)
     samples, timed_start = [], time.perf_counter()
+    report = Reporter("timed runs")
     while len(samples) < args.runs or time.perf_counter() - timed_start < args.seconds:
+        report(len(samples), expected_runs(args.runs, args.seconds, len(samples),
+                                           time.perf_counter() - timed_start, per_run),
+               per_run)
         runtime.set_inputs(arrays)
         start = time.perf_counter()
         runtime.invoke()
         samples.append((time.perf_counter() - start) * 1000.0)
+        per_run = (time.perf_counter() - timed_start) / len(samples)
+    report(len(samples), len(samples))
     runtime.get_outputs()
-    return first_ms, warmup, samples
+    return first_s * 1000.0, warmup, samples
 
 
 def command_measure(args):
@@ -124,8 +139,10 @@ def command_run(args):
     count = len(arrays[0]) if arrays else 0
     outputs = [[] for _ in specs_out]
     done = 0
+    report, start = Reporter("samples"), time.perf_counter()
     try:
         for done in range(count):
+            report(done, count, (time.perf_counter() - start) / done if done else None)
             runtime.set_inputs(sample_inputs(arrays, specs_in, done))
             runtime.invoke()
             for store, value, spec in zip(outputs, runtime.get_outputs(), specs_out):
@@ -133,6 +150,8 @@ def command_run(args):
     except Exception as exc:  # a shape mismatch or runtime failure, reported as JSON
         raise AgentError("%s failed on sample %d: %s" % (runtime.name, done,
                                                          first_line(exc)), "measure_failed")
+    if count:
+        report(count, count)
     tmp = args.output_npz + ".tmp.npz"
     np.savez(tmp, **dict(("out%d" % k, np.stack(values) if values else
                           np.zeros((0,), np.float32)) for k, values in enumerate(outputs)))

@@ -4,7 +4,8 @@ A transport only moves files and runs the agent (`edgecomp.remote`); here its co
 are put together from those primitives: `info` (what the board is), `run` (a model's
 outputs on stored inputs) and `measure` (timing, memory, power). `run` and `measure` take
 the same `MeasureOptions`, so a model is verified in the very runtime, delegate and thread
-count it is timed with. Reports come back typed (`edgecomp.agent.protocol`).
+count it is timed with. Reports come back typed (`edgecomp.agent.protocol`); while a long
+loop runs there, its progress lines (`edgecomp.agent.progress`) reach `progress`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from edgecomp.agent import progress as agent_progress
 from edgecomp.agent.protocol import AgentInfo, MeasureReport, ProtocolError, RunReport
 from edgecomp.errors import DeviceError, InputError
 from edgecomp.remote.base import Transport
 
 R = TypeVar("R")
+ProgressFn = Callable[[str, int, int], None]
 
 # Upper bounds of the timing options, stated in each flag's --help: a run that asks for
 # more never ends in practice, and holds the board's lock while it runs.
@@ -141,6 +144,23 @@ def push_model(transport: Transport, model: Path) -> str:
     return transport.push(model, beside=beside) if beside else transport.push(model)
 
 
+def run_agent(transport: Transport, args: Sequence[str], *, what: str,
+              progress: ProgressFn | None = None, label: str = "") -> dict[str, Any]:
+    """`transport.run_agent`, its progress lines shown as `progress("<label>: <phase>",
+    done, total)`."""
+    if progress is None:
+        # The call as every transport takes it, those written before `stderr_line` too.
+        return transport.run_agent(args, what=what)
+
+    def stderr_line(text: str) -> None:
+        step = agent_progress.parse(text)
+        if step is not None:
+            phase, done, total = step
+            progress(f"{label}: {phase}", done, total)
+
+    return transport.run_agent(args, what=what, stderr_line=stderr_line)
+
+
 def info(transport: Transport) -> AgentInfo:
     """What the board says about itself: runtimes, cores and its state now."""
     return parse_report(AgentInfo, transport.run_agent(["info"], what="reading its state"),
@@ -148,17 +168,21 @@ def info(transport: Transport) -> AgentInfo:
 
 
 def run(transport: Transport, model: str, inputs: str, outputs: str,
-        options: MeasureOptions) -> RunReport:
+        options: MeasureOptions, *, progress: ProgressFn | None = None,
+        name: str | None = None) -> RunReport:
     """Run every sample of the pushed `inputs` through the pushed `model` with `options`'
     runtime, delegate and threads; the agent writes `outputs` on the board."""
-    return parse_report(RunReport, transport.run_agent(
-        ["run", model, "--input-npz", inputs, "--output-npz", outputs,
-         *options.executor_args()], what=f"running {Path(model).name} on the evaluation set"),
-        where=transport.target)
+    name = name or Path(model).name
+    return parse_report(RunReport, run_agent(
+        transport, ["run", model, "--input-npz", inputs, "--output-npz", outputs,
+                    *options.executor_args()],
+        what=f"running {name} on the evaluation set", progress=progress,
+        label=f"verifying {name}"), where=transport.target)
 
 
 def time_model(transport: Transport, model: str, options: MeasureOptions, *,
-               inputs: str | None = None, name: str | None = None) -> MeasureReport:
+               inputs: str | None = None, name: str | None = None,
+               progress: ProgressFn | None = None) -> MeasureReport:
     """Time the pushed `model` (fed the first sample of the pushed `inputs`, else seeded
     data); the report says where it ran."""
     args = ["measure", model, *options.agent_args()]
@@ -166,23 +190,28 @@ def time_model(transport: Transport, model: str, options: MeasureOptions, *,
         args += ["--power-probe", transport.power_probe]
     if inputs is not None:
         args += ["--input-npz", inputs]
-    report = parse_report(MeasureReport, transport.run_agent(
-        args, what=f"measuring {name or Path(model).name}"), where=transport.target)
+    name = name or Path(model).name
+    report = parse_report(MeasureReport, run_agent(
+        transport, args, what=f"measuring {name}", progress=progress,
+        label=f"measuring {name}"), where=transport.target)
     return dataclasses.replace(report, target=transport.facts())
 
 
 def measure(transport: Transport, artifact: Path, options: MeasureOptions,
-            inputs: Mapping[str, np.ndarray] | None = None) -> MeasureReport:
+            inputs: Mapping[str, np.ndarray] | None = None, *,
+            progress: ProgressFn | None = None) -> MeasureReport:
     """Push and time one file (fed the first sample of `inputs`, else seeded data)."""
     model = push_model(transport, artifact)
     with tempfile.TemporaryDirectory(prefix="edgecomp-measure-") as tmp:
         pushed = None if inputs is None else \
             transport.push(write_inputs(Path(tmp) / "in.npz", inputs))
-        return time_model(transport, model, options, inputs=pushed, name=artifact.name)
+        return time_model(transport, model, options, inputs=pushed, name=artifact.name,
+                          progress=progress)
 
 
 def outputs(transport: Transport, artifact: Path, inputs: Mapping[str, np.ndarray],
-            options: MeasureOptions) -> tuple[list[np.ndarray], RunReport]:
+            options: MeasureOptions, *, progress: ProgressFn | None = None
+            ) -> tuple[list[np.ndarray], RunReport]:
     """Push a file and its inputs, run every sample through it with `options`' executor,
     fetch the outputs (one stacked array per output) and remove them from the board."""
     model = push_model(transport, artifact)
@@ -190,7 +219,8 @@ def outputs(transport: Transport, artifact: Path, inputs: Mapping[str, np.ndarra
     with tempfile.TemporaryDirectory(prefix="edgecomp-run-") as tmp:
         try:
             pushed = transport.push(write_inputs(Path(tmp) / "in.npz", inputs))
-            report = run(transport, model, pushed, remote, options)
+            report = run(transport, model, pushed, remote, options, progress=progress,
+                         name=artifact.name)
             transport.fetch(remote, Path(tmp) / "out.npz")
         finally:
             transport.clean([remote])

@@ -26,14 +26,13 @@ from edgecomp.export.base import Artifact
 from edgecomp.model.reference import model_outputs, onnx_outputs
 from edgecomp.model.signature import stacked
 from edgecomp.pipeline import agent
-from edgecomp.pipeline.agent import MeasureOptions, read_outputs, write_inputs
+from edgecomp.pipeline.agent import MeasureOptions, ProgressFn, read_outputs, write_inputs
 from edgecomp.pipeline.build import Prepared
 from edgecomp.pipeline.record import failed_record, measured_record
 from edgecomp.remote.base import Transport, transport_errors
 from edgecomp.results.agreement import Verification, compare_outputs, top1
 from edgecomp.results.record import ResultRecord
 
-ProgressFn = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
 
 
@@ -57,9 +56,10 @@ class MeasureData:
 
 
 def measure_on(transport: Transport, artifact: Artifact, options: MeasureOptions,
-               data: MeasureData) -> ResultRecord:
+               data: MeasureData, *, progress: ProgressFn | None = None) -> ResultRecord:
     """Verify and time one artifact on the board `transport` reaches, with `options`; any
-    failure there or on its link is the artifact's failed record."""
+    failure there or on its link is the artifact's failed record. The board's long loops
+    report to `progress` as they run."""
     prepared = data.prepared
     timed = measured_inputs(prepared)
     known = (data.verified or {}).get(artifact.manifest.sha256)
@@ -76,10 +76,11 @@ def measure_on(transport: Transport, artifact: Artifact, options: MeasureOptions
                 transport.push(write_inputs(here / "timed.npz", timed))
             # Step 2: verify, with the executor it is timed with.
             ran = None if evaluation is None else \
-                agent.run(transport, model, evaluation_there, outputs, options)
+                agent.run(transport, model, evaluation_there, outputs, options,
+                          progress=progress, name=artifact.path.name)
             # Step 3: time it.
             report = agent.time_model(transport, model, options, inputs=timed_there,
-                                      name=artifact.path.name)
+                                      name=artifact.path.name, progress=progress)
             # Step 4: fetch the outputs and judge them.
             if ran is not None:
                 transport.fetch(outputs, here / "out.npz")
@@ -100,12 +101,12 @@ def measure_on(transport: Transport, artifact: Artifact, options: MeasureOptions
 
 
 def verify_on(transport: Transport, artifact: Artifact, options: MeasureOptions,
-              data: MeasureData) -> Verified:
+              data: MeasureData, *, progress: ProgressFn | None = None) -> Verified:
     """Steps 1, 2 and 4 of `measure_on` alone (the int8 search judges candidates so, on
     the board and with the executor that will time the one kept); a failure raises."""
     outputs, ran = agent.outputs(transport, artifact.path,
                                  stacked(data.prepared.eval, data.prepared.source.inputs),
-                                 options)
+                                 options, progress=progress)
     return Verified(judge(artifact, outputs, data), ran)
 
 
@@ -135,7 +136,8 @@ def measure_all(artifacts: list[Artifact], transport: Transport,
     for index, artifact in enumerate(artifacts):
         if progress is not None:
             progress("measuring artifacts", index, len(artifacts))
-        records.append(measure_on(transport, artifact, options_for(artifact), data))
+        records.append(measure_on(transport, artifact, options_for(artifact), data,
+                                  progress=progress))
     if progress is not None:
         progress("measuring artifacts", len(artifacts), len(artifacts))
     return records

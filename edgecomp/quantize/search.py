@@ -73,7 +73,8 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
     """Export static int8 candidates until one meets `target`; return it and all tried.
 
     The kept artifact ends at the usual artifact path with the search in its manifest;
-    the others are removed.
+    the others are removed. `progress` sees each candidate as a phase, and the search as
+    one whose steps are the candidates planned so far (the time left is their pace).
     """
     fmt = exporter.format
     final_dir = request.out_dir
@@ -87,6 +88,8 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
         best: Tried | None = None
         index = 0
         while index < len(steps):
+            if progress is not None:
+                progress(f"int8 search ({fmt.value})", index, len(steps))
             phase, changes = steps[index]
             index += 1
             base = request if phase == "calibration" or best is None else \
@@ -110,6 +113,8 @@ def search_int8(request: ExportRequest, exporter, check: CheckFn, target: Agreem
                 steps += [("mixed", c) for c in mixed_candidates(
                     exporter.int8_options, allow_dynamic=allow_dynamic,
                     precisions=exporter.precisions)]
+        if progress is not None:
+            progress(f"int8 search ({fmt.value})", index, index)
         kept = next((t for t in tried if t.met), best)
         if kept is None:
             raise ExportError(f"no int8 candidate of {request.model_name} could be built for "

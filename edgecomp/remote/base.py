@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 from edgecomp.agent.protocol import PROTOCOL_VERSION, TargetFacts
 from edgecomp.errors import DeviceError
@@ -51,9 +51,12 @@ class Transport(Protocol):
         """A new path in this run's folder on the board, for a file the agent writes."""
         ...
 
-    def run_agent(self, args: Sequence[str], *, what: str) -> dict[str, Any]:
+    def run_agent(self, args: Sequence[str], *, what: str,
+                  stderr_line: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Run the agent with `args` on the board; its one JSON report (`what` names the
-        work in error sentences). An agent that failed raises DeviceError."""
+        work in error sentences). An agent that failed raises DeviceError. `stderr_line`,
+        where given, sees each line the agent writes on stderr while it runs (its progress,
+        `edgecomp.agent.progress`)."""
         ...
 
     def fetch(self, remote: str, local: Path) -> None:

@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import IO, Any, Callable, Iterable, Sequence
 
 from edgecomp.agent.protocol import TargetFacts
 from edgecomp.errors import DeviceError
@@ -45,28 +46,42 @@ class LocalTransport:
         self._count += 1
         return str(Path(self._run_dir.name) / f"{self._count}-{name}")
 
-    def run_agent(self, args: Sequence[str], *, what: str) -> dict[str, Any]:
+    def run_agent(self, args: Sequence[str], *, what: str,
+                  stderr_line: Callable[[str], None] | None = None) -> dict[str, Any]:
         # The agent's stdin is a pipe only this process holds open (--watch-host): when
         # this process dies, the agent exits and frees the board lock at once.
         read_end, write_end = os.pipe()
+        out: list[str] = []
+        err: list[str] = []
         try:
             with subprocess.Popen([sys.executable, str(agent_pyz()), "--watch-host", *args],
                                   stdin=read_end, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) as agent:
                 os.close(read_end)
                 read_end = None
+                # Both pipes are drained as the agent writes, so its stderr lines (its
+                # progress) arrive while it runs, not when it ends.
+                readers = [threading.Thread(target=_drain, args=(agent.stdout, out, None),
+                                            daemon=True),
+                           threading.Thread(target=_drain, args=(agent.stderr, err,
+                                                                 stderr_line), daemon=True)]
+                for reader in readers:
+                    reader.start()
                 try:
-                    out, err = agent.communicate(timeout=self.timeout)
+                    agent.wait(timeout=self.timeout)
                 except subprocess.TimeoutExpired as exc:
                     agent.kill()
-                    agent.communicate()
+                    agent.wait()
                     raise DeviceError(f"the local agent did not finish {what} within "
                                       f"{self.timeout:.0f} s.") from exc
+                finally:
+                    for reader in readers:
+                        reader.join()
         finally:
             os.close(write_end)
             if read_end is not None:
                 os.close(read_end)
-        return parse_agent_output(out, where="local", stderr=err)
+        return parse_agent_output("".join(out), where="local", stderr="".join(err))
 
     def fetch(self, remote: str, local: Path) -> None:
         if Path(remote) != Path(local):
@@ -86,3 +101,11 @@ class LocalTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drain(stream: IO[str], into: list[str], each: Callable[[str], None] | None) -> None:
+    """Read a pipe to its end, keeping its lines and showing each to `each`."""
+    for text in stream:
+        into.append(text)
+        if each is not None:
+            each(text.rstrip("\n"))

@@ -124,8 +124,10 @@ class SshTransport:
     def _alive(self) -> bool:
         return alive(self.client, self.config.connect_timeout)
 
-    def _exec(self, argv: list[str], *, timeout: float) -> tuple[int, str, str]:
-        return execute(self.client, argv, target=self.config, timeout=timeout)
+    def _exec(self, argv: list[str], *, timeout: float,
+              stderr_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+        return execute(self.client, argv, target=self.config, timeout=timeout,
+                       stderr_line=stderr_line)
 
     def _guard(self, what: str, call: Callable[[], T]) -> T:
         """The one boundary around work on the board: transport errors become DeviceError.
@@ -195,7 +197,8 @@ class SshTransport:
     def scratch(self, name: str) -> str:
         return f"{self.run_dir}/{secrets.token_hex(4)}-{name}"
 
-    def run_agent(self, args: Sequence[str], *, what: str) -> dict[str, Any]:
+    def run_agent(self, args: Sequence[str], *, what: str,
+                  stderr_line: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Run the agent (reconnecting once after a dropped connection)."""
         agent = self._agent()
 
@@ -203,7 +206,8 @@ class SshTransport:
             # --watch-host: the agent exits when this connection goes away, which frees
             # the board lock at once (see edgecomp.agent.watchdog).
             code, out, err = self._exec([self.config.python, agent, "--watch-host", *args],
-                                        timeout=self.config.command_timeout)
+                                        timeout=self.config.command_timeout,
+                                        stderr_line=stderr_line)
             return parse_agent_output(out, where=self.target, stderr=err)
 
         return self._guard(what, call)

@@ -25,7 +25,7 @@ import shlex
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgecomp.errors import DeviceError, last_line
 from edgecomp.hardware.targets import Target, inventory_known_hosts
@@ -169,9 +169,11 @@ def alive(client, timeout: float) -> bool:
     return answered.wait(timeout) and transport.is_active()
 
 
-def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple[int, str, str]:
+def execute(client, argv: list[str], *, target: Target, timeout: float,
+            stderr_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
     """Run a command given as an argument list (every argument shell-quoted, the target's
-    `env` set) under the board's `timeout`; (exit status, stdout, stderr).
+    `env` set) under the board's `timeout`; (exit status, stdout, stderr). `stderr_line`
+    sees each line of stderr as it arrives (the agent's progress).
 
     Raises `CommandTimeout` after `timeout` seconds (the board has ended the command and
     what it started), and `LinkLost` when the board stops answering keepalive requests
@@ -184,6 +186,7 @@ def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple
     try:
         channel.exec_command(command)
         out, err = bytearray(), bytearray()
+        shown = 0  # how much of `err` stderr_line has seen
         start = quiet_since = time.monotonic()
         while True:
             select.select([channel], [], [], POLL_S)
@@ -197,6 +200,11 @@ def execute(client, argv: list[str], *, target: Target, timeout: float) -> tuple
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(1 << 16)
                 got = True
+            if stderr_line is not None and got:
+                end = err.rfind(b"\n") + 1
+                for text in bytes(err[shown:end]).decode("utf-8", "replace").splitlines():
+                    stderr_line(text)
+                shown = max(shown, end)
             if done:
                 break
             if channel.closed or not channel.get_transport().is_active():

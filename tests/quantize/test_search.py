@@ -69,6 +69,21 @@ def test_the_first_candidate_meeting_the_target_is_kept_and_the_rest_removed(tmp
                                                                     "m.int8.onnx.json"]
 
 
+def test_the_search_reports_each_candidate_and_its_count_so_far(tmp_path):
+    """A phase per candidate, and the search's own over the candidates planned so far (the
+    progress display's time left follows their pace)."""
+    seen = []
+    cosines = iter([0.95, 0.999])
+    search_int8(request(tmp_path), FakeExporter(), check_by(lambda a: next(cosines)),
+                AgreementTarget(), progress=lambda *step: seen.append(step))
+    search = [step for step in seen if step[0] == "int8 search (onnx)"]
+    assert search == [("int8 search (onnx)", 0, 3), ("int8 search (onnx)", 1, 3),
+                      ("int8 search (onnx)", 2, 2)]  # the second met the target: done
+    candidates = [step for step in seen if step[0].startswith("int8 candidate: ")]
+    assert [step[1:] for step in candidates] == [(0, 1), (1, 1), (0, 1), (1, 1)]
+    assert seen.index(search[1]) > seen.index(candidates[1])  # counted once judged
+
+
 def test_mixed_precision_follows_the_best_calibration_and_dynamic_only_when_allowed(tmp_path):
     def score(artifact):
         layers = len(artifact.manifest.float_layers)
