@@ -23,6 +23,7 @@ class _Phase:
     started: float
     shown: float  # when its last line was written
     done: int
+    first: int  # the count it started at (a board's phase is reported once it turns long)
 
 
 def duration(seconds: float) -> str:
@@ -33,17 +34,20 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
-def time_left(elapsed: float, done: int, total: int) -> float | None:
-    """Seconds left at the pace of the steps done so far; None before the first step."""
-    if done <= 0 or total <= done or elapsed <= 0:
+def time_left(elapsed: float, steps: int, left: int) -> float | None:
+    """Seconds for `left` more steps at the pace of `steps` taking `elapsed` seconds; None
+    before the first step or after the last."""
+    if steps <= 0 or left <= 0 or elapsed <= 0:
         return None
-    return elapsed / done * (total - done)
+    return elapsed / steps * left
 
 
-def step_line(description: str, done: int, total: int, elapsed: float) -> str:
-    """`training: step 11/100 after 10.0 s, about 1 min 21 s left`."""
+def step_line(description: str, done: int, total: int, elapsed: float, *,
+              first: int = 0) -> str:
+    """`training: step 11/100 after 10.0 s, about 1 min 21 s left`: the pace is that of
+    the steps since the phase was first reported at step `first`."""
     line = f"{description}: step {done}/{total} after {duration(elapsed)}"
-    left = time_left(elapsed, done, total)
+    left = time_left(elapsed, done - first, total - done)
     return line if left is None else f"{line}, about {duration(left)} left"
 
 
@@ -73,7 +77,8 @@ class PhaseLines:
             now = self.clock()
             phase = self.phases.get(description)
             if phase is None or done < phase.done:
-                phase = self.phases[description] = _Phase(started=now, shown=now, done=done)
+                phase = self.phases[description] = _Phase(started=now, shown=now, done=done,
+                                                          first=done)
                 self.write(f"{description}: started" + (f" ({total} steps)" if total > 1
                                                          else ""))
             if total and done >= total:
@@ -82,5 +87,6 @@ class PhaseLines:
                 return
             if done > phase.done and now - phase.shown >= self.interval:
                 phase.shown = now
-                self.write(step_line(description, done, total, now - phase.started))
+                self.write(step_line(description, done, total, now - phase.started,
+                                     first=phase.first))
             phase.done = done

@@ -38,19 +38,22 @@ def test_phase_lines_start_step_at_most_every_interval_and_end():
     assert lines[-1] == "training: done in 1 min 39 s"
     steps = lines[1:-1]
     assert len(steps) == 9
-    assert steps[0] == "training: step 11/100 after 10.0 s, about 1 min 21 s left"
+    assert steps[0] == "training: step 11/100 after 10.0 s, about 1 min 29 s left"
     assert all(re.fullmatch(rf"training: step \d+/100 after {DURATION}, about {DURATION} left",
                             line) for line in steps)
-    assert steps[-1] == "training: step 91/100 after 1 min 30 s, about 8.9 s left"
+    assert steps[-1] == "training: step 91/100 after 1 min 30 s, about 9.0 s left"
 
 
 def test_the_time_left_follows_the_pace_of_the_steps_so_far():
     # 8.7 s an inference, 50 timed runs: after 3 runs, 47 more at that pace.
-    assert time_left(26.1, 3, 50) == pytest.approx(47 * 8.7)
+    assert time_left(26.1, 3, 47) == pytest.approx(47 * 8.7)
     assert step_line("timed runs", 3, 50, 26.1) == \
         "timed runs: step 3/50 after 26.1 s, about 6 min 49 s left"
+    # A phase first reported at its second step: the pace is that of the steps since.
+    assert step_line("samples", 4, 10, 17.4, first=2) == \
+        "samples: step 4/10 after 17.4 s, about 52.2 s left"
     # Nothing done yet, or nothing left: no guess.
-    assert time_left(5.0, 0, 50) is None and time_left(5.0, 50, 50) is None
+    assert time_left(5.0, 0, 50) is None and time_left(5.0, 50, 0) is None
     assert step_line("timed runs", 0, 50, 5.0) == "timed runs: step 0/50 after 5.0 s"
 
 
