@@ -146,11 +146,13 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                         help="measure on every matching board of the inventory at once: "
                         "profile=NAME, group=NAME (a target file's `groups`), all, or "
                         "NAME,NAME")
-    parser.add_argument("--runs", type=int, default=MeasureOptions.runs,
-                        help=f"at least this many timed runs (1 to {MAX_RUNS:,})")
-    parser.add_argument("--seconds", type=float, default=MeasureOptions.seconds,
+    parser.add_argument("--runs", type=int,
+                        help=f"at least this many timed runs (1 to {MAX_RUNS:,}; default "
+                        f"{MeasureOptions.runs}, fewer on an emulated board)")
+    parser.add_argument("--seconds", type=float,
                         help=f"and at least this many seconds of timed runs (0 to "
-                        f"{MAX_SECONDS:g})")
+                        f"{MAX_SECONDS:g}; default {MeasureOptions.seconds:g}, 0 on an "
+                        "emulated board)")
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="time compared artifacts in N interleaved rounds (A/B/A/B; "
                         f"default {ROUNDS}, at most {MAX_REPEAT}); their ratio is the median "
@@ -159,11 +161,13 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-time", type=float, metavar="SECONDS",
                         help="at least this many timed seconds per artifact over its rounds "
                         f"(default {ROUND_SECONDS:g} s a round; at most {MAX_MIN_TIME:g})")
-    parser.add_argument("--warmup-runs", type=int, default=MeasureOptions.warmup_runs,
-                        help=f"untimed runs first (0 to {MAX_WARMUP_RUNS:,})")
-    parser.add_argument("--warmup-seconds", type=float, default=MeasureOptions.warmup_seconds,
+    parser.add_argument("--warmup-runs", type=int,
+                        help=f"untimed runs first (0 to {MAX_WARMUP_RUNS:,}; default "
+                        f"{MeasureOptions.warmup_runs}, fewer on an emulated board)")
+    parser.add_argument("--warmup-seconds", type=float,
                         help=f"and at least this many seconds of them (0 to "
-                        f"{MAX_WARMUP_SECONDS:g})")
+                        f"{MAX_WARMUP_SECONDS:g}; default {MeasureOptions.warmup_seconds:g}, "
+                        "0 on an emulated board)")
     parser.add_argument("--threads", type=int,
                         help="runtime threads (default: the plan's, from the board's cores)")
     parser.add_argument("--runtime", default="auto",

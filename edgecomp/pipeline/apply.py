@@ -28,6 +28,7 @@ from edgecomp.pipeline.build import ExportSettings, FormatScheme
 from edgecomp.pipeline.load import source_facts
 from edgecomp.pipeline.request import DeployRequest, ExportChoices, MeasureChoices
 from edgecomp.pipeline.rounds import Rounds
+from edgecomp.pipeline.timing import timing_for
 from edgecomp.vocab import RUNTIME_FORMATS, Format, IoDtype, Precision, RuntimeName
 
 log = logging.getLogger(__name__)
@@ -93,22 +94,27 @@ def _scheme(wanted: ExportChoices, plan: Plan) -> FormatScheme:
 
 
 def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
-               plan_for: Callable[[Format], Plan | None] | None = None) -> BoardSettings:
+               plan_for: Callable[[Format], Plan | None] | None = None,
+               emulated: str | None = None) -> BoardSettings:
     """Let the plan decide what the user left open; explicit choices always win.
 
     The demo exports both formats at fp32 and int8 for comparison, unless the user set a
     format or precision with `--set`. Each other format built is built and measured with
-    its own plan, `plan_for(format)`, where given.
+    its own plan, `plan_for(format)`, where given. On a board whose CPU is `emulated`, the
+    timing numbers left open are fewer (`edgecomp.pipeline.timing`), said in a warning.
     """
     wanted = request.export
     demo = request.model.is_demo
     target = board.target
     export = export_settings(wanted)
     choice = request.measure
+    timing = timing_for(choice, emulated, board=board.name)
+    if timing.note is not None:
+        log.warning("%s", timing.note)
     lock_timeout = target.lock_timeout if target is not None else MeasureOptions.lock_timeout
-    measure = MeasureOptions(runs=choice.runs, seconds=choice.seconds,
-                             warmup_runs=choice.warmup_runs,
-                             warmup_seconds=choice.warmup_seconds,
+    measure = MeasureOptions(runs=timing.runs, seconds=timing.seconds,
+                             warmup_runs=timing.warmup_runs,
+                             warmup_seconds=timing.warmup_seconds,
                              threads=threads_for(choice, None), seed=request.data.seed,
                              lock_timeout=lock_timeout, profile_ops=choice.profile_ops)
     by_format: dict[str, MeasureOptions] = {}
@@ -146,7 +152,7 @@ def apply_plan(request: DeployRequest, plan: Plan | None, board: Board, *,
             delegate = planned.delegate
         by_format[fmt] = replace(planned, runtime=runtime, delegate=delegate)
     return BoardSettings(export=replace(export, **changes), measure=measure, by_format=by_format,
-                    plans=plans, rounds=choice.rounds)
+                    plans=plans, rounds=timing.rounds)
 
 
 def export_settings(wanted: ExportChoices, *,

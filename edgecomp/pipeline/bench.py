@@ -108,12 +108,14 @@ def _bench_member(member: Member, artifacts: list[Artifact], base: Artifact | No
     if member.transport is None:
         return [failed_record(artifact, prepared, member.reached, member.error or "unreachable")
                 for artifact, prepared in zip(artifacts, prepared_sets)]
-    settings = apply_plan(request, None, member.board)
     transport = member.transport
+    emulated = None
     try:
-        board_facts(member.board, lambda: agent.info(transport))  # kept for later plans
+        # Kept for later plans; an emulated board is timed with fewer runs.
+        emulated = board_facts(member.board, lambda: agent.info(transport)).emulated
     except transport_errors() as exc:  # the measurements below say what went wrong
         log.warning("could not read what %s reports about itself: %s", member.name, exc)
+    settings = apply_plan(request, None, member.board, emulated=emulated)
     outputs = None
     if base is not None:
         ref_prepared = prepared_sets[-1]

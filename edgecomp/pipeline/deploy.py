@@ -90,7 +90,7 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
             if plan is not None and on_plan is not None:
                 on_plan(plan, member.name)
             planned.append((member, plan, apply_plan(
-                request, plan, member.board,
+                request, plan, member.board, emulated=facts.emulated,
                 plan_for=lambda fmt, board=member.board, facts=facts: format_plan(
                     source, board, request.overrides, facts, fmt, model=model))))
         out_dir = request.out_dir or Path("edgecomp-out") / source.name
@@ -184,7 +184,8 @@ def _build(request: DeployRequest, source: ModelSource, data: DataSpec, sets: Da
     # A recipe that trains for int8 (qat) fixed the scheme itself: no search then.
     trained_int8 = recipe is not None and recipe_export_defaults(recipe)[0] == Precision.INT8
     search = None if trained_int8 or member.transport is None else \
-        _search(request, prepared, reference, member.transport, settings, verified, model)
+        _search(request, prepared, reference, member.transport, settings, verified, model,
+                progress=progress)
     try:
         artifacts += export_all(prepared, settings.export, out_dir, progress=progress,
                                 search=search, cache=cache)
@@ -228,7 +229,7 @@ def _measure_member(member: Member, plan: Plan | None, settings: BoardSettings, 
 
 def _search(request: DeployRequest, prepared: Prepared, reference, transport,
             settings: BoardSettings, verified: dict[str, Verified],
-            model: ModelFacts | None) -> Search | None:
+            model: ModelFacts | None, *, progress: ProgressFn | None = None) -> Search | None:
     """Accuracy-aware int8 when there is evaluation data to judge it by (and the float
     model's outputs to compare with). Candidates are judged on `transport`'s board with
     the executor the kept artifact will be timed with there; the verifications are kept
@@ -238,7 +239,8 @@ def _search(request: DeployRequest, prepared: Prepared, reference, transport,
     data = MeasureData(prepared, reference=reference)
 
     def check(artifact: Artifact):
-        result = verify_on(transport, artifact, settings.options_for(artifact), data)
+        result = verify_on(transport, artifact, settings.options_for(artifact), data,
+                           progress=progress)
         verified[artifact.manifest.sha256] = result
         return result.check
 

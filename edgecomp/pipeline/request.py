@@ -20,7 +20,7 @@ from edgecomp.model.data import DEFAULT_CALIB_SIZE
 from edgecomp.model.signature import ShapeChoice
 from edgecomp.model.source import check_model_name
 from edgecomp.pipeline.agent import (MAX_RUNS, MAX_SECONDS, MAX_WARMUP_RUNS, MAX_WARMUP_SECONDS,
-                                      MeasureOptions, check_count, check_seconds)
+                                      check_count, check_seconds)
 from edgecomp.pipeline.rounds import Rounds, rounds_for
 from edgecomp.quantize.target import AgreementTarget
 from edgecomp.results.provenance import check_tag
@@ -107,13 +107,16 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class MeasureChoices:
-    """How long to time each artifact; `threads`/`runtime` of None leave them to the plan."""
+    """How long to time each artifact; `threads`/`runtime` of None leave them to the plan.
 
-    # The agent's options hold the one set of defaults (the CLI's flags read them here).
-    runs: int = MeasureOptions.runs
-    seconds: float = MeasureOptions.seconds
-    warmup_runs: int = MeasureOptions.warmup_runs
-    warmup_seconds: float = MeasureOptions.warmup_seconds
+    A timing number of None takes the default (`edgecomp.pipeline.timing`): the agent's
+    options' on real hardware, fewer runs on an emulated board.
+    """
+
+    runs: int | None = None
+    seconds: float | None = None
+    warmup_runs: int | None = None
+    warmup_seconds: float | None = None
     threads: int | None = None
     runtime: str | None = None  # an agent runtime name; None or "auto": the target/plan's
     profile_ops: bool = False  # per-op times from the runtime's profiler (`--profile-ops`)
@@ -121,10 +124,14 @@ class MeasureChoices:
     min_time: float | None = None  # timed seconds per artifact over its rounds, at least
 
     def __post_init__(self) -> None:
-        check_count("--runs", self.runs, low=1, high=MAX_RUNS)
-        check_seconds("--seconds", self.seconds, high=MAX_SECONDS)
-        check_count("--warmup-runs", self.warmup_runs, low=0, high=MAX_WARMUP_RUNS)
-        check_seconds("--warmup-seconds", self.warmup_seconds, high=MAX_WARMUP_SECONDS)
+        if self.runs is not None:
+            check_count("--runs", self.runs, low=1, high=MAX_RUNS)
+        if self.seconds is not None:
+            check_seconds("--seconds", self.seconds, high=MAX_SECONDS)
+        if self.warmup_runs is not None:
+            check_count("--warmup-runs", self.warmup_runs, low=0, high=MAX_WARMUP_RUNS)
+        if self.warmup_seconds is not None:
+            check_seconds("--warmup-seconds", self.warmup_seconds, high=MAX_WARMUP_SECONDS)
         if self.threads is not None and self.threads < 1:
             raise InputError("--threads must be a positive number of threads.")
         rounds_for(self.repeat, self.min_time)  # refuses bad values with one sentence

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ROUNDS = 3  # rounds when --repeat is not given
 ROUND_SECONDS = 0.3  # timed seconds per artifact and round, at least
 ROUND_RUNS = 20  # timed runs per artifact and round, at least
+ROUND_WARMUP_RUNS = 3  # and untimed runs before them
+ROUND_WARMUP_SECONDS = 0.1
 MAX_REPEAT = 1000
 MAX_MIN_TIME = 24 * 3600.0
 
@@ -46,6 +48,9 @@ class Rounds:
     seconds: float = ROUND_SECONDS
     repeat: int | None = None
     min_time: float | None = None
+    runs: int = ROUND_RUNS  # timed runs per artifact and round, at least
+    warmup_runs: int = ROUND_WARMUP_RUNS
+    warmup_seconds: float = ROUND_WARMUP_SECONDS
 
     @property
     def asked(self) -> bool:
@@ -92,10 +97,13 @@ def interleave(records: list[ResultRecord], artifacts: list[Artifact],
             if progress is not None:
                 progress("timing interleaved", index, rounds.count)
             for artifact in timed if index % 2 == 0 else timed[::-1]:
-                options = dataclasses.replace(options_for(artifact), runs=ROUND_RUNS,
-                                              seconds=rounds.seconds, warmup_runs=3,
-                                              warmup_seconds=0.1, profile_ops=False)
-                report = agent.measure(transport, artifact.path, options, inputs_for(artifact))
+                options = dataclasses.replace(options_for(artifact), runs=rounds.runs,
+                                              seconds=rounds.seconds,
+                                              warmup_runs=rounds.warmup_runs,
+                                              warmup_seconds=rounds.warmup_seconds,
+                                              profile_ops=False)
+                report = agent.measure(transport, artifact.path, options, inputs_for(artifact),
+                                       progress=progress)
                 p50s[artifact.path].append(report.latency_ms.p50)
                 p90s[artifact.path].append(report.latency_ms.p90)
                 seconds[artifact.path] += sum(report.samples_ms) / 1000.0
