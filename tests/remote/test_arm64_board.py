@@ -35,7 +35,7 @@ def deployed(arm64_board, demo_source, tmp_path_factory):
          "--json", str(out / "results.json")],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads((out / "results.json").read_text())
+    return json.loads((out / "results.json").read_text()), result.stderr
 
 
 @pytest.mark.slow
@@ -61,6 +61,7 @@ def test_agent_reports_the_emulated_cpu(arm64_board):
 
 @pytest.mark.slow
 def test_demo_deploys_to_the_emulated_board(deployed, arm64_board):
+    deployed, stderr = deployed
     board = [r for r in deployed if r["target"] == arm64_board.name]
     local = [r for r in deployed if r["target"] == "local"]
     assert len(board) == 4 and len(local) == 4
@@ -79,6 +80,15 @@ def test_demo_deploys_to_the_emulated_board(deployed, arm64_board):
         assert isinstance(result["accuracy"], float) and result["accuracy"] > 90
         assert abs(result["accuracy"] - x86[result["format"], result["precision"]]) <= 2.0
     assert {r["precision"] for r in board} == {"fp32", "int8"}
+    # The runs and seconds given are kept; what was left open takes the emulated board's
+    # defaults (2 rounds), said once, and real hardware keeps the usual 3 rounds.
+    said = [line for line in stderr.splitlines() if "each artifact gets" in line]
+    assert len(said) == 1 and f"{arm64_board.name} runs on an emulated CPU (qemu-user: " \
+                              "aarch64 on " in said[0]
+    assert "20 timed runs after 1 warm-up run" in said[0]
+    assert said[0].endswith("set --warmup-runs, --repeat to choose.")
+    assert {r["stability"]["rounds"] for r in board} == {2}
+    assert {r["stability"]["rounds"] for r in local} == {3}
 
 
 def process_state(pid: int) -> str | None:
