@@ -155,7 +155,8 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                         "emulated board)")
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="time compared artifacts in N interleaved rounds (A/B/A/B; "
-                        f"default {ROUNDS}, at most {MAX_REPEAT}); their ratio is the median "
+                        f"default {ROUNDS}, fewer on an emulated board; at most "
+                        f"{MAX_REPEAT}); their ratio is the median "
                         "of the rounds, its spread shown; with one artifact, N repeated "
                         "measurements")
     parser.add_argument("--min-time", type=float, metavar="SECONDS",
