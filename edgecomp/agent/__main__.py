@@ -3,7 +3,8 @@
 Shipped to boards as one zipapp (edgecomp-agent-<sha>.pyz). Python 3.8+, standard
 library only; numpy and the inference runtime are imported inside the runtime adapters.
 Every command prints exactly one JSON object on stdout and exits 0, or prints
-{"ok": false, "error": ..., "kind": ...} and exits 2.
+{"ok": false, "error": ..., "kind": ...} and exits 2. Long loops say how far they are in
+lines on stderr while they run (`edgecomp.agent.progress`).
 
     python3 agent.pyz info
     python3 agent.pyz measure MODEL [--runs N] [--seconds S] [--delegate D] [--profile-ops]

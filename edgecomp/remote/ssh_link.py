@@ -169,6 +169,15 @@ def alive(client, timeout: float) -> bool:
     return answered.wait(timeout) and transport.is_active()
 
 
+def complete_lines(buffer: bytes | bytearray, shown: int) -> tuple[list[str], int]:
+    """The lines of `buffer` completed after offset `shown`, and the offset past them: a
+    line that arrives in several chunks is given whole, once its end has come."""
+    end = buffer.rfind(b"\n") + 1
+    if end <= shown:
+        return [], shown
+    return bytes(buffer[shown:end]).decode("utf-8", "replace").splitlines(), end
+
+
 def execute(client, argv: list[str], *, target: Target, timeout: float,
             stderr_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
     """Run a command given as an argument list (every argument shell-quoted, the target's
@@ -201,10 +210,9 @@ def execute(client, argv: list[str], *, target: Target, timeout: float,
                 err += channel.recv_stderr(1 << 16)
                 got = True
             if stderr_line is not None and got:
-                end = err.rfind(b"\n") + 1
-                for text in bytes(err[shown:end]).decode("utf-8", "replace").splitlines():
+                lines, shown = complete_lines(err, shown)
+                for text in lines:
                     stderr_line(text)
-                shown = max(shown, end)
             if done:
                 break
             if channel.closed or not channel.get_transport().is_active():

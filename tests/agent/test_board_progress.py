@@ -160,3 +160,15 @@ def test_a_long_measurement_streams_its_progress_while_it_runs(onnx_model):
     count = len(report["samples_ms"])
     assert timed[-1][1] == ("timed runs", count, count)
     assert [step[1] for _, step in timed] == sorted(step[1] for _, step in timed)
+
+
+def test_a_line_split_across_ssh_chunks_arrives_whole_and_once():
+    from edgecomp.remote.ssh_link import complete_lines
+
+    whole = (line("timed runs", 1, 5) + "\n" + line("timed runs", 2, 5) + "\n").encode()
+    buffer, shown, got = bytearray(), 0, []
+    for chunk in (whole[:10], whole[10:60], whole[60:-1], whole[-1:]):
+        buffer += chunk
+        lines, shown = complete_lines(buffer, shown)
+        got += [parse(text) for text in lines]
+    assert got == [("timed runs", 1, 5), ("timed runs", 2, 5)] and shown == len(whole)
