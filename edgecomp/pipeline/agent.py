@@ -11,6 +11,7 @@ loop runs there, its progress lines (`edgecomp.agent.progress`) reach `progress`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import tempfile
 from dataclasses import dataclass
@@ -148,8 +149,8 @@ def run_agent(transport: Transport, args: Sequence[str], *, what: str,
               progress: ProgressFn | None = None, label: str = "") -> dict[str, Any]:
     """`transport.run_agent`, its progress lines shown as `progress("<label>: <phase>",
     done, total)`."""
-    if progress is None:
-        # The call as every transport takes it, those written before `stderr_line` too.
+    if progress is None or not _takes_stderr_line(transport):
+        # A transport written before `stderr_line` runs the agent without live progress.
         return transport.run_agent(args, what=what)
 
     def stderr_line(text: str) -> None:
@@ -159,6 +160,12 @@ def run_agent(transport: Transport, args: Sequence[str], *, what: str,
             progress(f"{label}: {phase}", done, total)
 
     return transport.run_agent(args, what=what, stderr_line=stderr_line)
+
+
+def _takes_stderr_line(transport: Transport) -> bool:
+    parameters = inspect.signature(transport.run_agent).parameters
+    return "stderr_line" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def info(transport: Transport) -> AgentInfo:

@@ -17,6 +17,11 @@ from edgecomp.remote.agent_bundle import agent_pyz
 from edgecomp.remote.base import TRANSPORTS, parse_agent_output
 
 
+# How long the pipes of an agent that ended may take to reach their end (a process it
+# started could hold them open).
+DRAIN_S = 10.0
+
+
 @TRANSPORTS.register("local")
 class LocalTransport:
     """Runs the agent zipapp with this Python; files stay where they are."""
@@ -75,8 +80,9 @@ class LocalTransport:
                     raise DeviceError(f"the local agent did not finish {what} within "
                                       f"{self.timeout:.0f} s.") from exc
                 finally:
-                    for reader in readers:
-                        reader.join()
+                    if agent.poll() is not None:  # ended: what it wrote is read at once
+                        for reader in readers:
+                            reader.join(timeout=DRAIN_S)
         finally:
             os.close(write_end)
             if read_end is not None:

@@ -172,3 +172,16 @@ def test_a_line_split_across_ssh_chunks_arrives_whole_and_once():
         lines, shown = complete_lines(buffer, shown)
         got += [parse(text) for text in lines]
     assert got == [("timed runs", 1, 5), ("timed runs", 2, 5)] and shown == len(whole)
+
+
+def test_a_transport_without_stderr_line_runs_the_agent_without_live_progress():
+    class Older:
+        target = "old"
+
+        def run_agent(self, args, *, what):
+            return {"ok": True, "args": list(args)}
+
+    shown = []
+    answer = host_agent.run_agent(Older(), ["info"], what="reading", label="x",
+                                  progress=lambda *step: shown.append(step))
+    assert answer == {"ok": True, "args": ["info"]} and shown == []

@@ -239,13 +239,13 @@ def test_board_gone_mid_deploy_keeps_every_finished_result(board, proxy, monkeyp
     original = SshTransport.run_agent
     calls = []
 
-    def run_agent(self, args, *, what):
+    def run_agent(self, args, *, what, **options):
         if args[0] == "measure":
             calls.append(args[1])
             if len(calls) == 2:  # the first artifact's record is finished
                 proxy.refuse()
                 proxy.cut()
-        return original(self, args, what=what)
+        return original(self, args, what=what, **options)
 
     monkeypatch.setattr(SshTransport, "run_agent", run_agent)
     before = leftovers(board)
@@ -278,12 +278,12 @@ def test_frozen_link_with_default_settings_fails_within_a_minute(
     original = SshTransport.run_agent
     calls = []
 
-    def run_agent(self, args, *, what):
+    def run_agent(self, args, *, what, **options):
         if args[0] == "measure":
             calls.append(args[1])
             if len(calls) == 2:
                 proxy.freeze()
-        return original(self, args, what=what)
+        return original(self, args, what=what, **options)
 
     monkeypatch.setattr(SshTransport, "run_agent", run_agent)
     before = leftovers(board)
