@@ -55,7 +55,8 @@ def test_real_hardware_keeps_the_usual_defaults_without_a_word():
 def test_apply_plan_times_an_emulated_board_with_fewer_runs_and_warns(caplog):
     request = DeployRequest(measure=MeasureChoices())
     with caplog.at_level(logging.WARNING, logger="edgecomp.pipeline.apply"):
-        settings = apply_plan(request, None, Board(name="sim-arm64", target=None, profile=None), emulated=QEMU)
+        settings = apply_plan(request, None, Board(name="sim-arm64", target=None, profile=None),
+                              emulated=QEMU)
     assert (settings.measure.runs, settings.measure.warmup_runs) == (5, 1)
     assert settings.rounds.runs == 3
     assert [r.getMessage() for r in caplog.records if "emulated CPU" in r.getMessage()] \
