@@ -283,8 +283,8 @@ def test_ci_in_a_user_repository_runs_end_to_end_against_the_simulated_board(
     outcome = push.run()
     assert outcome["hil"] == 0, push.log
     assert all(path.is_file() for path in push.uploaded), push.uploaded
-    assert {p.name for p in push.uploaded} == {"report.html", "junit.xml", "gate.json",
-                                               "results.json"}
+    assert {p.name for p in push.uploaded} == {"report.html", "gate.html", "junit.xml",
+                                               "gate.json", "results.json"}
     assert "could not judge" in push.log or "no baseline" in push.log.lower()
 
     # 2. A pull request that changes nothing: gated against main, and passes.
@@ -342,6 +342,9 @@ def test_ci_in_a_user_repository_runs_end_to_end_against_the_simulated_board(
     assert slower.action_outputs["verdict"] == "fail", slower.action_outputs
     assert slower.action_outputs["junit"] == "edgecomp-ci/junit.xml"
     assert all(path.is_file() for path in slower.uploaded)  # `if: always()` steps still ran
+    assert slower.action_outputs["gate-report"] == "edgecomp-ci/gate.html"
+    verdict = (project / "edgecomp-ci" / "gate.html").read_text()
+    assert "regression" in verdict and "latency" in verdict  # the verdict heads its report
     assert "demo-cnn" in slower.summary.read_text()  # the action wrote the job summary
     assert "edgecomp deploy failed" not in slower.log, slower.log
     failures = [case for suite in JUnitXml.fromfile(str(slower.junit[0])) for case in suite

@@ -58,10 +58,12 @@ echo "::endgroup::"
 echo "::group::gate against ${baseline}"
 gated=0
 "$edgecomp" gate --baseline "$baseline" --tag "$tag" --junit "$out/junit.xml" \
-    --summary "$out/summary.md" --json "$out/gate.json" "${gate_args[@]}" || gated=$?
+    --summary "$out/summary.md" --json "$out/gate.json" --report "$out/gate.html" \
+    "${gate_args[@]}" || gated=$?
 echo "::endgroup::"
 
-# The report shows this build beside the last 30 days on the same board.
+# gate.html is this build's results under the gate's verdict; report.html shows this build
+# beside the last 30 days on the same board.
 "$edgecomp" report --target "$EDGECOMP_TARGET" --since 30d -o "$out/report.html"
 
 if [ "$deployed" -ne 0 ]; then
