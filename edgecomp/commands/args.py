@@ -61,6 +61,13 @@ def check_outputs(args: argparse.Namespace) -> None:
                              "to.") from exc
 
 
+def add_wide_arg(parser: argparse.ArgumentParser) -> None:
+    """--wide: every column of the tables, past the 120 they fit by default."""
+    parser.add_argument("--wide", action="store_true",
+                        help="show every column (p90, interleaved rounds, spread, load, "
+                        "energy, run, date, the exported file's size), past 120 columns")
+
+
 def add_model_args(parser: argparse.ArgumentParser, *, optional: bool) -> None:
     """MODEL, --weights, --input-shape and --name."""
     parser.add_argument("model", nargs="?" if optional else None, metavar="MODEL",

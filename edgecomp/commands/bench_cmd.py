@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     shared.add_output_arg(bench, "--json", folder=False,
                           help="write the result objects to this JSON file")
     bench.add_argument("--no-record", action="store_true")
+    shared.add_wide_arg(bench)
     bench.set_defaults(func=run_bench)
 
 
@@ -48,4 +49,4 @@ def run_bench(args) -> int:
                          input_values=shared.input_values(args.input_values), name=args.name)
 
     return measured_run(measure, command="bench", recorded=not args.no_record,
-                        json_path=args.json)[1]
+                        json_path=args.json, wide=args.wide)[1]

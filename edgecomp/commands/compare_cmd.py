@@ -29,12 +29,17 @@ def add_parser(subparsers) -> None:
     compare.add_argument("--failed", action="store_true", help="include failed measurements")
     shared.add_output_arg(compare, "--json", folder=False,
                           help="write the result objects to this JSON file")
+    shared.add_output_arg(compare, "--csv", folder=False,
+                          help="write the table to this CSV file, one artifact a row, in base "
+                          "units (bytes, ms, percent)")
+    shared.add_wide_arg(compare)
     compare.set_defaults(func=run_compare)
 
 
 def run_compare(args) -> int:
     from edgecomp.commands.outcome import print_across_boards
-    from edgecomp.commands.ui import comparison_table, console, write_json
+    from edgecomp.commands.ui import (comparison_table, console, print_table, write_csv,
+                                      write_json)
     from edgecomp.results.compare import compare_stored
     from edgecomp.results.provenance import check_tag
     from edgecomp.results.store import parse_since
@@ -53,8 +58,11 @@ def run_compare(args) -> int:
     else:
         title = f"results in {found.location}" + (f" against {found.baseline}"
                                                   if found.baseline else "")
-        console.print(comparison_table(found.rows, title=title, baseline_name=found.baseline))
-        print_across_boards(found.records)
+        print_table(comparison_table(found.rows, title=title, baseline_name=found.baseline,
+                                     wide=args.wide), wide=args.wide)
+        print_across_boards(found.records, wide=args.wide)
     if args.json:
-        write_json(args.json, [row.record for row in found.rows])
+        write_json(args.json, [row.record for row in found.rows], found.rows)
+    if args.csv:
+        write_csv(args.csv, found.rows)
     return 0

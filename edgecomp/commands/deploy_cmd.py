@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
                           help="write the result objects to this JSON file")
     deploy.add_argument("--no-record", action="store_true",
                         help="do not add the results to the store")
+    shared.add_wide_arg(deploy)
     target = deploy.add_argument_group(
         "accuracy-aware int8", "With --eval data, int8 candidates (calibrations, then layers "
         "kept in float) are run in the target's runtime until one meets the target; an "
@@ -85,14 +86,14 @@ def run_deploy(args) -> int:
     def on_plan(plan, target: str) -> None:
         if len(targets) > 1:
             console.print(f"[bold]{escape(target)}[/bold]")
-        print_plan(plan)
+        print_plan(plan, wide=args.wide)
 
     def measure():
         with progress_bars() as progress, shown_logs("edgecomp.export.cache"):
             return deploy(request, progress=progress, on_plan=on_plan)
 
     records, status = measured_run(measure, command="deploy", recorded=not args.no_record,
-                                   json_path=args.json)
+                                   json_path=args.json, wide=args.wide)
     below = [r for r in records if any(f.kind is FlagKind.BELOW_TARGET for f in r.flags)]
     if status == 0 and below and (args.require_target or args.min_agreement is not None):
         return 3

@@ -13,15 +13,17 @@ from typing import Callable
 from rich.text import Text
 
 from edgecomp.commands.profile_view import print_profiles
-from edgecomp.commands.ui import (across_boards_table, comparison_table, console, err_console,
-                                  shown, write_json)
+from edgecomp.commands.ui import (across_boards_table, comparison_table, console,
+                                  print_table, shown, warn, write_json)
 from edgecomp.results.compare import across_boards, run_rows
+from edgecomp.results.flags import FLAG_CODES, flag_codes
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import warning
 
 
 def measured_run(measure: Callable[[], list[ResultRecord]], *, command: str, recorded: bool,
-                 json_path: Path | None) -> tuple[list[ResultRecord], int]:
+                 json_path: Path | None, wide: bool = False
+                 ) -> tuple[list[ResultRecord], int]:
     """Run `measure` (deploy or bench) and show its outcome; its records and exit status.
     A run the store failed to record is shown and written all the same, then its one
     sentence (where it is kept) ends the command with status 1."""
@@ -30,16 +32,16 @@ def measured_run(measure: Callable[[], list[ResultRecord]], *, command: str, rec
     try:
         records = measure()
     except RunKept as kept:
-        show_outcome(kept.records, command=command, recorded=False, json_path=json_path)
-        err_console.print(Text("error:", style="bold red"), shown(str(kept)), highlight=False,
-                          soft_wrap=True)
+        show_outcome(kept.records, command=command, recorded=False, json_path=json_path,
+                     wide=wide)
+        warn(Text("error:", style="bold red"), str(kept))
         return kept.records, 1
     return records, show_outcome(records, command=command, recorded=recorded,
-                                 json_path=json_path)
+                                 json_path=json_path, wide=wide)
 
 
 def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
-                 json_path: Path | None) -> int:
+                 json_path: Path | None, wide: bool = False) -> int:
     """Print the run's results (and write them to `json_path`); 1 when any failed."""
     run = next((r.run_id for r in records if r.run_id), None)
     rows = run_rows(records, stored=recorded)
@@ -47,15 +49,14 @@ def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
     title = (f"{command}: {len(records)} artifact(s) measured"
              + (f" in run {run}" if run else "")
              + (f"; {earlier} row(s) from earlier runs, marked (earlier)" if earlier else ""))
-    console.print(comparison_table(rows, title=title))
-    print_across_boards([row.record for row in rows])
+    print_table(comparison_table(rows, title=title, wide=wide), wide=wide)
+    print_across_boards([row.record for row in rows], wide=wide)
     print_profiles(records, console)
     if json_path:
-        write_json(json_path, records)
+        write_json(json_path, records, rows)
     failed = [r for r in records if not r.ok]
     for record in failed:
-        err_console.print(Text("failed", style="red"),
-                          shown(f"{record.artifact_name}: {record.error}"), soft_wrap=True)
+        warn(Text("failed", style="red"), f"{record.artifact_name}: {record.error}")
     shown_search = set()
     for record in records:
         search = record.manifest.search
@@ -65,18 +66,17 @@ def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
                                 f"\"{search.kept}\" of {len(search.tried)} tried (all in its "
                                 "manifest)"), highlight=False)
         for flag in record.flags:
-            err_console.print(Text("(!)", style="yellow"),
-                              shown(f"{record.artifact_name}: {flag.text}"), highlight=False,
-                              soft_wrap=True)
+            code = FLAG_CODES[flag.kind][0]
+            warn(Text(f"({code})", style="yellow"), f"{record.artifact_name}: {flag.text}")
         _warn_unstable(record)
     return 1 if failed else 0
 
 
-def print_across_boards(records: list[ResultRecord]) -> None:
+def print_across_boards(records: list[ResultRecord], *, wide: bool = False) -> None:
     """With results from several boards, the same artifacts side by side."""
     targets, rows = across_boards([r for r in records if r.ok or r.error])
     if rows:
-        console.print(across_boards_table(targets, rows))
+        print_table(across_boards_table(targets, rows), wide=wide)
 
 
 def _warn_unstable(record: ResultRecord) -> None:
@@ -84,5 +84,5 @@ def _warn_unstable(record: ResultRecord) -> None:
     line = warning(record.stability, artifact=record.artifact_name,
                    target=record.target) if record.stability is not None else None
     if line:
-        err_console.print(Text("(!)", style="yellow"), shown(line), highlight=False,
-                          soft_wrap=True)
+        codes = " ".join(flag_codes(record)[1]) or "u"
+        warn(Text(f"({codes})", style="yellow"), line)

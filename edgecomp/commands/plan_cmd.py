@@ -24,6 +24,8 @@ def add_parser(subparsers) -> None:
     plan.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a decision, repeatable")
     shared.add_output_arg(plan, "--json", folder=False, help="write the plan as JSON")
+    plan.add_argument("--wide", action="store_true",
+                      help="print the plan's reasons on one line each, past 120 columns")
     plan.set_defaults(func=run_plan)
 
     profiles = subparsers.add_parser("profiles", help="list or show hardware profiles")
@@ -61,7 +63,7 @@ def run_plan(args) -> int:
         source = load_source(model, DataSpec(), progress=progress)
     facts = board_facts(board)  # for a target: what its agent said at the last connection
     plan = plan_stage(source, board, overrides, facts)
-    print_plan(plan)
+    print_plan(plan, wide=args.wide)
     _print_facts_source(board, facts)
     if args.json:
         atomic_write_json(args.json, plan.to_json())

@@ -1,4 +1,5 @@
-"""The comparison table: every artifact's latest result with its speedup over fp32.
+"""The comparison table: every artifact's latest result with its speedup over the
+original model's fp32.
 
 A model is its name and its content: two different models that share a name (two files'
 factories both called `make`) stay apart, and a speedup or an fp32 baseline is never taken
@@ -10,7 +11,7 @@ sha256 where the rows hold several models of that name (`make @1a2b3c4`). Gates 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from edgecomp.results.record import ResultRecord
 
@@ -20,14 +21,34 @@ class ComparisonRow:
     """One line of `edgecomp compare`."""
 
     record: ResultRecord
-    # fp32 p50 of the same model, target and format over this p50: from the interleaved
-    # timing of the same run where there is one (`p50_ratio`), else the separate runs.
+    # The original model's fp32 p50 over this p50: the uncompressed fp32 artifact of the
+    # same model, target and format (the table's speedup: the ratio of the p50s it shows).
     speedup: float | None
-    size_ratio: float | None  # this size over that fp32 artifact's size
+    size_ratio: float | None  # this shipped size over that fp32 artifact's
     # The same artifact in the baseline (`compare --baseline SPEC`), where there is one.
     baseline: ResultRecord | None = None
     model: str = ""  # the model as the table names it (see `model_labels`)
     earlier: bool = False  # from an earlier run than the newest one among the rows
+    # The fp32 p50 of its own technique (a recipe's fp32 artifact) over this p50.
+    own_speedup: float | None = None
+
+    @property
+    def interleaved_speedup(self) -> float | None:
+        """Its own fp32's p50 over this p50 as the median of interleaved rounds (A/B/A/B)
+        timed in the same run, where there were such rounds."""
+        ratio = self.record.p50_ratio
+        return 1.0 / ratio if self.record.ok and ratio else None
+
+    def speedups_json(self) -> dict[str, Any]:
+        """The row's speedups and shipped size, named for `--json` and `--csv`."""
+        figure = self.record.stability
+        span = figure.ratio_range if figure is not None else None
+        return {"speedup_vs_original_fp32": self.speedup,
+                "speedup_vs_own_fp32": self.own_speedup,
+                "interleaved_speedup_vs_own_fp32": self.interleaved_speedup,
+                "interleaved_speedup_range": None if span is None else
+                [1 / span[1], 1 / span[0]],
+                "shipped_size_bytes": shipped_bytes(self.record)}
 
     def change(self, field: str) -> float | None:
         """Relative change of a latency field ("p50", "p90") or of the size against the
@@ -121,36 +142,53 @@ def newest_run(records: list[ResultRecord]) -> str | None:
 def compare_rows(records: list[ResultRecord], *, history: bool = False,
                  baseline: list[ResultRecord] | None = None,
                  current_run: str | None = None) -> list[ComparisonRow]:
-    """Rows grouped by model and target, fastest first, each against the fp32 artifact of
-    the same model (name and content) and, given `baseline` records (e.g. a tagged run),
+    """Rows grouped by model and target, fastest first, each against the original fp32
+    artifact of the same model (name and content), target and format (and its own
+    technique's fp32) and, given `baseline` records (e.g. a tagged run),
     against the same artifact there (the newest of each, matched by name). Rows from
     another run than `current_run` (default: the newest among them) are `earlier`."""
     chosen = records if history else latest(records)
     before = _baseline_of(chosen, baseline or [])
-    baselines: dict[tuple, ResultRecord] = {}
+    fp32: dict[tuple, ResultRecord] = {}
     for record in chosen:
-        if record.precision == "fp32" and record.technique in ("none", "") and record.ok:
-            baselines[(model_identity(record), record.target, record.format)] = record
+        if record.precision == "fp32" and record.ok:
+            fp32[(model_identity(record), record.technique or "none", record.target,
+                  record.format)] = record
     labels = model_labels(chosen)
     current = current_run or newest_run(chosen)
     rows = []
     for record in chosen:
-        base = baselines.get((model_identity(record), record.target, record.format))
-        speedup = size_ratio = None
-        if record.ok and record.p50_ratio:
-            speedup = 1.0 / record.p50_ratio  # timed interleaved with its fp32 twin
-        elif base is not None and record.ok:
-            speedup = base.latency_ms.p50 / record.latency_ms.p50
-        if base is not None and record.ok:
-            size_ratio = record.size_bytes / base.size_bytes
+        where = (model_identity(record), record.target, record.format)
+        original = fp32.get((where[0], "none", *where[1:]))
+        own = fp32.get((where[0], record.technique or "none", *where[1:]))
         rows.append(ComparisonRow(
-            record=record, speedup=speedup, size_ratio=size_ratio,
+            record=record, speedup=_p50_over(original, record),
+            size_ratio=(shipped_bytes(record) / shipped_bytes(original)
+                        if original is not None and record.ok else None),
             baseline=before(record),
             model=labels[model_identity(record)],
-            earlier=bool(current and record.run_id and record.run_id != current)))
+            earlier=bool(current and record.run_id and record.run_id != current),
+            own_speedup=_p50_over(own, record)))
     rows.sort(key=lambda r: (r.model, r.record.target,
                              r.record.latency_ms.p50 if r.record.ok else float("inf")))
     return rows
+
+
+def _p50_over(reference: ResultRecord | None, record: ResultRecord) -> float | None:
+    """The reference's p50 over the record's: how many times faster the record is."""
+    if reference is None or not record.ok or not record.latency_ms.p50:
+        return None
+    return reference.latency_ms.p50 / record.latency_ms.p50
+
+
+def shipped_bytes(record: ResultRecord) -> int:
+    """The size of what is really shipped: the Huffman archive a recipe's pass wrote
+    (`compress/huffman.py`, its pass report's `archive_bytes`), else the exported file."""
+    for report in reversed(record.recipe.reports if record.recipe is not None else ()):
+        size = report.metrics.get("archive_bytes")
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    return record.size_bytes
 
 
 def _baseline_of(rows: list[ResultRecord], baseline: list[ResultRecord]

@@ -48,3 +48,64 @@ def flag_records(records: list, target: AgreementTarget) -> list:
                               "artifact on this target"))
         flagged.append(dataclasses.replace(record, flags=flags))
     return flagged
+
+
+# The short codes of the tables' flag column, explained in one legend under each table:
+# capitals for what the artifact does (its outputs, where it ran), small letters for how
+# far its timing can be trusted, so a busy board never reads as a broken artifact.
+FLAG_CODES = {
+    FlagKind.BELOW_TARGET: ("A", "below the agreement target against the float model"),
+    FlagKind.SLOWER_THAN_FP32: ("S", "quantized, yet slower than its fp32 twin"),
+    FlagKind.NO_DELEGATE: ("D", "no delegate took any node"),
+    FlagKind.NOT_AS_PLANNED: ("P", "the planned accelerator did not run"),
+    FlagKind.UNPLANNED_CPU: ("C", "ran on the CPU of a board with an accelerator"),
+    FlagKind.NOTE: ("N", "a note"),
+}
+TIMING_CODES = {
+    "l": "board busy: load above its cores",
+    "h": "the board throttled",
+    "u": "unstable timing: spread, drift, few samples or disagreeing rounds",
+}
+
+
+def flag_codes(record) -> tuple[list[str], list[str]]:
+    """A record's codes: (what the artifact does, how its timing went), in legend order."""
+    from edgecomp.results.stability import MAX_LOAD_PER_CORE
+
+    kinds = {flag.kind for flag in record.flags}
+    artifact = [FLAG_CODES[kind][0] for kind in FLAG_CODES if kind in kinds]
+    timing = []
+    figure = record.stability
+    if figure is not None and not figure.stable:
+        busy = figure.load_per_core is not None and figure.load_per_core > MAX_LOAD_PER_CORE
+        timing = [code for code, on in (("l", busy), ("h", bool(figure.throttled))) if on]
+        if len(figure.reasons) > len(timing):  # a reason beside the load and the heat
+            timing.append("u")
+    return artifact, timing
+
+
+def codes_text(record) -> str:
+    """The flag column's cell: "A D", "l u", "A · l" (the artifact's codes first)."""
+    artifact, timing = flag_codes(record)
+    return " · ".join(part for part in (" ".join(artifact), " ".join(timing)) if part)
+
+
+def legend(records) -> list[str]:
+    """One line per group of the codes these records carry, each code with its meaning
+    (empty when none carries a code)."""
+    artifact: set[str] = set()
+    timing: set[str] = set()
+    for record in records:
+        found = flag_codes(record)
+        artifact.update(found[0])
+        timing.update(found[1])
+    lines = []
+    if artifact:
+        lines.append("flags: " + " · ".join(f"{code} {meaning}" for code, meaning
+                                            in FLAG_CODES.values() if code in artifact)
+                     + " (each said in full below the table and in --json `flags`)")
+    if timing:
+        lines.append("timing: " + " · ".join(f"{code} {meaning}" for code, meaning
+                                             in TIMING_CODES.items() if code in timing)
+                     + " (reasons in the warnings and in --json `stability`)")
+    return lines

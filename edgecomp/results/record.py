@@ -195,6 +195,9 @@ class ResultRecord:
         if not isinstance(data, dict):
             raise field_error(source, "", "must be a table of a result's fields")
         values = dict(data)
+        # What a table derived from the record beside it (`--json`'s speedups and shipped
+        # size, `ComparisonRow.speedups_json`): worked out again, never read back.
+        values.pop("comparison", None)
         version = values.get("record_version", 1)
         if not isinstance(version, int) or not 1 <= version <= RECORD_VERSION:
             raise field_error(source, "record_version",

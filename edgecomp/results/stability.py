@@ -22,8 +22,7 @@ Timed in interleaved rounds (A/B/A/B, then B/A/B/A: `deploy`, `bench` of several
 or `--repeat`), an artifact also gets each round's p50 and p90 and, compared with another
 artifact, each round's ratio of the two p50s. Both sides of a round share the board's
 conditions, so the spread of the per-round ratios (largest over smallest, minus one) says
-how precise the ratio is; above 10 % it is shown as the range of the rounds, not as one
-number. An artifact timed alone in rounds is judged by the spread of its round p50s
+how precise the ratio is; above 10 % the range of the rounds is shown beside it. An artifact timed alone in rounds is judged by the spread of its round p50s
 instead. Each round runs in an agent process of its own, so the rounds are also a check on
 the measurement: a measurement whose p50 lies more than 10 % from the median of its rounds'
 ran under conditions of its own (a burst of load for just that while, or something of that
@@ -72,11 +71,31 @@ def sample_reasons(samples: Sequence[float], *, min_samples: int = MIN_SAMPLES,
     if p50 <= 0:
         return ["its median latency is not positive"]
     if p90 > max_tail_ratio * p50:
-        return [f"p90 is {p90 / p50:.2f}x p50 (limit {max_tail_ratio:g}x)"]
+        return [f"p90 is {beyond(p90 / p50, max_tail_ratio, unit='x')} p50, above the "
+                f"{limit_text(max_tail_ratio, 'x')} limit"]
     drift = segment_drift(values)
     if drift > max_drift:
-        return [f"the medians of its tenths differ by {drift:.0%} (limit {max_drift:.0%})"]
+        return [f"the medians of its tenths differ by {above(drift, max_drift)}"]
     return []
+
+
+def above(value: float, limit: float, *, unit: str = "%") -> str:
+    """A value beyond its limit, with the digits it takes to read as beyond it, and the
+    limit: "10.4%, above the 10% limit" (never "10% (limit 10%)"; equal is within)."""
+    return f"{beyond(value, limit, unit=unit)}, above the {limit_text(limit, unit)} limit"
+
+
+def beyond(value: float, limit: float, *, unit: str = "%") -> str:
+    """`value` (more than `limit`) with as many decimals as it takes to show more."""
+    scale = 100 if unit == "%" else 1
+    for digits in range(0 if unit == "%" else 2, 7):
+        if round(value * scale, digits) > limit * scale:
+            break
+    return f"{value * scale:.{digits}f}{unit}"
+
+
+def limit_text(limit: float, unit: str = "%") -> str:
+    return f"{limit * (100 if unit == '%' else 1):g}{unit}"
 
 
 def round_spread(values: Sequence[float]) -> float | None:
@@ -173,9 +192,10 @@ def measurement_off_rounds(samples: Sequence[float], round_p50s: Sequence[float]
     own = float(np.median(samples))
     if (off := off_rounds(own, round_p50s)) is None:
         return None
-    return (f"its measurement's p50, {own:.4g} ms, is {off:+.0%} off the median of its "
-            f"{len(round_p50s)} rounds' ({float(np.median(round_p50s)):.4g} ms; limit "
-            f"{MAX_ROUND_SPREAD:.0%})")
+    return (f"its measurement's p50, {own:.4g} ms, is {'+' if off > 0 else '-'}"
+            f"{beyond(abs(off), MAX_ROUND_SPREAD)} off the median of its {len(round_p50s)} "
+            f"rounds' ({float(np.median(round_p50s)):.4g} ms), beyond the "
+            f"{limit_text(MAX_ROUND_SPREAD)} limit")
 
 
 def judged(figure: Stability, samples: Sequence[float]) -> Stability:
@@ -193,26 +213,48 @@ def judged(figure: Stability, samples: Sequence[float]) -> Stability:
         if spread is not None and spread > MAX_ROUND_SPREAD:
             low, high = figure.ratio_range
             reasons.append(f"its speedup over {figure.ratio_to} went from {1 / high:.2f}x to "
-                           f"{1 / low:.2f}x over {len(figure.ratios)} rounds "
-                           f"(limit {MAX_ROUND_SPREAD:.0%})")
+                           f"{1 / low:.2f}x over {len(figure.ratios)} rounds, apart by "
+                           f"{above(spread, MAX_ROUND_SPREAD)}")
     else:
         spread = round_spread(figure.round_p50s)
         if spread is not None and spread > MAX_ROUND_SPREAD:
             reasons.append(f"its p50 went from {min(figure.round_p50s):.4g} to "
                            f"{max(figure.round_p50s):.4g} ms over {len(figure.round_p50s)} "
-                           f"rounds (limit {MAX_ROUND_SPREAD:.0%})")
+                           f"rounds, apart by {above(spread, MAX_ROUND_SPREAD)}")
     return dataclasses.replace(figure, reasons=reasons)
+
+
+# Advice stays within what a person would run: at most this many rounds and timed seconds
+# per artifact. Past that, more time does not settle a timing: what disturbs it is the
+# board (its load, its heat), and waiting longer only measures more of the same noise.
+ADVICE_MAX_REPEAT = 10
+ADVICE_MAX_SECONDS = 60
 
 
 def warning(figure: Stability, *, artifact: str, target: str) -> str | None:
     """One line for an unstable timing: what made it so and what to do; None when stable."""
     if figure.stable:
         return None
-    rounds = max(figure.rounds, 3)
+    said = f"timing of {artifact} on {target} is unstable: {'; '.join(figure.reasons)}."
+    board = []
+    if figure.load_per_core is not None and figure.load_per_core > MAX_LOAD_PER_CORE:
+        board.append("stop what else runs on it")
+    if figure.throttled:
+        board.append("let it cool or give it a fan")
+    other = len(figure.reasons) > len(board)  # a reason beside the load and the heat
     timed = figure.rounds_timed_s or figure.timed_s
-    return (f"timing of {artifact} on {target} is unstable: {'; '.join(figure.reasons)}. "
-            f"Measure on a quieter board, or time longer (e.g. --repeat {rounds * 2} "
-            f"--min-time {math.ceil(max(2 * timed, 5.0))}).")
+    if not other:
+        return f"{said} Measure on a quieter board ({', '.join(board)}); timing longer " \
+               "would only time more of the same disturbance."
+    if timed >= ADVICE_MAX_SECONDS:
+        return (f"{said} It was timed for {timed:.0f} s already, so timing longer is "
+                "unlikely to help: measure on a quieter board (nothing else running, "
+                "cool), then compare again.")
+    repeat = min(max(figure.rounds, 3) * 2, ADVICE_MAX_REPEAT)
+    seconds = min(math.ceil(max(2 * timed, 5.0)), ADVICE_MAX_SECONDS)
+    return (f"{said} Measure on a quieter board, or time longer (e.g. --repeat {repeat} "
+            f"--min-time {seconds}: twice the timing, at most {ADVICE_MAX_SECONDS} s per "
+            "artifact).")
 
 
 def spread_text(figure: Stability | None) -> str:
@@ -229,12 +271,12 @@ def load_text(figure: Stability | None) -> str:
     return f"{figure.load:.1f}/{figure.cores or '?'}"
 
 
-def speedup_text(speedup: float | None, figure: Stability | None) -> str:
-    """A speedup over the reference, as the range of its rounds where those disagree beyond
-    the limit (so an unstable ratio never reads as a precise one)."""
+def interleaved_text(speedup: float | None, figure: Stability | None) -> str:
+    """The speedup over its own fp32 as the median of interleaved rounds, with the range of
+    the rounds beside it where they disagree beyond the limit ("1.02x (0.93-1.10x)")."""
     if speedup is None:
         return "-"
     ratios = figure.ratio_range if figure is not None else None
     if ratios is not None and round_spread(figure.ratios) > MAX_ROUND_SPREAD:
-        return f"{1 / ratios[1]:.2f}-{1 / ratios[0]:.2f}x"
+        return f"{speedup:.2f}x ({1 / ratios[1]:.2f}-{1 / ratios[0]:.2f}x)"
     return f"{speedup:.2f}x"

@@ -11,6 +11,7 @@ from edgecomp.cli import main
 from edgecomp.commands.outcome import show_outcome
 from edgecomp.results.store import Store
 from tests.results.records import record
+from tests.tables import table_rows
 
 
 def test_compare_prints_names_with_rich_markup_literally(tmp_path, monkeypatch, capsys):
@@ -63,10 +64,10 @@ def test_compare_against_a_tagged_baseline_shows_each_change(results_db, capsys)
                        measured("fresh", 2.0, 1000, 90.0, "v2")], command="edgecomp deploy")
     assert main(["compare", "--baseline", "v1"]) == 0
     out = capsys.readouterr().out
-    fast = next(line for line in out.splitlines() if "fast" in line)
-    assert "+50.0%" in fast and "+10.0%" in fast and "-0.50 pts" in fast
-    fresh = next(line for line in out.splitlines() if "fresh" in line)
-    assert "new" in fresh
+    rows = changes(out)
+    assert (rows["fast"]["p50 vs base"], rows["fast"]["size vs base"],
+            rows["fast"]["acc vs base"]) == ("+50.0%", "+10.0%", "-0.50 pts")
+    assert rows["fresh"]["p50 vs base"] == "new"
     assert "gone" not in out  # the baseline's own rows are not candidates
     assert main(["compare", "--baseline", "v9"]) == 1
     assert "no tag 'v9' in the results store" in capsys.readouterr().err
@@ -75,10 +76,9 @@ def test_compare_against_a_tagged_baseline_shows_each_change(results_db, capsys)
     assert "fresh" in out and "gone" not in out
 
 
-def changes(out: str) -> dict[str, str]:
-    """Each model's row of the table, by model."""
-    return {line.split()[1]: line for line in out.splitlines()
-            if line.split()[1:2] and line.split()[1] in ("fast", "gone", "fresh")}
+def changes(out: str) -> dict[str, dict[str, str]]:
+    """Each model's row of the table (its cells by header), by model."""
+    return {row["model"]: row for row in table_rows(out)}
 
 
 @pytest.mark.parametrize("spelling", ["run", "branch", "file"])
@@ -100,11 +100,11 @@ def test_compare_against_a_run_a_branch_or_a_file_shows_each_change(results_db, 
     spec = {"run": f"run:{base}", "branch": "branch:main", "file": str(saved)}[spelling]
     assert main(["compare", "--baseline", spec]) == 0
     rows = changes(capsys.readouterr().out)
-    assert "+50.0%" in rows["fast"] and "+10.0%" in rows["fast"]
-    assert "-0.50 pts" in rows["fast"]
-    assert "new" in rows["fresh"]
+    assert (rows["fast"]["p50 vs base"], rows["fast"]["size vs base"],
+            rows["fast"]["acc vs base"]) == ("+50.0%", "+10.0%", "-0.50 pts")
+    assert rows["fresh"]["p50 vs base"] == "new"
     if spelling == "file":
-        assert "+0.0%" in rows["gone"]  # a file's records stay in the rows
+        assert rows["gone"]["p50 vs base"] == "+0.0%"  # a file's records stay in the rows
     else:
         assert "gone" not in rows
     # The baseline is filtered like the rows; nothing left is one sentence, exit 1.

@@ -19,6 +19,7 @@ from edgecomp.results.report import build_report
 from edgecomp.results.store import Store
 from tests.results.records import manifest, record
 from tests.results.test_report import page_text
+from tests.tables import table_rows
 
 FACTORY = textwrap.dedent("""
     import torch
@@ -60,7 +61,9 @@ def deploy_in(folder, monkeypatch, *args: str) -> int:
 
 
 def rows_of(out: str, word: str) -> list[str]:
-    return [line for line in out.splitlines() if word in line and "│" in line]
+    """The rows of the first table in `out` that mention `word`, each its cells joined."""
+    rows = [" │ ".join(row.values()) for row in table_rows(out)]
+    return [row for row in rows if word in row]
 
 
 @pytest.mark.parametrize("results_db", ["sqlite"], indirect=True)
@@ -95,8 +98,8 @@ def test_two_models_named_make_stay_apart_in_compare_bench_and_report(
     first_rows = rows_of(out, f"netdef.make @{first_sha[:7]}")
     (second_row,) = rows_of(out, f"netdef.make @{second_sha[:7]}")
     assert len(first_rows) == 2
-    cells = [cell.strip() for cell in second_row.split("│")]
-    assert cells[12] == "-"  # speedup: no fp32 of this model, none taken from the other
+    (cells,) = [row for row in table_rows(out) if row["model"].endswith(second_sha[:7])]
+    assert cells["speedup"] == "-"  # no fp32 of this model, none taken from the other
     assert second_run in second_row and "(earlier)" not in second_row
     assert all(first_run in row and "(earlier)" in row for row in first_rows)
     assert f"earlier run than run {second_run}" in " ".join(out.split())

@@ -13,7 +13,7 @@ from edgecomp.results.gate_latency import instability
 from edgecomp.results.verdicts import GateConfig
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.stability import (Stability, judged, measured, sample_reasons,
-                                        speedup_text, spread_text, warning)
+                                        interleaved_text, spread_text, warning, above)
 from tests.results.records import record as stored_record
 
 RNG = np.random.default_rng(0)
@@ -55,6 +55,17 @@ def test_a_heavy_tail_is_unstable_and_says_why_and_what_to_do():
     assert spread_text(figure).endswith("!")
 
 
+def test_a_value_at_its_limit_is_within_it_and_one_beyond_reads_beyond():
+    """10.04 % over a 10 % limit reads 10.04 %, not "10 % (limit 10 %)"; 10 % is within."""
+    assert above(0.1004, 0.10) == "10.04%, above the 10% limit"
+    assert above(0.25, 0.10) == "25%, above the 10% limit"
+    assert above(1.5004, 1.5, unit="x") == "1.5004x, above the 1.5x limit"
+    tied = np.tile([0.9, 1.0, 1.0, 1.0, 1.1], 80)  # p90 of 1.1 ms at a p50 of 1.0 ms
+    assert sample_reasons(tied, max_tail_ratio=1.1) == []  # equal to the limit: within
+    assert sample_reasons(tied, max_tail_ratio=1.09) == [
+        "p90 is 1.10x p50, above the 1.09x limit"]
+
+
 def test_a_burst_shows_as_drift():
     samples = list(STEADY[:200]) + [1.3 * v for v in STEADY[200:]]  # second half 30 % slower
     figure = measured(samples, device())
@@ -89,15 +100,16 @@ def _with_rounds(ratios, *, base="fp32.tflite"):
 def test_ratio_rounds_that_agree_give_one_number():
     figure = _with_rounds([0.330, 0.325, 0.334])
     assert figure.stable
-    assert speedup_text(1 / 0.330, figure) == "3.03x"
+    assert interleaved_text(1 / 0.330, figure) == "3.03x"
 
 
 def test_ratio_rounds_that_disagree_are_shown_as_their_range():
     figure = _with_rounds([0.21, 0.32, 0.25])
     assert not figure.stable
     assert figure.reasons == ["its speedup over fp32.tflite went from 3.12x to 4.76x over 3 "
-                              "rounds (limit 10%)"]
-    assert speedup_text(1 / 0.25, figure) == "3.12-4.76x"  # never "4.00x"
+                              "rounds, apart by 52%, above the 10% limit"]
+    # The median of the rounds, never alone: the range beside it.
+    assert interleaved_text(1 / 0.25, figure) == "4.00x (3.12-4.76x)"
 
 
 def test_a_lone_artifact_in_rounds_is_judged_by_its_round_p50s():
@@ -105,7 +117,8 @@ def test_a_lone_artifact_in_rounds_is_judged_by_its_round_p50s():
     steady = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.02, 0.99]), STEADY)
     moved = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.3, 1.0]), STEADY)
     assert steady.stable
-    assert moved.reasons == ["its p50 went from 1 to 1.3 ms over 3 rounds (limit 10%)"]
+    assert moved.reasons == ["its p50 went from 1 to 1.3 ms over 3 rounds, apart by 30%, "
+                             "above the 10% limit"]
 
 
 def test_a_measurement_out_of_line_with_its_rounds_is_unstable():
@@ -116,7 +129,8 @@ def test_a_measurement_out_of_line_with_its_rounds_is_unstable():
     off = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.01, 0.99]),
                  [1.3 * v for v in STEADY])
     assert len(off.reasons) == 1 and off.reasons[0].startswith("its measurement's p50, 1.29")
-    assert "+30% off the median of its 3 rounds' (1 ms; limit 10%)" in off.reasons[0]
+    assert ("+30% off the median of its 3 rounds' (1 ms), beyond the 10% limit"
+            in off.reasons[0])
     near = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.25, 1.3, 1.2]),
                   [1.3 * v for v in STEADY])
     one = judged(dataclasses.replace(base, rounds=1, round_p50s=[1.0]),
@@ -148,7 +162,7 @@ def test_records_keep_the_figure_and_old_records_still_read():
     newer = record.to_json()
     newer["stability"]["from_the_future"] = 1  # a later edgecomp's extra key
     assert ResultRecord.from_json(newer).stability == figure
-    assert spread_text(None) == "-" and speedup_text(None, None) == "-"
+    assert spread_text(None) == "-" and interleaved_text(None, None) == "-"
 
 
 @pytest.mark.parametrize("repeat, min_time", [
