@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 
 from edgecomp.cli import main
+from edgecomp.results.units import duration_text, times_text
+from tests.tables import table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +62,7 @@ def bench(tmp_path, capsys, *args):
 
 def test_bench_of_two_artifacts_times_them_interleaved(models, tmp_path, capsys):
     big, small = models
-    results, captured = bench(tmp_path, capsys, big, small)
+    results, captured = bench(tmp_path, capsys, big, small, "--wide")
     base, other = results["big.onnx"]["stability"], results["small.onnx"]["stability"]
     assert base["ratio_to"] == other["ratio_to"] == "big.onnx"  # over the first named
     assert results["big.onnx"]["p50_ratio"] == 1.0 and base["ratios"] == []
@@ -72,7 +75,7 @@ def test_bench_of_two_artifacts_times_them_interleaved(models, tmp_path, capsys)
         assert figure["samples"] >= 20 and figure["spread"] >= 1.0
         assert figure["cores"] >= 1 and figure["load"] is not None
         assert figure["rounds_timed_s"] >= 0.8 * 3 * 0.3
-    assert "spread" in captured.out and "load" in captured.out
+    assert "spread" in captured.out and "load" in captured.out  # --wide's columns
 
 
 def test_fp32_and_int8_of_one_model_get_their_speedup_from_the_rounds(tmp_path, capsys):
@@ -96,7 +99,16 @@ def test_fp32_and_int8_of_one_model_get_their_speedup_from_the_rounds(tmp_path, 
     assert len(other["stability"]["ratios"]) == 3
     assert other["p50_ratio"] == pytest.approx(statistics.median(other["stability"]["ratios"]),
                                                abs=1e-3)
-    assert "speedup" in captured.out
+    # One story: the table's speedup is the ratio of the p50s it shows; the rounds' median
+    # is kept beside it in --json, named for what it is.
+    p50s = base["latency_ms"]["p50"] / other["latency_ms"]["p50"]
+    compared = other["comparison"]
+    assert compared["speedup_vs_original_fp32"] == pytest.approx(p50s)
+    assert compared["speedup_vs_own_fp32"] == pytest.approx(p50s)  # no recipe: the same
+    assert compared["interleaved_speedup_vs_own_fp32"] == pytest.approx(1 / other["p50_ratio"])
+    (row,) = [row for row in table_rows(captured.out) if row["precision"] != "fp32"]
+    assert row["speedup"] == times_text(p50s)
+    assert row["p50"] == duration_text(other["latency_ms"]["p50"])
 
 
 def test_repeat_and_min_time_buy_longer_timing_and_are_recorded(models, tmp_path, capsys):
@@ -143,10 +155,13 @@ def test_a_busy_board_gets_a_warning_saying_why(models, tmp_path, capsys):
     assert figure["reasons"], figure
     lines = [line for line in captured.err.splitlines() if "is unstable" in line]
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith("(!) timing of big.onnx on local is unstable: ")
+    assert re.match(r"\([lhu ]+\) timing of big\.onnx on local is unstable: ", lines[0])
     assert figure["reasons"][0] in lines[0]
-    assert "quieter board" in lines[0] and "--repeat" in lines[0]
-    assert "!" in captured.out  # the table's spread column marks it too
+    assert "quieter board" in lines[0]
+    # The flag column carries the timing codes, explained under the table.
+    (row,) = table_rows(captured.out)
+    assert "l" in row["flags"].split() or "u" in row["flags"].split()
+    assert "timing: " in captured.out
 
 
 @pytest.mark.parametrize("flag, value, words", [

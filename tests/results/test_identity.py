@@ -178,8 +178,8 @@ def test_two_foreign_files_of_one_name_are_two_models(results_db, tmp_path, caps
                  *FAST[4:]]) == 0
     capsys.readouterr()
     assert main(["compare"]) == 0
-    rows = rows_of(capsys.readouterr().out, "model @")
-    assert len(rows) == 2 and len({row.split("│")[1] for row in rows}) == 2
+    rows = [row for row in table_rows(capsys.readouterr().out) if "model @" in row["model"]]
+    assert len(rows) == 2 and len({row["model"] for row in rows}) == 2
 
 
 @pytest.mark.parametrize("command", [

@@ -13,6 +13,7 @@ from edgecomp.cli import main
 from examples.zoo import data as zoo_data
 from examples.zoo import models as zoo
 from tests.browser import distinct_colours, offline_page
+from tests.tables import table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -69,14 +70,11 @@ def test_a_real_model_is_tagged_compared_gated_and_reported(results_db, tmp_path
     assert verdicts["latency p50"] == "pass" and verdicts["cosine"] == "pass", verdicts
     capsys.readouterr()
 
-    assert main(["compare", "--baseline", baseline, "--tag", attempt]) == 0
+    assert main(["compare", "--baseline", baseline, "--tag", attempt, "--wide"]) == 0
     shown = capsys.readouterr().out
-    assert "face_detection_short_range" in "".join(
-        line.split("│")[1].strip() for line in shown.splitlines() if line.count("│") > 2)
-    header = next(line for line in shown.splitlines() if "┃" in line and "model" in line)
-    columns = [cell.strip() for cell in header.split("┃")[1:-1]]
-    row = next(line for line in shown.splitlines() if "tflite" in line)
-    cells = dict(zip(columns, [cell.strip() for cell in row.split("│")[1:-1]]))
+    rows = table_rows(shown)
+    assert any("face_detection_short_range" in row["model"].replace(" ", "") for row in rows)
+    cells = next(row for row in rows if row["format"] == "tflite")
     assert cells["size vs base"] == "+0.0%", cells  # the same file: no size change
     assert cells["p50 vs base"].endswith("%") and cells["p90 vs base"].endswith("%"), cells
 
