@@ -370,7 +370,8 @@ def print_plan(plan, *, wide: bool = False) -> None:
     for key, entry in plan.to_json()["decisions"].items():
         value = str(entry["value"]).lower() if isinstance(entry["value"], bool) else \
             str(entry["value"])
-        table.add_row(key, value + (" (set)" if entry["overridden"] else ""), entry["reason"])
+        table.add_row(key, shown(value + (" (set)" if entry["overridden"] else "")),
+                      shown(entry["reason"]))
     table.add_row("memory", plan.memory_fit.value, plan.memory_reason)
     print_table(table, wide=wide)
     for warning in plan.warnings:
