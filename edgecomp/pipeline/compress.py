@@ -113,6 +113,41 @@ def recipe_export_defaults(recipe) -> tuple[Precision | None, tuple[Format, ...]
             tuple(Format(f) for f in formats) if formats else None)
 
 
+def recipe_formats(recipe, settings: BoardSettings, user_export: ExportChoices, *,
+                   has_module: bool = True) -> tuple[BoardSettings, list[str]]:
+    """The board's settings with only the formats that export the recipe's precision
+    (`recipe_export_defaults`), checked before any pass runs, and a sentence for each
+    format left out. InputError naming the recipe, the format and what to do when the
+    user named the formats or precisions and one cannot, or when no format can."""
+    from edgecomp.export import formats_for, get_exporter, unsupported_reason
+
+    precision, formats = recipe_export_defaults(recipe)
+    if precision is None or user_export.precisions is not None:
+        return settings, []  # the user's precisions (checked by export) or the plan's
+    chosen = tuple(formats) if formats and user_export.formats is None else \
+        settings.export.formats
+    kept = tuple(fmt for fmt in chosen
+                 if unsupported_reason(fmt, precision, has_module=has_module) is None)
+    left_out = [Format(fmt).value for fmt in chosen if fmt not in kept]
+
+    def why(fmt: str) -> str:
+        exporter = get_exporter(fmt)
+        offered = ", ".join(sorted(p.value for p in exporter.precisions))
+        return exporter.declined.get(precision) or f"it exports {offered}"
+
+    if left_out and (not kept or user_export.formats is not None):
+        fmt = left_out[0]
+        others = [f.value for f in formats_for(precision, has_module=has_module)]
+        instead = (f"deploy it with --format {others[0]}" if others else
+                   "choose a recipe that exports another precision")
+        raise InputError(f"recipe {recipe.name} exports {precision.value}, which {fmt} "
+                         f"does not ({why(fmt)}); {instead}, or give --precision to "
+                         "export another one.")
+    notes = [f"recipe {recipe.name} exports {precision.value}, which {fmt} does not "
+             f"({why(fmt)}): its {fmt} artifacts are left out" for fmt in left_out]
+    return replace(settings, export=replace(settings.export, formats=kept)), notes
+
+
 def compress_stage(prepared: Prepared, settings: BoardSettings, recipe, plan: Plan | None, *,
                    training: Training, user_export: ExportChoices, out_dir: Path,
                    progress: ProgressFn | None = None) -> tuple[Prepared, BoardSettings]:

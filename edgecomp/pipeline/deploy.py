@@ -25,7 +25,7 @@ from edgecomp.pipeline.apply import (BoardSettings, apply_plan, export_settings,
 from edgecomp.pipeline.bench import bench
 from edgecomp.pipeline.build import DataSets, Prepared, Search, export_all, prepare, read_data
 from edgecomp.pipeline.compress import (Training, compress_stage, load_training,
-                                        recipe_export_defaults)
+                                        recipe_export_defaults, recipe_formats)
 from edgecomp.pipeline.fleet import Member, board_progress, concurrently, connect
 from edgecomp.pipeline.load import data_for, load_recipe, load_source, source_facts
 from edgecomp.pipeline.measure import (MeasureData, Verified, measure_all, measured_inputs,
@@ -93,6 +93,9 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
                 request, plan, member.board, emulated=facts.emulated,
                 plan_for=lambda fmt, board=member.board, facts=facts: format_plan(
                     source, board, request.overrides, facts, fmt, model=model))))
+        if recipe is not None:  # formats the recipe cannot export: refused or left out now
+            planned = [(member, plan, _recipe_settings(recipe, settings, request, source))
+                       for member, plan, settings in planned]
         out_dir = request.out_dir or Path("edgecomp-out") / source.name
         groups = _builds(planned, recipe)
         prepared_by_need: dict[bool, Prepared] = {}
@@ -112,6 +115,17 @@ def deploy(request: DeployRequest = DeployRequest(), *, progress: ProgressFn | N
         run_id = record_stage(records, command=request.command)
         records = [replace(record, run_id=run_id) for record in records]
     return records
+
+
+def _recipe_settings(recipe, settings: BoardSettings, request: DeployRequest,
+                     source: ModelSource) -> BoardSettings:
+    """The board's settings for the recipe's precision, before any pass runs; a warning
+    for each format left out (`recipe_formats`)."""
+    checked, notes = recipe_formats(recipe, settings, request.export,
+                                    has_module=source.module is not None)
+    for note in notes:
+        log.warning("%s", note)
+    return checked
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,18 @@ def test_deploy_with_recipe_measures_compressed_artifacts(project, digits_npz):
         ["prune.structured", "qat"]
 
 
+def test_deploy_refuses_a_recipe_the_asked_format_cannot_export_before_any_pass(
+        project, capsys):
+    code = main(["deploy", "user_code:mlp", "--weights", "net.pt", "--recipe", "fp16",
+                 "--train", "train.npz", "--input-shape", "1,64", "--target", "local",
+                 "--format", "onnx", "--no-record", "-o", "out"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: recipe fp16 exports fp16, which onnx does not" in err
+    assert "deploy it with --format tflite" in err and "Traceback" not in err
+    assert not (project / "out").exists()  # not even the baseline was exported
+
+
 def test_deploy_early_exit_gives_one_artifact_per_exit(project, digits_npz):
     calib, val = digits_npz
     (project / "exits.toml").write_text(textwrap.dedent("""

@@ -127,3 +127,50 @@ def test_too_many_pass_flags_are_refused_like_a_recipe():
 
     with pytest.raises(InputError, match="at most 64"):
         recipe_from_passes(["fold"] * 65)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_recipe_exports_on_the_default_formats(name):
+    """Checked before any pass runs: a shipped recipe keeps the formats that export its
+    precision (fp16: LiteRT only, saying why ONNX is left out) and never ends in a
+    format that refuses it."""
+    from edgecomp.pipeline.agent import MeasureOptions
+    from edgecomp.export import unsupported_reason
+    from edgecomp.pipeline.apply import BoardSettings
+    from edgecomp.pipeline.build import ExportSettings
+    from edgecomp.pipeline.compress import recipe_export_defaults, recipe_formats
+    from edgecomp.pipeline.request import ExportChoices
+
+    recipe = load_recipe(name)
+    every = BoardSettings(export=ExportSettings(), measure=MeasureOptions())
+    checked, notes = recipe_formats(recipe, every, ExportChoices())
+    precision, _ = recipe_export_defaults(recipe)
+    assert checked.export.formats
+    if precision is not None:
+        assert all(unsupported_reason(f, precision) is None for f in checked.export.formats)
+    assert len(notes) == len(every.export.formats) - len(checked.export.formats)
+    if name == "fp16":
+        assert [f.value for f in checked.export.formats] == ["tflite"]
+        assert notes == ["recipe fp16 exports fp16, which onnx does not (onnxruntime's CPU "
+                         "provider runs fp16 models slower than fp32): its onnx artifacts "
+                         "are left out"]
+
+
+def test_a_recipe_whose_precision_the_asked_format_cannot_export_is_refused_first():
+    from edgecomp.pipeline.agent import MeasureOptions
+    from edgecomp.pipeline.apply import BoardSettings
+    from edgecomp.pipeline.build import ExportSettings
+    from edgecomp.pipeline.compress import recipe_formats
+    from edgecomp.pipeline.request import ExportChoices
+
+    every = BoardSettings(export=ExportSettings(formats=("onnx",)), measure=MeasureOptions())
+    with pytest.raises(InputError) as refused:
+        recipe_formats(load_recipe("fp16"), every, ExportChoices(formats=("onnx",)))
+    assert str(refused.value) == (
+        "recipe fp16 exports fp16, which onnx does not (onnxruntime's CPU provider runs fp16 "
+        "models slower than fp32); deploy it with --format tflite, or give --precision to "
+        "export another one.")
+    # The user's own precision replaces the recipe's: nothing to refuse here.
+    kept, notes = recipe_formats(load_recipe("fp16"), every,
+                                 ExportChoices(formats=("onnx",), precisions=("fp32",)))
+    assert kept == every and notes == []
