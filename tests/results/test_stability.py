@@ -190,3 +190,18 @@ def test_stability_json_is_plain():
     figure = Stability(samples=1, timed_s=0.1, spread=None, drift=None, load=None, cores=None,
                        throttled=None)
     assert Stability.from_json(figure.to_json()) == figure
+
+
+def test_advice_stays_within_what_a_person_would_run():
+    """Twice a 400-second timing is no advice; nor is more time for a busy board."""
+    tail = np.array(STEADY)
+    tail[RNG.random(len(tail)) < 0.2] *= 2.4
+    long = dataclasses.replace(measured(tail, device()), rounds=3, rounds_timed_s=399.5)
+    line = warning(long, artifact="a", target="b")
+    assert "--min-time" not in line and "timed for 400 s already" in line
+    short = warning(measured(tail, device()), artifact="a", target="b")
+    repeat, seconds = (int(short.split(flag)[1].split()[0].rstrip(":"))
+                       for flag in ("--repeat ", "--min-time "))
+    assert repeat <= 10 and 5 <= seconds <= 60
+    busy = warning(measured(STEADY, device(load=6.5, cores=2)), artifact="a", target="b")
+    assert "--repeat" not in busy and "stop what else runs on it" in busy
