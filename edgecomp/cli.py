@@ -103,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     except EdgecompError as exc:
         if args.debug:
             raise
-        from rich.markup import escape
+        from rich.text import Text
 
-        # soft_wrap: one line per message in a log file (a terminal wraps it itself)
-        err_console.print(f"[bold red]error:[/bold red] {escape(terminal_safe(str(exc)))}",
-                          markup=True, highlight=False, soft_wrap=True)
+        from edgecomp.commands.ui import warn
+
+        # One line in a log file; on a terminal, wrapped at words, never mid-word.
+        warn(Text("error:", style="bold red"), str(exc))
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was recorded for the unfinished step.")

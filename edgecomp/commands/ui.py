@@ -65,7 +65,9 @@ def shown_logs(*names: str) -> Iterator[None]:
             text = terminal_safe(record.getMessage())
             if record.levelno >= logging.WARNING:
                 text = f"warning: {text}"
-            err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+            # One line in a log file; on a terminal, wrapped at words, never mid-word.
+            err_console.print(text, markup=False, highlight=False,
+                              soft_wrap=not err_console.is_terminal)
 
     handler = ToConsole(level=logging.INFO)
     loggers = [logging.getLogger(name) for name in names]

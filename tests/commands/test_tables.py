@@ -147,3 +147,18 @@ def test_compare_writes_the_table_as_csv_in_base_units(results_db, tmp_path, cap
     err = capsys.readouterr().err
     assert "--csv" in err and "is a folder; name the file to write in it." in err
     assert not list(tmp_path.glob("*.csv.*"))  # nothing half-written beside it
+
+
+def test_a_warning_wraps_at_words_on_a_terminal_and_stays_one_line_in_a_log():
+    from rich.text import Text
+
+    sentence = ("timing of efficientnet_lite0.int8.tflite on pi4 is unstable: load 4.10 on "
+                "4 cores. Measure on a quieter board (stop what else runs on it).")
+    terminal = Console(width=60, force_terminal=True, record=True, file=open("/dev/null", "w"))
+    log = Console(width=60, force_terminal=False, record=True, file=open("/dev/null", "w"))
+    ui.warn(Text("(l)"), sentence, to=terminal)
+    ui.warn(Text("(l)"), sentence, to=log)
+    wrapped = terminal.export_text().splitlines()
+    assert len(wrapped) > 1 and all(len(line) <= 60 for line in wrapped)
+    assert " ".join(" ".join(wrapped).split()) == f"(l) {sentence}"  # no word cut in two
+    assert log.export_text() == f"(l) {sentence}\n"
