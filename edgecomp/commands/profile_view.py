@@ -9,6 +9,7 @@ from rich.table import Table
 from edgecomp.commands.ui import shown
 from edgecomp.errors import terminal_safe
 from edgecomp.results.record import ResultRecord
+from edgecomp.results.units import duration_text
 
 
 def _percent(share: float | None) -> str:
@@ -23,8 +24,9 @@ def profile_table(record: ResultRecord) -> Table | str:
     if not profile.get("top"):
         return terminal_safe(
             f"{title}: none ({profile.get('reason') or 'the runtime reported no ops'})")
-    caption = (f"{profile['runs']} profiled runs, ops total {profile['total_ms']:.3f} ms "
-               f"(timed p50 {record.latency_ms.p50:.3f} ms); outside the delegate "
+    caption = (f"{profile['runs']} profiled runs, ops total "
+               f"{duration_text(profile['total_ms'])} (timed p50 "
+               f"{duration_text(record.latency_ms.p50)}); outside the delegate "
                f"{_percent(profile['outside_delegate_share'])}; quantize/dequantize/"
                f"transpose/reshape-type {_percent(profile['data_movement_share'])}; "
                f"{profile['source']}")
@@ -32,11 +34,11 @@ def profile_table(record: ResultRecord) -> Table | str:
                   caption_justify="left")
     for column in ("op type", "node", "ran on"):
         table.add_column(column)
-    for column in ("ms", "share"):
+    for column in ("time", "share"):
         table.add_column(column, justify="right")
     for op in profile["top"]:
         table.add_row(shown(op["op_type"]), shown(op["name"]), shown(op["executor"]),
-                      f"{op['ms']:.4f}", _percent(op["share"]))
+                      duration_text(op["ms"]), _percent(op["share"]))
     return table
 
 

@@ -19,7 +19,8 @@ from edgecomp.results.record import ResultRecord
 from edgecomp.results.compare import shipped_bytes
 from edgecomp.results.flags import codes_text, legend
 from edgecomp.results.stability import interleaved_text, load_text, spread_text
-from edgecomp.results.units import duration_text, size_text, times_text
+from edgecomp.results.report import size_text
+from edgecomp.results.units import duration_text, times_text
 
 # Tables are wide; when output is not a terminal (CI logs, pipes) rich would assume 80 columns.
 # 280 holds `compare --baseline`'s columns, each row's run and date and long model names.

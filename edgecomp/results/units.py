@@ -1,5 +1,6 @@
-"""Numbers as tables print them: durations and sizes in units a person reads at a glance
-(`18 µs`, `850 µs`, `1.25 ms`, `103.8 KiB`), the same in every table."""
+"""Numbers as tables print them: durations in units a person reads at a glance (`18 µs`,
+`850 µs`, `1.25 ms`) and ratios (`2.40x`), the same in every table (sizes:
+`results.report.size_text`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,6 @@ def duration_text(ms: float | None) -> str:
     value, unit = ((ms * 1000, "µs") if ms < 1 else (ms, "ms") if ms < 1000
                    else (ms / 1000, "s"))
     return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
-
-
-def size_text(size: int | None) -> str:
-    """A size in bytes in KiB below a MiB, else in MiB ("-" for None)."""
-    if size is None:
-        return "-"
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
 
 
 def times_text(ratio: float | None) -> str:
