@@ -38,8 +38,8 @@ def add_parser(subparsers) -> None:
 
 def run_compare(args) -> int:
     from edgecomp.commands.outcome import print_across_boards
-    from edgecomp.commands.ui import (comparison_table, console, print_table, write_csv,
-                                      write_json)
+    from edgecomp.commands.tables import comparison_table, write_csv, write_json
+    from edgecomp.commands.ui import console, print_table
     from edgecomp.results.compare import compare_stored
     from edgecomp.results.provenance import check_tag
     from edgecomp.results.store import parse_since

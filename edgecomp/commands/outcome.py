@@ -13,8 +13,8 @@ from typing import Callable
 from rich.text import Text
 
 from edgecomp.commands.profile_view import print_profiles
-from edgecomp.commands.ui import (across_boards_table, comparison_table, console,
-                                  print_table, shown, warn, write_json)
+from edgecomp.commands.tables import across_boards_table, comparison_table, write_json
+from edgecomp.commands.ui import console, print_table, shown, warn
 from edgecomp.results.compare import across_boards, run_rows
 from edgecomp.results.flags import FLAG_CODES, flag_codes
 from edgecomp.results.record import ResultRecord

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from edgecomp.cli import main
-from edgecomp.commands import ui
+from edgecomp.commands import tables, ui
 from edgecomp.hardware.planner import make_plan
 from edgecomp.hardware.profiles import load_profiles
 from edgecomp.model.demo import DemoCNN
@@ -65,7 +65,7 @@ def printed(table) -> str:
 
 
 def test_the_table_fits_120_columns_one_line_an_artifact_with_what_decides_a_ship():
-    text = printed(ui.comparison_table(compare_rows(RECORDS), title="results"))
+    text = printed(tables.comparison_table(compare_rows(RECORDS), title="results"))
     assert max(map(len, text.splitlines())) <= 120
     rows = table_rows(text)
     assert len(rows) == len(RECORDS) == sum(line.startswith("│") for line in text.splitlines())
@@ -90,7 +90,7 @@ def test_the_table_fits_120_columns_one_line_an_artifact_with_what_decides_a_shi
 def test_wide_shows_the_detail_and_the_own_fp32_speedup():
     rows = compare_rows(RECORDS)
     wide = Console(width=400, record=True, file=open("/dev/null", "w"))
-    wide.print(ui.comparison_table(rows, title="results", wide=True))
+    wide.print(tables.comparison_table(rows, title="results", wide=True))
     by = {(row["technique"], row["precision"]): row for row in table_rows(wide.export_text())}
     assert by[("structured-50", "fp32")]["vs own fp32"] == "1.00x"
     assert by[("structured-50", "int8")]["vs own fp32"] == "55.6x"
