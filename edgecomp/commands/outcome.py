@@ -49,7 +49,7 @@ def show_outcome(records: list[ResultRecord], *, command: str, recorded: bool,
     title = (f"{command}: {len(records)} artifact(s) measured"
              + (f" in run {run}" if run else "")
              + (f"; {earlier} row(s) from earlier runs, marked (earlier)" if earlier else ""))
-    print_table(comparison_table(rows, title=title, wide=wide), wide=wide)
+    print_table(comparison_table(rows, title=title, wide=wide, name_run=False), wide=wide)
     print_across_boards([row.record for row in rows], wide=wide)
     print_profiles(records, console)
     if json_path:

@@ -37,11 +37,14 @@ _TWO_LINE_HEADERS = ("same call", "file size", "vs own fp32", "energy mJ", "p50 
 
 
 def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
-                     baseline_name: str | None = None, wide: bool = False) -> Table:
+                     baseline_name: str | None = None, wide: bool = False,
+                     name_run: bool = True) -> Table:
     """The `compare` table: one line per artifact, fastest first within model and target;
     with `baseline_name`, each artifact's change against the same artifact there
     ("new" where the baseline has none). The columns fit TABLE_WIDTH; `wide` adds the
     detail (p90, the interleaved rounds, spread, load, energy, each row's run and date).
+    Where every row shares one target or run, the title names it (the run unless
+    `name_run` is False: a title that names it already).
 
     size is what is shipped (a recipe's Huffman archive where it wrote one); speedup is
     the p50 of the original model's fp32 artifact (same target and format) over this
@@ -57,7 +60,7 @@ def comparison_table(rows: list[ComparisonRow], *, title: str = "results",
     if one_target:  # said once in the title rather than on every line
         title = f"{title} · on {targets[0]}"
     runs = {row.record.run_id for row in rows}
-    if len(runs) == 1 and None not in runs and not wide:
+    if len(runs) == 1 and None not in runs and not wide and name_run:
         title = f"{title} · run {runs.pop()}"
     # Padding collapsed between cells: two characters a column instead of three.
     table = Table(title=shown(title), title_justify="left", collapse_padding=True,

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from edgecomp.cli import main
+from tests.tables import table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,11 @@ def test_demo_results_are_recorded_and_compared(deployed, capsys):
     assert main(["compare", "--json", str(out / "compare.json")]) == 0
     table = capsys.readouterr().out
     assert "demo-cnn" in table and "speedup" in table
+    # The share of same calls beside cosine, and the speedup over the original fp32.
+    by = {(row["format"], row["precision"]): row for row in table_rows(table)}
+    int8 = by[("tflite", "int8")]
+    assert int8["same call"].endswith("%") and float(int8["same call"][:-1]) > 90
+    assert by[("tflite", "fp32")]["speedup"] == "1.00x" and int8["speedup"].endswith("x")
     compared = json.loads((out / "compare.json").read_text())
     assert {r["artifact_sha256"] for r in results} <= {r["artifact_sha256"] for r in compared}
 
