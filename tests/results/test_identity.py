@@ -77,7 +77,7 @@ def test_two_models_named_make_stay_apart_in_compare_bench_and_report(
     # The second deploy's table shows its own model only, in the run just recorded.
     (run_line,) = [line for line in out.splitlines()
                    if line.startswith("deploy: 1 artifact(s) measured in run ")]
-    second_run = run_line.split()[-1]
+    second_run = run_line.split("measured in run ")[1].split()[0]
     assert len(rows_of(out.split(run_line)[1], "netdef.make")) == 1
 
     first_records = json.loads((tmp_path / "first.json").read_text())
