@@ -131,10 +131,16 @@ def test_deploy_with_recipe_measures_compressed_artifacts(project, digits_npz):
 
 
 def test_deploy_refuses_a_recipe_the_asked_format_cannot_export_before_any_pass(
-        project, capsys):
-    code = main(["deploy", "user_code:mlp", "--weights", "net.pt", "--recipe", "fp16",
-                 "--train", "train.npz", "--input-shape", "1,64", "--target", "local",
-                 "--format", "onnx", "--no-record", "-o", "out"])
+        tmp_path, monkeypatch, capsys):
+    (tmp_path / "user_code.py").write_text(USER_CODE)  # untrained: nothing is run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    project = tmp_path
+    try:
+        code = main(["deploy", "user_code:mlp", "--recipe", "fp16", "--input-shape", "1,64",
+                     "--target", "local", "--format", "onnx", "--no-record", "-o", "out"])
+    finally:
+        sys.modules.pop("user_code", None)
     assert code == 1
     err = capsys.readouterr().err
     assert "error: recipe fp16 exports fp16, which onnx does not" in err
