@@ -13,9 +13,8 @@ from edgecomp.errors import terminal_safe
 from edgecomp.results.compare import AcrossBoards, ComparisonRow, shipped_bytes
 from edgecomp.results.flags import codes_text, legend
 from edgecomp.results.record import ResultRecord
-from edgecomp.results.report import size_text
 from edgecomp.results.stability import interleaved_text, load_text, spread_text
-from edgecomp.results.units import duration_text, times_text
+from edgecomp.results.units import duration_text, size_text, times_text
 
 def _fmt(value, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"

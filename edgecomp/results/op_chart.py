@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from edgecomp.results.charts import PALETTE, Entry, chart_layout, plotly_text
+from edgecomp.results.units import duration_text
 
 OP_TYPES = 8  # op types drawn by name; the rest are "other"
 OTHER = "#c7ccd4"
@@ -72,8 +73,8 @@ def profile_rows(shown: Sequence[Entry]) -> list[dict[str, Any]]:
         profile, latency = entry.record.profile, entry.record.latency_ms
         rows.append({
             "anchor": entry.anchor, "number": entry.number, "name": entry.name,
-            "total": f"{profile['total_ms']:.4g} ms" if profile.get("total_ms") else "–",
-            "p50": f"{latency.p50:.4g} ms", "runs": profile.get("runs"),
+            "total": duration_text(profile["total_ms"]) if profile.get("total_ms") else "–",
+            "p50": duration_text(latency.p50), "runs": profile.get("runs"),
             "outside": _percent(profile.get("outside_delegate_share")),
             "moving": _percent(profile.get("data_movement_share")),
             "top": [f"{op['op_type']} {op['name']} ({_percent(op['share'])}, {op['executor']})"

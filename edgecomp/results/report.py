@@ -27,7 +27,9 @@ from edgecomp.results.charts import (AXES, DASHES, PALETTE, QUALITIES, Entry, ch
 from edgecomp.results.op_chart import op_chart, profile_rows, profiled, unprofiled
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.report_top import best_rows, gate_verdict
+from edgecomp.results.compare import shipped_bytes
 from edgecomp.results.stability import spread_text
+from edgecomp.results.units import duration_text, size_text
 
 if TYPE_CHECKING:
     from edgecomp.results.gate import GateReport
@@ -61,12 +63,6 @@ def artifact_name(record: ResultRecord, model: str | None = None) -> str:
     name alone is ambiguous (`compare.model_labels`)."""
     return (f"{model or record.model} · {record.format} {precision_text(record)} · "
             f"{record.technique} @ {record.target}")
-
-
-def size_text(size: int | None) -> str:
-    if size is None:
-        return "–"
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
 
 
 def number(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
@@ -189,11 +185,12 @@ def _row(entry: Entry) -> dict[str, Any]:
         "date": run_date(r),
         "model": entry.model, "technique": r.technique, "target": r.target, "format": r.format,
         "precision": precision_text(r), "artifact": r.artifact_name,
-        "size": size_text(r.size_bytes),
+        "size": size_text(shipped_bytes(r)),
+        "file_size": size_text(r.size_bytes) if shipped_bytes(r) != r.size_bytes else None,
         "quality": _quality_lines(r), "ok": r.ok, "error": r.error,
-        "p50": number(latency.p50 if latency else None, ".4g"),
-        "p90": number(latency.p90 if latency else None, ".4g"),
-        "p99": number(latency.p99 if latency else None, ".4g"),
+        "p50": duration_text(latency.p50 if latency else None),
+        "p90": duration_text(latency.p90 if latency else None),
+        "p99": duration_text(latency.p99 if latency else None),
         "count": latency.count if latency else None,
         "energy": number(r.energy_mj, ".4g", " mJ"),
         "energy_reason": r.energy_reason or "not measured",
@@ -227,7 +224,7 @@ def _across_boards(entries_: Sequence[Entry]) -> tuple[list[str], list[dict[str,
             entry = anchors.get(id(record)) if record is not None else None
             cells.append(None if record is None else {
                 "anchor": entry.anchor if entry else "", "ok": record.ok,
-                "p50": number(record.latency_ms.p50 if record.ok else None, ".4g"),
+                "p50": duration_text(record.latency_ms.p50 if record.ok else None),
                 "quality": _quality_lines(record)[:1], "emulated": record.emulated})
         table.append({"model": row.model, "technique": row.technique, "format": row.format,
                       "precision": row.precision, "same_build": row.same_build,

@@ -1,6 +1,6 @@
 """Numbers as tables print them: durations in units a person reads at a glance (`18 µs`,
-`850 µs`, `1.25 ms`) and ratios (`2.40x`), the same in every table (sizes:
-`results.report.size_text`)."""
+`850 µs`, `1.25 ms`), sizes (`103.9 KiB`) and ratios (`2.40x`), the same in every table,
+on the terminal and in the report."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ def times_text(ratio: float | None) -> str:
     if ratio is None:
         return "-"
     return f"{ratio:.{2 if ratio < 10 else 1 if ratio < 100 else 0}f}x"
+
+
+def size_text(size: int | None) -> str:
+    """A file's size in KiB below 1 MiB, else in MiB ("–" for None)."""
+    if size is None:
+        return "–"
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"

@@ -105,6 +105,25 @@ def test_latency_fronts_are_per_target_and_size_fronts_per_model():
     assert "Pareto front (fast and accurate), m @ pi4: m · tflite fp32 · board @ pi4" in text
 
 
+def test_sizes_are_what_is_shipped_and_times_read_at_a_glance():
+    """A recipe's Huffman archive is the size charted and shown (the file beside it), and
+    latencies print in the tables' units (µs below 1 ms)."""
+    from edgecomp.results.record import PassRun, RecipeRun
+
+    plain = measured(technique="none", p50=0.018, accuracy=98.0, size=106_291)
+    archived = dataclasses.replace(
+        measured(technique="deep-compression", p50=0.02, accuracy=97.5, size=106_291),
+        recipe=RecipeRun(name="deep-compression", source="shipped", text="", export={},
+                         reports=(PassRun("cluster", {}, {"archive_bytes": 16_384}),)))
+    fig, _ = quality_chart(entries([plain, archived]), QUALITIES[0], AXES[1])
+    points = {x for trace in fig.data if not trace.name.startswith("Pareto front")
+              for x in trace.x}
+    assert {16.0, 106_291 / 1024} <= points
+    text, _ = page_text(build_report([plain, archived]))
+    assert "16.0 KiB" in text and "file 103.8 KiB" in text
+    assert "18 µs" in text and "20 µs" in text
+
+
 def test_models_without_labels_are_plotted_by_agreement():
     unlabelled = [measured(technique=t, accuracy=None, agreement=Agreement(cos, 0.1,
                                                                            decision=dec))
