@@ -70,6 +70,7 @@ import numpy as np
 from edgecomp.results.record import ResultRecord
 from edgecomp.results.verdicts import Check, GateConfig, StabilityLimits, Verdict
 from edgecomp.results.stability import sample_reasons
+from edgecomp.results.units import duration_text
 
 
 def instability(record: ResultRecord, limits: StabilityLimits) -> str | None:
@@ -130,7 +131,8 @@ def latency_checks(base: ResultRecord, now: ResultRecord, config: GateConfig, *,
     on_samples = None
     checks = []
     for i, (name, limit) in enumerate(stats):
-        shift = f"{_ms(old[i])} -> {_ms(new[i])} ({new[i] / old[i] - 1:+.1%})"
+        shift = (f"{duration_text(old[i])} -> {duration_text(new[i])} "
+                 f"({new[i] / old[i] - 1:+.1%})")
         before = [] if throttled else _process_values(base, i, old[i], "baseline" not in why)
         after = [] if throttled else _process_values(now, i, new[i], "candidate" not in why)
         if before and after:
@@ -180,7 +182,8 @@ def _samples_check(on_samples: tuple[float, np.ndarray, np.ndarray], i: int, nam
                              passes=p_value >= alpha or high[i] <= limit)
     return Check(
         artifact, name, verdict,
-        f"{_ms(old)} -> {_ms(new)} ({change:+.1%}, interval {low[i]:+.1%} to {high[i]:+.1%}, "
+        f"{duration_text(old)} -> {duration_text(new)} ({change:+.1%}, interval "
+        f"{low[i]:+.1%} to {high[i]:+.1%}, "
         f"Mann-Whitney p={p_value:.2g}): {word} the limit {limit:+.0%}{conditions}.",
         baseline=float(old), candidate=float(new), change=change, unit="ms", limit=limit,
         interval=(float(low[i]), float(high[i])), p_value=p_value)
@@ -198,7 +201,8 @@ def _processes_check(before: list[float], after: list[float], name: str, limit: 
     return Check(
         artifact, name, verdict,
         f"{why}; over the runs' {len(before)} and {len(after)} agent processes "
-        f"{_ms(typical)} -> {_ms(float(np.median(after)))} at the median ({change:+.1%}), "
+        f"{duration_text(typical)} -> {duration_text(float(np.median(after)))} at the median "
+        f"({change:+.1%}), "
         f"the candidate's fastest {fastest / typical - 1:+.1%} against the baseline's median "
         f"and {fastest / slowest - 1:+.1%} against its slowest: {word} the limit "
         f"{limit:+.0%}{conditions}.",
@@ -231,10 +235,6 @@ def _round_values(record: ResultRecord, index: int) -> list[float]:
     figure = record.stability
     rounds = (figure.round_p50s, figure.round_p90s)[index] if figure is not None else []
     return list(rounds) if len(rounds) >= 2 and min(rounds) > 0 else []
-
-
-def _ms(value: float) -> str:
-    return f"{value:.4g} ms"
 
 
 def _conditions(base: ResultRecord, now: ResultRecord) -> str:

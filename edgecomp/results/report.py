@@ -1,14 +1,15 @@
 """The HTML report: stored results as one self-contained page people can open anywhere.
 
-The page: first the gate's verdict (for `edgecomp gate --report`) and the best artifact of
-each model on each board with the reason (`results.report_top`, `results.best`); then every
-artifact with its numbers, the plan's reasons and the int8 candidates tried, the same
-artifacts across boards, and the conditions of every run, around the charts of
-`results.charts` (latency distributions, quality against latency and size with the Pareto
-fronts, energy per inference) and `results.op_chart` (the per-op profile). plotly.js is embedded once and a Content-Security-Policy
-forbids every fetch, so the file opens offline and cannot reach the network. Names come
-from users: the template escapes every value (Jinja2 autoescape), and text handed to plotly
-is escaped as well, since plotly renders a subset of HTML (<b>, <a href>, ...) in labels.
+The page: first the gate's verdict (for `edgecomp gate --report`) and the best artifact of each
+model on each board with the reason (`results.report_top`, `results.best`); then every artifact
+with its numbers, the plan's reasons and the int8 candidates tried, the same artifacts across
+boards, and the conditions of every run, around the charts of `results.charts` (latency
+distributions, quality against latency and size with the Pareto fronts, energy per inference)
+and `results.op_chart` (the per-op profile). plotly.js is embedded once and a
+Content-Security-Policy forbids every fetch, so the file opens offline and cannot reach the
+network. Names come from users: the template escapes every value (Jinja2 autoescape), and text
+handed to plotly is escaped as well, since plotly renders a subset of HTML (<b>, <a href>, ...)
+in labels.
 """
 
 from __future__ import annotations

@@ -18,15 +18,16 @@ Over one measurement's timed samples:
   it is a reason only when it exceeds the cores: more runnable threads than CPUs.
 - **throttled**: the agent saw throttle flags or the throttle temperature.
 
-Timed in interleaved rounds (A/B/A/B, then B/A/B/A: `deploy`, `bench` of several artifacts
-or `--repeat`), an artifact also gets each round's p50 and p90 and, compared with another
+Timed in interleaved rounds (A/B/A/B, then B/A/B/A: `deploy`, `bench` of several artifacts or
+`--repeat`), an artifact also gets each round's p50 and p90 and, compared with another
 artifact, each round's ratio of the two p50s. Both sides of a round share the board's
-conditions, so the spread of the per-round ratios (largest over smallest, minus one) says
-how precise the ratio is; above 10 % the range of the rounds is shown beside it. An artifact timed alone in rounds is judged by the spread of its round p50s
-instead. Each round runs in an agent process of its own, so the rounds are also a check on
-the measurement: a measurement whose p50 lies more than 10 % from the median of its rounds'
-ran under conditions of its own (a burst of load for just that while, or something of that
-one process), and the distribution it recorded is not the artifact's usual one.
+conditions, so the spread of the per-round ratios (largest over smallest, minus one) says how
+precise the ratio is; above 10 % the range of the rounds is shown beside it. An artifact timed
+alone in rounds is judged by the spread of its round p50s instead. Each round runs in an agent
+process of its own, so the rounds are also a check on the measurement: a measurement whose p50
+lies more than 10 % from the median of its rounds' ran under conditions of its own (a burst of
+load for just that while, or something of that one process), and the distribution it recorded
+is not the artifact's usual one.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+
+from edgecomp.results.units import duration_text
 
 MIN_SAMPLES = 20
 MAX_TAIL_RATIO = 1.5  # p90 / p50
@@ -192,9 +195,9 @@ def measurement_off_rounds(samples: Sequence[float], round_p50s: Sequence[float]
     own = float(np.median(samples))
     if (off := off_rounds(own, round_p50s)) is None:
         return None
-    return (f"its measurement's p50, {own:.4g} ms, is {'+' if off > 0 else '-'}"
+    return (f"its measurement's p50, {duration_text(own)}, is {'+' if off > 0 else '-'}"
             f"{beyond(abs(off), MAX_ROUND_SPREAD)} off the median of its {len(round_p50s)} "
-            f"rounds' ({float(np.median(round_p50s)):.4g} ms), beyond the "
+            f"rounds' ({duration_text(float(np.median(round_p50s)))}), beyond the "
             f"{limit_text(MAX_ROUND_SPREAD)} limit")
 
 
@@ -218,8 +221,9 @@ def judged(figure: Stability, samples: Sequence[float]) -> Stability:
     else:
         spread = round_spread(figure.round_p50s)
         if spread is not None and spread > MAX_ROUND_SPREAD:
-            reasons.append(f"its p50 went from {min(figure.round_p50s):.4g} to "
-                           f"{max(figure.round_p50s):.4g} ms over {len(figure.round_p50s)} "
+            reasons.append(f"its p50 went from {duration_text(min(figure.round_p50s))} to "
+                           f"{duration_text(max(figure.round_p50s))} over "
+                           f"{len(figure.round_p50s)} "
                            f"rounds, apart by {above(spread, MAX_ROUND_SPREAD)}")
     return dataclasses.replace(figure, reasons=reasons)
 

@@ -22,6 +22,7 @@ from edgecomp.results.verdicts import GateConfig, Verdict, load_config
 from edgecomp.results.record import Agreement, ResultRecord
 from edgecomp.results.stability import judged, measured
 from edgecomp.results.store import Store
+from edgecomp.results.units import duration_text
 from tests.results.records import device, record
 from tests.results.test_report import page_text
 
@@ -66,7 +67,7 @@ def test_a_slower_artifact_fails_with_its_numbers():
     assert p50.change == pytest.approx(p50.candidate / p50.baseline - 1)
     assert 0.4 < p50.interval[0] <= p50.change <= p50.interval[1] < 0.6
     assert p50.p_value < 1e-10
-    assert f"{p50.change:+.1%}" in p50.message and f"{p50.baseline:.4g} ms" in p50.message
+    assert f"{p50.change:+.1%}" in p50.message and duration_text(p50.baseline) in p50.message
     assert status(checks) == 1
 
 
@@ -412,7 +413,7 @@ def test_cli_fails_a_regression_with_the_numbers_in_junit(results_db, tmp_path, 
         check = next(c for c in report["checks"] if c["name"] == case.name
                      and c["artifact"] == case.classname)
         message = case.result[0].message
-        for number in (f"{check['baseline']:.4g} ms", f"{check['candidate']:.4g} ms",
+        for number in (duration_text(check["baseline"]), duration_text(check["candidate"]),
                        f"{check['change']:+.1%}", f"{check['interval'][0]:+.1%}"):
             assert number in message
     assert sum(1 for line in summary.splitlines() if "❌ fail" in line) == 4

@@ -117,7 +117,7 @@ def test_a_lone_artifact_in_rounds_is_judged_by_its_round_p50s():
     steady = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.02, 0.99]), STEADY)
     moved = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.3, 1.0]), STEADY)
     assert steady.stable
-    assert moved.reasons == ["its p50 went from 1 to 1.3 ms over 3 rounds, apart by 30%, "
+    assert moved.reasons == ["its p50 went from 1 ms to 1.3 ms over 3 rounds, apart by 30%, "
                              "above the 10% limit"]
 
 
@@ -128,7 +128,7 @@ def test_a_measurement_out_of_line_with_its_rounds_is_unstable():
     assert base.stable  # nothing within the measurement shows it
     off = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.0, 1.01, 0.99]),
                  [1.3 * v for v in STEADY])
-    assert len(off.reasons) == 1 and off.reasons[0].startswith("its measurement's p50, 1.29")
+    assert len(off.reasons) == 1 and off.reasons[0].startswith("its measurement's p50, 1.3 ms")
     assert ("+30% off the median of its 3 rounds' (1 ms), beyond the 10% limit"
             in off.reasons[0])
     near = judged(dataclasses.replace(base, rounds=3, round_p50s=[1.25, 1.3, 1.2]),
