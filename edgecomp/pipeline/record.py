@@ -49,7 +49,10 @@ def identity(artifact: Artifact, prepared: Prepared, target: str,
                 artifact_name=artifact.path.name, source_sha256=manifest.source_sha256,
                 calib_sha256=calibration.sha256 if calibration else None,
                 calib_source=calibration.source if calibration else None,
-                manifest=manifest, plan=prepared.plan, recipe=prepared.recipe,
+                manifest=manifest, plan=prepared.plan,
+                # The recipe made every artifact of the run but the uncompressed baseline
+                # exported beside them (technique "none"), which carries no recipe.
+                recipe=prepared.recipe if manifest.technique != "none" else None,
                 host=host_facts())
 
 

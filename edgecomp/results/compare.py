@@ -183,8 +183,12 @@ def _p50_over(reference: ResultRecord | None, record: ResultRecord) -> float | N
 
 def shipped_bytes(record: ResultRecord) -> int:
     """The size of what is really shipped: the Huffman archive a recipe's pass wrote
-    (`compress/huffman.py`, its pass report's `archive_bytes`), else the exported file."""
-    for report in reversed(record.recipe.reports if record.recipe is not None else ()):
+    (`compress/huffman.py`, its pass report's `archive_bytes`), else the exported file. An
+    uncompressed artifact ships its file (records of an older edgecomp gave the run's recipe
+    to the baseline exported beside the compressed model too)."""
+    if record.recipe is None or record.technique == "none":
+        return record.size_bytes
+    for report in reversed(record.recipe.reports):
         size = report.metrics.get("archive_bytes")
         if isinstance(size, int) and not isinstance(size, bool):
             return size

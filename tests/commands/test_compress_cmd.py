@@ -126,6 +126,7 @@ def test_deploy_with_recipe_measures_compressed_artifacts(project, digits_npz):
     compressed = by_technique[("quick-qat", "int8")]
     assert compressed["size_bytes"] < by_technique[("none", "fp32")]["size_bytes"] / 4
     assert compressed["accuracy"] > 85 and compressed["recipe"]["name"] == "quick-qat"
+    assert by_technique[("none", "fp32")]["recipe"] is None  # the baseline is no recipe's
     assert [r["name"] for r in compressed["recipe"]["reports"]] == \
         ["prune.structured", "qat"]
 

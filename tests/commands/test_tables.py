@@ -162,3 +162,14 @@ def test_a_warning_wraps_at_words_on_a_terminal_and_stays_one_line_in_a_log():
     assert len(wrapped) > 1 and all(len(line) <= 60 for line in wrapped)
     assert " ".join(" ".join(wrapped).split()) == f"(l) {sentence}"  # no word cut in two
     assert log.export_text() == f"(l) {sentence}\n"
+
+
+def test_an_uncompressed_artifact_ships_its_file_whatever_recipe_it_carries():
+    """Records an older edgecomp stored gave the run's recipe to the baseline too: its size
+    is still its file's."""
+    from edgecomp.results.compare import shipped_bytes
+
+    baseline = dataclasses.replace(made("deep-compression", "fp32", 0.9, size=382_660,
+                                        archive=16_384), technique="none")
+    assert shipped_bytes(baseline) == 382_660
+    assert shipped_bytes(made("deep-compression", "fp32", 0.85, archive=16_384)) == 16_384
