@@ -39,8 +39,8 @@ def int8_records(records: list[dict]) -> list[dict]:
 def minilm_run(tmp_path_factory):
     """all-MiniLM-L6-v2 as published: int64 token ids and attention mask, both formats."""
     folder = tmp_path_factory.mktemp("minilm")
-    calib = write(folder / "calib.npz", zoo_data.sentences("calib", 48, 0))
-    held_out = write(folder / "eval.npz", zoo_data.sentences("eval", 32, 0))
+    calib = write(folder / "calib.npz", zoo_data.sentences("calib", 24, 0))
+    held_out = write(folder / "eval.npz", zoo_data.sentences("eval", 16, 0))
     code = main(["deploy", "examples.zoo.models:minilm", "--calib", calib, "--eval", held_out,
                  "--target", "local", "--format", "onnx", "--format", "tflite",
                  "--set", "precision=int8", "-o", str(folder / "out"),
@@ -141,8 +141,8 @@ def test_efficientnet_lite0_is_planned_as_a_conv_network_and_int8_meets_the_targ
     facts = model_facts(source.module, source.example_inputs, name=source.name)
     assert facts.conv_share > 0.9 and "depthwise_conv2d" in facts.op_types
     assert not [op for op in facts.op_types if op.startswith("other:")], facts.op_types
-    calib = write(tmp_path / "calib.npz", zoo_data.photos("calib", 48, 0))
-    held_out = write(tmp_path / "eval.npz", zoo_data.photos("eval", 32, 0))
+    calib = write(tmp_path / "calib.npz", zoo_data.photos("calib", 32, 0))
+    held_out = write(tmp_path / "eval.npz", zoo_data.photos("eval", 24, 0))
     code = main(["deploy", "examples.zoo.models:efficientnet_lite0", "--calib", calib,
                  "--eval", held_out, "--target", "local", "--format", "onnx",
                  "-o", str(tmp_path / "out"), "--json", str(tmp_path / "r.json"), *QUICK])
