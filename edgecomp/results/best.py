@@ -7,8 +7,9 @@ and on it the fastest artifact close enough to the float model, by the int8 sear
 default target (`AgreementTarget`): within 1 point of the float model's top-1, the float
 model's call on at least 99 % of samples, or an output cosine of at least 0.99. Where no
 artifact is close enough, the most accurate one, saying so. The speedup is over the fp32
-artifact of the same model, format and target: timed interleaved in the same run where it
-was (`p50_ratio`), else the two p50s. Pure functions of records.
+artifact of the same model, format and target, from the comparison table's rows
+(`compare.compare_rows`): timed interleaved in the same run where it was, else the two
+p50s. Pure functions of records.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Sequence
 
 from edgecomp.quantize.target import AgreementTarget
 from edgecomp.results.charts import Quality, pareto_front, quality_of
-from edgecomp.results.compare import latest, model_identity, model_labels
+from edgecomp.results.compare import compare_rows, latest, model_identity, model_labels
 from edgecomp.results.record import ResultRecord
 
 TARGET = AgreementTarget()
@@ -48,19 +49,22 @@ def best_artifacts(records: Sequence[ResultRecord]) -> list[Best]:
     """The best artifact of every model on every target, by model and target."""
     chosen = [r for r in latest(list(records)) if r.ok]
     labels = model_labels(chosen)
+    speedups = {id(row.record): row.interleaved_speedup or row.speedup
+                for row in compare_rows(chosen, history=True)}
     groups: dict[tuple[str, str], list[ResultRecord]] = {}
     for record in chosen:
         groups.setdefault((labels[model_identity(record)], record.target), []).append(record)
-    return [_best(model, target, members)
+    return [_best(model, target, members, speedups)
             for (model, target), members in sorted(groups.items())]
 
 
-def _best(model: str, target: str, members: list[ResultRecord]) -> Best:
+def _best(model: str, target: str, members: list[ResultRecord],
+          speedups: dict[int, float | None]) -> Best:
     quality = quality_of(members)
     rated = [r for r in members if quality and quality.value(r) is not None]
     if not rated:
         pick = min(members, key=lambda r: r.latency_ms.p50)
-        speedup = speedup_over_fp32(pick, members)
+        speedup = speedups[id(pick)]
         return Best(model, target, pick, None, False,
                     _sentence("the fastest artifact; nothing measured its accuracy or "
                               "agreement", pick, speedup), speedup, (), len(members))
@@ -74,7 +78,7 @@ def _best(model: str, target: str, members: list[ResultRecord]) -> Best:
     else:
         pick = max(front, key=lambda r: (quality.value(r), -r.latency_ms.p50))
         why = f"no artifact is {bar_text}; the most accurate one"
-    speedup = speedup_over_fp32(pick, members)
+    speedup = speedups[id(pick)]
     return Best(model, target, pick, quality, bool(close), _sentence(why, pick, speedup),
                 speedup, tuple(front), len(members))
 
@@ -102,18 +106,6 @@ def _float_accuracy(members: list[ResultRecord]) -> float | None:
         return measured[-1]
     base = [r.accuracy for r in members if is_float_baseline(r) and r.accuracy is not None]
     return base[-1] if base else None
-
-
-def speedup_over_fp32(record: ResultRecord, members: Sequence[ResultRecord]) -> float | None:
-    """The fp32 artifact's p50 (same model, format, target) over `record`'s."""
-    if record.p50_ratio:
-        return 1.0 / record.p50_ratio  # timed interleaved with its fp32 twin
-    for base in members:
-        if (is_float_baseline(base) and base.format == record.format and base.ok
-                and base.target == record.target
-                and model_identity(base) == model_identity(record)):
-            return base.latency_ms.p50 / record.latency_ms.p50
-    return None
 
 
 def _sentence(why: str, pick: ResultRecord, speedup: float | None) -> str:
